@@ -1,0 +1,34 @@
+//! The example-app's `GET /health` document, read by the migrator.
+
+use serde::{Deserialize, Serialize};
+
+/// `GET /health`. The migrator converges on `applied` vs `head` (positions,
+/// not counts) and drains on `requests_total` / `in_flight`, which count
+/// application requests only, never `/health` or `/metrics`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Health {
+    /// False (and HTTP 503) while the store is down, lagging beyond the
+    /// threshold, or draining.
+    pub healthy: bool,
+    pub instance: String,
+    /// Highest store position applied to this instance's projection.
+    pub applied: u64,
+    /// Highest committed position in the store, as last seen.
+    pub head: u64,
+    /// `head - applied`.
+    pub lag: u64,
+    /// True once shutdown has begun: the instance finishes in-flight work only.
+    pub draining: bool,
+    pub in_flight: u64,
+    pub requests_total: u64,
+    /// RFC 3339 time of the last application request, if any.
+    #[serde(default)]
+    pub last_request_at: Option<String>,
+    pub checks: HealthChecks,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HealthChecks {
+    /// `"ok"`, or a short description of why the store is unusable.
+    pub store: String,
+}

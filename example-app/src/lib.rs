@@ -1,0 +1,1 @@
+//! The event-sourced order service that handover migrates.

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# The test command of the README: installs what the tests need (PostgreSQL,
+# iproute2), builds every binary the integration tests start, runs the suite.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_apt=()
+command -v ip >/dev/null 2>&1 || need_apt+=(iproute2)
+if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v initdb >/dev/null 2>&1; then
+  need_apt+=(postgresql)
+fi
+if [ ${#need_apt[@]} -gt 0 ]; then
+  echo "== installing ${need_apt[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+
+echo "== building binaries"
+cargo build --workspace --bins
+
+echo "== running tests"
+if cargo nextest --version >/dev/null 2>&1; then
+  cargo nextest run --workspace --profile ci "$@"
+  cargo test --workspace --doc
+else
+  cargo test --workspace "$@"
+fi
