@@ -1,0 +1,252 @@
+//! What a run is asked to do, and the checks that refuse a bad request before
+//! anything is sent.
+
+use crate::Error;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Everything a run needs. [`Options::new`] fills the defaults.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Base URL, e.g. `http://shop.handover.test:8080/`.
+    pub target: url::Url,
+    /// Requests per second; finite and > 0.
+    pub rate: f64,
+    /// `None`: until [`crate::Handle::stop`].
+    pub duration: Option<Duration>,
+    /// Per request, from the moment it is sent.
+    pub timeout: Duration,
+    /// `None`: rate × timeout (at least 1), enough to ride out a stall as long
+    /// as the timeout without missing a slot.
+    pub max_in_flight: Option<usize>,
+    /// JSON lines of [`handover_contract::AckRecord`], one per request sent.
+    pub ack_log: Option<PathBuf>,
+    /// Prefix of the order ids; unique per run so runs never collide.
+    pub run_id: String,
+    /// The reply header naming the instance that answered.
+    pub instance_header: String,
+    pub workload: Workload,
+    /// Like curl's `--resolve`: connect HOST to ADDR, keeping the Host header.
+    pub resolve: Vec<(String, SocketAddr)>,
+    /// Per-second lines and events.
+    pub progress: Progress,
+}
+
+/// What each request is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Workload {
+    /// `POST {target}/orders` with a fresh order id each time.
+    Orders { users: UserSource },
+    /// `GET {target}{path}`, for services that are not the example app.
+    Probe { path: String },
+}
+
+/// Where the user ids of the orders come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UserSource {
+    /// `GET {target}/users` once at start.
+    FromApp,
+    List(Vec<String>),
+}
+
+/// Where the per-second lines and instance events go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Progress {
+    Off,
+    Stderr,
+    Stdout,
+}
+
+impl Options {
+    /// Defaults: no duration limit, 2 s timeout, derived in-flight cap, no ack
+    /// log, a random run id, `X-Instance`, orders for the example-app's seeded
+    /// users, no progress output.
+    pub fn new(target: url::Url, rate: f64) -> Self {
+        Options {
+            target,
+            rate,
+            duration: None,
+            timeout: Duration::from_secs(2),
+            max_in_flight: None,
+            ack_log: None,
+            run_id: random_run_id(),
+            instance_header: handover_contract::INSTANCE_HEADER.to_string(),
+            workload: Workload::Orders {
+                users: UserSource::List(seeded_users()),
+            },
+            resolve: Vec::new(),
+            progress: Progress::Off,
+        }
+    }
+
+    /// The in-flight cap actually used.
+    pub fn in_flight_cap(&self) -> usize {
+        match self.max_in_flight {
+            Some(n) => n,
+            None => {
+                let n = (self.rate * self.timeout.as_secs_f64()).ceil();
+                if n.is_finite() && n >= 1.0 {
+                    n.min(1_000_000.0) as usize
+                } else {
+                    1
+                }
+            }
+        }
+    }
+
+    /// Refuses anything that would make the run meaningless or unsafe.
+    pub fn validate(&self) -> Result<(), Error> {
+        if !self.rate.is_finite() || self.rate <= 0.0 {
+            return Err(Error::Usage(format!(
+                "rate must be a finite number > 0, got {}",
+                self.rate
+            )));
+        }
+        if self.rate > 10_000_000.0 {
+            return Err(Error::Usage(format!(
+                "rate {} is beyond what one feeder can pace (max 10,000,000/s)",
+                self.rate
+            )));
+        }
+        validate_target(&self.target)?;
+        if self.timeout.is_zero() {
+            return Err(Error::Usage("timeout must be > 0".into()));
+        }
+        if self.duration.is_some_and(|d| d.is_zero()) {
+            return Err(Error::Usage("duration must be > 0".into()));
+        }
+        if self.max_in_flight == Some(0) {
+            return Err(Error::Usage("max in flight must be at least 1".into()));
+        }
+        validate_run_id(&self.run_id)?;
+        if http::HeaderName::from_bytes(self.instance_header.as_bytes()).is_err() {
+            return Err(Error::Usage(format!(
+                "instance header {:?} is not a valid header name",
+                self.instance_header
+            )));
+        }
+        for (host, _) in &self.resolve {
+            if host.is_empty() || host.contains(['/', ' ', ':']) {
+                return Err(Error::Usage(format!("resolve: bad host name {host:?}")));
+            }
+        }
+        match &self.workload {
+            Workload::Probe { path } => {
+                if !path.starts_with('/') {
+                    return Err(Error::Usage(format!(
+                        "probe path must start with '/', got {path:?}"
+                    )));
+                }
+                if self.target.join(path).is_err() {
+                    return Err(Error::Usage(format!("probe path {path:?} is not a valid path")));
+                }
+            }
+            Workload::Orders {
+                users: UserSource::List(users),
+            } => {
+                if users.is_empty() {
+                    return Err(Error::Usage("the user list is empty".into()));
+                }
+                if let Some(bad) = users.iter().find(|u| u.is_empty() || u.len() > 256) {
+                    return Err(Error::Usage(format!("bad user id {bad:?}")));
+                }
+            }
+            Workload::Orders {
+                users: UserSource::FromApp,
+            } => {}
+        }
+        Ok(())
+    }
+}
+
+/// Only http and https with a host: anything else is a typo, not a target.
+pub fn validate_target(target: &url::Url) -> Result<(), Error> {
+    match target.scheme() {
+        "http" | "https" => {}
+        other => {
+            return Err(Error::Usage(format!(
+                "target {target}: unsupported scheme {other:?} (use http or https)"
+            )))
+        }
+    }
+    if target.host_str().is_none_or(str::is_empty) {
+        return Err(Error::Usage(format!("target {target}: no host")));
+    }
+    if target.cannot_be_a_base() {
+        return Err(Error::Usage(format!("target {target}: not a base URL")));
+    }
+    Ok(())
+}
+
+/// Order ids are `{run_id}-{seq:010}` and must fit the app's id rules
+/// (`A-Z a-z 0-9 _ . : -`, at most 64 characters).
+fn validate_run_id(run_id: &str) -> Result<(), Error> {
+    let ok_chars = run_id
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | ':' | '-'));
+    if run_id.is_empty() || run_id.len() > 40 || !ok_chars {
+        return Err(Error::Usage(format!(
+            "run id {run_id:?}: 1-40 characters of A-Z a-z 0-9 _ . : -"
+        )));
+    }
+    Ok(())
+}
+
+/// A short random id, so two runs against one store never share order ids.
+pub fn random_run_id() -> String {
+    use rand::Rng;
+    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+    let mut rng = rand::thread_rng();
+    (0..8)
+        .map(|_| char::from(ALPHABET[rng.gen_range(0..ALPHABET.len())]))
+        .collect()
+}
+
+/// The example-app's seeded users `u-0001` … `u-0050`.
+pub fn seeded_users() -> Vec<String> {
+    (1..=50).map(|i| format!("u-{i:04}")).collect()
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn opts(rate: f64) -> Options {
+        Options::new("http://127.0.0.1:1/".parse().unwrap(), rate)
+    }
+
+    #[test]
+    fn rejects_bad_rates() {
+        for r in [0.0, -1.0, f64::NAN, f64::INFINITY] {
+            assert!(matches!(opts(r).validate(), Err(Error::Usage(_))), "{r}");
+        }
+        assert!(opts(0.5).validate().is_ok());
+    }
+
+    #[test]
+    fn rejects_unknown_scheme_and_bad_run_id() {
+        let mut o = opts(10.0);
+        o.target = "ftp://x/".parse().unwrap();
+        assert!(o.validate().is_err());
+        let mut o = opts(10.0);
+        o.run_id = "has space".into();
+        assert!(o.validate().is_err());
+    }
+
+    #[test]
+    fn in_flight_cap_defaults_to_rate_times_timeout() {
+        let o = opts(1000.0);
+        assert_eq!(o.in_flight_cap(), 2000);
+        assert_eq!(opts(0.1).in_flight_cap(), 1);
+    }
+
+    #[test]
+    fn seeded_users_match_the_example_app() {
+        let u = seeded_users();
+        assert_eq!(u.len(), 50);
+        assert_eq!(u[0], "u-0001");
+        assert_eq!(u[49], "u-0050");
+    }
+}
