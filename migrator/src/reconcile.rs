@@ -1,17 +1,68 @@
-//! Per-order reconciliation: the feeder's ack log against B's stored orders.
+//! Per-order reconciliation: what the feeder was told (its ack logs) against
+//! what B stores (`GET /orders`), order by order.
+//!
+//! - [`ledger`]: the pure, memory-compact classification (no I/O).
+//! - [`acklog`]: streaming reader of ack logs.
+//! - [`app`]: B over HTTP: wait for `applied >= head`, then stream the orders.
+//!
+//! The ack logs are indexed on a blocking thread while B is polled, so the
+//! wait for B to catch up and the reading of a large log overlap.
 
+pub mod acklog;
+pub mod app;
+pub mod ledger;
+
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
+use handover_contract::exit;
 use serde::{Deserialize, Serialize};
 
+use crate::report::{self, MigrationReport, StepOutcome, StepRecord};
+use acklog::AckLogError;
+use app::App;
+use ledger::{AckIndex, Ledger};
+
+/// What a caller hears while the reconciliation runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Progress {
+    /// B has not applied the store head yet.
+    Applying { applied: u64, head: u64 },
+    /// The ack logs are indexed.
+    Indexed { acks: u64, distinct: u64 },
+    /// B's orders are all read.
+    Fetched { orders: u64 },
+}
+
+/// Called on every [`Progress`]; the migrator prints these as its progress line.
+pub type ProgressFn = Arc<dyn Fn(&Progress) + Send + Sync>;
+
 /// How a reconciliation waits, fetches and reports.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ReconcileOptions {
     /// How long to wait for B's `applied` to reach the store `head`.
     pub apply_timeout: Duration,
     /// Ids kept per non-ok category in the report.
     pub max_ids: usize,
+    /// Pause between two `/health` polls.
+    pub poll_interval: Duration,
+    /// Connect timeout, `/health` timeout, and the longest silence of `/orders`.
+    pub request_timeout: Duration,
+    pub progress: Option<ProgressFn>,
+}
+
+impl std::fmt::Debug for ReconcileOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReconcileOptions")
+            .field("apply_timeout", &self.apply_timeout)
+            .field("max_ids", &self.max_ids)
+            .field("poll_interval", &self.poll_interval)
+            .field("request_timeout", &self.request_timeout)
+            .field("progress", &self.progress.is_some())
+            .finish()
+    }
 }
 
 impl Default for ReconcileOptions {
@@ -19,25 +70,136 @@ impl Default for ReconcileOptions {
         ReconcileOptions {
             apply_timeout: Duration::from_secs(60),
             max_ids: 100,
+            poll_interval: Duration::from_millis(200),
+            request_timeout: Duration::from_secs(10),
+            progress: None,
         }
     }
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReconcileError {
-    #[error("not implemented yet")]
-    NotYet,
+    #[error(transparent)]
+    AckLog(#[from] AckLogError),
+    #[error("bad app URL {url}: {reason}")]
+    BadUrl { url: String, reason: String },
+    #[error("app {url} is unreachable: {reason}")]
+    Unreachable { url: String, reason: String },
+    #[error("app {url} answered HTTP {status}: {body}")]
+    Http {
+        url: String,
+        status: u16,
+        body: String,
+    },
+    #[error("app {url}: {reason}")]
+    BadResponse { url: String, reason: String },
+    #[error("app {url} did not apply the store head within {waited_ms} ms (applied {applied}, head {head}){}",
+        if last_error.is_empty() { String::new() } else { format!("; last error: {last_error}") })]
+    ApplyTimeout {
+        url: String,
+        waited_ms: u64,
+        applied: u64,
+        head: u64,
+        last_error: String,
+    },
+    #[error("app {url}: reading /orders broke off: {reason}")]
+    Stream { url: String, reason: String },
+    #[error("cannot write report {}: {source}", path.display())]
+    Report {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl ReconcileError {
+    /// True for bad input (files, URL, an app that is not there or not the
+    /// example app): exit 2. False when the run itself failed: exit 1.
+    pub fn is_usage(&self) -> bool {
+        !matches!(
+            self,
+            ReconcileError::ApplyTimeout { .. }
+                | ReconcileError::Stream { .. }
+                | ReconcileError::Internal(_)
+        )
+    }
+}
+
+/// Ids of the orders that were not ok, per category, earliest sent first,
+/// at most `max_ids` each.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct NonOkIds {
+    pub lost: Vec<String>,
+    pub unexpected: Vec<String>,
+    pub rejected_present: Vec<String>,
+    pub recovered: Vec<String>,
+    pub duplicated: Vec<String>,
+    pub mismatched: Vec<String>,
 }
 
 /// The per-order verdict on what the client was told against what B stores.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+///
+/// Every distinct acknowledged id lands in exactly one of `ok`, `lost`,
+/// `recovered`, `indeterminate_absent`, `rejected_absent`, `rejected_present`,
+/// `mismatched`; `duplicated` is counted on top of that.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(default)]
 pub struct ReconcileReport {
+    /// Acked and stored with the content sent.
     pub ok: u64,
+    /// Acked ok, absent from B.
     pub lost: u64,
+    /// Stored but never acked as sent: `never_sent + rejected_present`.
     pub unexpected: u64,
+    /// Indeterminate, and stored with the content sent.
     pub recovered: u64,
+    /// Ids listed more than once by B or by the ack logs.
     pub duplicated: u64,
+    /// Stored with a user or line items other than those sent.
     pub mismatched: u64,
+    /// Refused (4xx) yet stored: a correctness failure, counted in `unexpected`.
+    pub rejected_present: u64,
+    /// Stored, absent from every ack log; counted in `unexpected`.
+    pub never_sent: u64,
+    /// Indeterminate and absent: fine, the client was not told it worked.
+    pub indeterminate_absent: u64,
+    /// Refused and absent: as it should be.
+    pub rejected_absent: u64,
+    /// Stored orders whose ack carried no user or digest to compare with.
+    pub content_unchecked: u64,
+    /// Ack lines read, and their outcomes.
+    pub acked_total: u64,
+    pub acked_ok: u64,
+    pub acked_rejected: u64,
+    pub acked_indeterminate: u64,
+    /// Distinct ids in the ack logs.
+    pub acked_distinct: u64,
+    /// Orders B listed, and how many distinct ids that was.
+    pub stored_total: u64,
+    pub stored_distinct: u64,
+    pub ids: NonOkIds,
+    /// True when some category had more ids than were kept.
+    pub ids_truncated: bool,
+    /// The app reconciled against (password redacted).
+    pub app: String,
+    pub ack_files: Vec<String>,
+    /// B's positions when its orders were read.
+    pub applied: u64,
+    pub head: u64,
+    /// Time spent waiting for B to apply the head.
+    pub wait_ms: u64,
+    /// Whole reconciliation, wait included.
+    pub duration_ms: u64,
+}
+
+impl ReconcileReport {
+    /// No acknowledged order lost, nothing stored that should not be, no
+    /// duplicate, no altered content.
+    pub fn passed(&self) -> bool {
+        self.lost == 0 && self.unexpected == 0 && self.duplicated == 0 && self.mismatched == 0
+    }
 }
 
 /// Waits until B has applied the store head, then classifies every order.
@@ -46,26 +208,148 @@ pub async fn reconcile(
     app: &url::Url,
     opts: &ReconcileOptions,
 ) -> Result<ReconcileReport, ReconcileError> {
-    let _ = (acks, app, opts);
-    Err(ReconcileError::NotYet)
+    reconcile_files(&[acks.to_path_buf()], app, opts).await
 }
 
-/// `migrator reconcile`.
+/// [`reconcile`] over several ack logs (one per feeder process).
+pub async fn reconcile_files(
+    acks: &[PathBuf],
+    app: &url::Url,
+    opts: &ReconcileOptions,
+) -> Result<ReconcileReport, ReconcileError> {
+    let started = Instant::now();
+    let client = App::new(app, opts)?;
+    if acks.is_empty() {
+        return Err(ReconcileError::Internal("no ack log given".into()));
+    }
+    let paths = acks.to_vec();
+    let index = async {
+        tokio::task::spawn_blocking(move || index_files(&paths))
+            .await
+            .map_err(|e| ReconcileError::Internal(format!("ack indexing task: {e}")))?
+            .map_err(ReconcileError::from)
+    };
+    let (mut ledger, (health, waited)) = tokio::try_join!(index, client.wait_applied(opts))?;
+    if let Some(report) = &opts.progress {
+        report(&Progress::Indexed {
+            acks: ledger.acked_total(),
+            distinct: ledger.distinct_acked() as u64,
+        });
+    }
+    let orders = client.stream_orders(|o| ledger.observe(o)).await?;
+    if let Some(report) = &opts.progress {
+        report(&Progress::Fetched { orders });
+    }
+    let mut report = ledger.finish(opts.max_ids);
+    report.app = app::redacted(app);
+    report.ack_files = acks.iter().map(|p| p.display().to_string()).collect();
+    report.applied = health.applied;
+    report.head = health.head;
+    report.wait_ms = waited.as_millis() as u64;
+    report.duration_ms = started.elapsed().as_millis() as u64;
+    Ok(report)
+}
+
+fn index_files(paths: &[PathBuf]) -> Result<Ledger, AckLogError> {
+    let mut index = AckIndex::new();
+    for path in paths {
+        acklog::for_each(path, |ack| index.push(ack).map_err(|e| e.to_string()))?;
+    }
+    Ok(index.seal())
+}
+
+/// `migrator reconcile`: step 7 alone, against any running instance.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ReconcileArgs {
     /// The feeder's ack log (JSON lines); repeat for several feeders.
-    #[arg(long = "acks", required = true)]
+    #[arg(long = "acks", value_name = "FILE", required = true)]
     pub acks: Vec<PathBuf>,
     /// Base URL of the instance whose orders are checked (B).
-    #[arg(long)]
+    #[arg(long, value_name = "URL")]
     pub app: url::Url,
-    /// Write the reconciliation as JSON here.
-    #[arg(long)]
+    /// Write the result as a JSON report (the `migrator run` shape) here.
+    #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
+    /// How long B may take to apply the store head before reading its orders.
+    #[arg(long, value_name = "DURATION", default_value = "60s",
+          value_parser = handover_contract::duration::parse)]
+    pub apply_timeout: Duration,
+    /// Ids listed per non-ok category.
+    #[arg(long, value_name = "N", default_value_t = 100)]
+    pub max_ids: usize,
 }
 
-/// Runs `migrator reconcile`; returns the exit code.
+/// Runs `migrator reconcile`: prints the summary, writes the report, and
+/// returns the exit code (0 all ok, 1 not). `Err` is bad input (exit 2).
 pub async fn run_cli(args: ReconcileArgs) -> Result<i32, ReconcileError> {
-    let _ = args;
-    Err(ReconcileError::NotYet)
+    let progress: ProgressFn = Arc::new(|p: &Progress| match p {
+        Progress::Applying { applied, head } => {
+            eprintln!("reconcile: waiting for B to apply the head: applied {applied} of {head}")
+        }
+        Progress::Indexed { acks, distinct } => {
+            eprintln!("reconcile: {acks} acks indexed ({distinct} distinct ids)")
+        }
+        Progress::Fetched { orders } => eprintln!("reconcile: {orders} orders read from B"),
+    });
+    let opts = ReconcileOptions {
+        apply_timeout: args.apply_timeout,
+        max_ids: args.max_ids,
+        progress: Some(progress),
+        ..ReconcileOptions::default()
+    };
+    let started_at = chrono::Utc::now();
+    let started_ns = unix_ns();
+    let clock = Instant::now();
+    let result = reconcile_files(&args.acks, &args.app, &opts).await;
+    let mut step = StepRecord {
+        name: "reconcile".into(),
+        started_at: started_at.to_rfc3339(),
+        started_ns,
+        duration_ms: clock.elapsed().as_millis() as u64,
+        outcome: StepOutcome::Ok,
+        detail: None,
+    };
+    let mut out = MigrationReport {
+        started_at: started_at.to_rfc3339(),
+        ..MigrationReport::default()
+    };
+    match result {
+        Ok(r) => {
+            step.detail = Some(format!(
+                "{} acks vs {} stored orders",
+                r.acked_total, r.stored_total
+            ));
+            out.reconcile = Some(r);
+        }
+        Err(e) if e.is_usage() => return Err(e),
+        Err(e) => {
+            step.outcome = StepOutcome::Failed;
+            step.detail = Some(e.to_string());
+        }
+    }
+    out.steps.push(step);
+    report::verdict_reconcile(&mut out);
+    out.finished_at = chrono::Utc::now().to_rfc3339();
+    let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let mut stdout = std::io::stdout().lock();
+    report::print_human(&out, &mut stdout, color)
+        .map_err(|e| ReconcileError::Internal(e.to_string()))?;
+    if let Some(path) = &args.report {
+        let write = |path: &Path| -> std::io::Result<()> {
+            let json = serde_json::to_vec_pretty(&out)?;
+            std::fs::write(path, json)
+        };
+        write(path).map_err(|source| ReconcileError::Report {
+            path: path.clone(),
+            source,
+        })?;
+    }
+    Ok(if out.passed { exit::OK } else { exit::FAILED })
+}
+
+fn unix_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
 }

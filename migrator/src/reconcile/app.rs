@@ -1,0 +1,270 @@
+//! The instance under reconciliation, over HTTP: its `/health` positions and
+//! its `/orders` as an NDJSON stream (never buffered whole).
+
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use handover_contract::{Health, Order};
+use url::Url;
+
+use super::{Progress, ReconcileError, ReconcileOptions};
+
+/// A line of `/orders` longer than this is refused rather than buffered.
+const MAX_LINE: usize = 1 << 20;
+
+/// `http://user:secret@host/` → `http://user:***@host/`, for messages and reports.
+pub fn redacted(url: &Url) -> String {
+    let mut shown = url.clone();
+    if shown.password().is_some() {
+        let _ = shown.set_password(Some("***"));
+    }
+    shown.to_string()
+}
+
+/// An error and its causes on one line (reqwest hides the useful part in `source`).
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let more = c.to_string();
+        if !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        cause = c.source();
+    }
+    text
+}
+
+pub struct App {
+    http: reqwest::Client,
+    shown: String,
+    health: Url,
+    orders: Url,
+    idle_timeout: Duration,
+}
+
+impl App {
+    /// Checks the URL (http or https, with a host) and prepares a client.
+    pub fn new(base: &Url, opts: &ReconcileOptions) -> Result<Self, ReconcileError> {
+        let shown = redacted(base);
+        let bad = |reason: &str| ReconcileError::BadUrl {
+            url: shown.clone(),
+            reason: reason.into(),
+        };
+        if !matches!(base.scheme(), "http" | "https") {
+            return Err(bad("the scheme must be http or https"));
+        }
+        if base.host_str().is_none_or(str::is_empty) {
+            return Err(bad("it has no host"));
+        }
+        let at = |leaf: &str| {
+            let mut u = base.clone();
+            let path = format!("{}/{leaf}", base.path().trim_end_matches('/'));
+            u.set_path(&path);
+            u.set_query(None);
+            u.set_fragment(None);
+            u
+        };
+        let http = reqwest::Client::builder()
+            .connect_timeout(opts.request_timeout)
+            .build()
+            .map_err(|e| ReconcileError::Internal(chain(&e)))?;
+        Ok(App {
+            http,
+            health: at("health"),
+            orders: at("orders"),
+            shown,
+            idle_timeout: opts.request_timeout,
+        })
+    }
+
+    async fn health_once(&self, timeout: Duration) -> Result<Health, (bool, String)> {
+        let resp = self
+            .http
+            .get(self.health.clone())
+            .timeout(timeout)
+            .send()
+            .await
+            .map_err(|e| (e.is_connect(), chain(&e)))?;
+        let status = resp.status();
+        let body = resp.bytes().await.map_err(|e| (false, chain(&e)))?;
+        // 503 while catching up still carries the document: positions are what count.
+        serde_json::from_slice::<Health>(&body).map_err(|e| {
+            let start = String::from_utf8_lossy(&body[..body.len().min(120)]).into_owned();
+            (
+                false,
+                format!("HTTP {status}, not a health document ({e}): {start:?}"),
+            )
+        })
+    }
+
+    /// Polls `/health` until `applied >= head`. The app must answer within a
+    /// short grace period (else it is unreachable: bad input); after that,
+    /// hiccups are retried until `apply_timeout`.
+    pub async fn wait_applied(
+        &self,
+        opts: &ReconcileOptions,
+    ) -> Result<(Health, Duration), ReconcileError> {
+        let started = Instant::now();
+        let deadline = started + opts.apply_timeout;
+        let grace = started + opts.request_timeout.min(opts.apply_timeout);
+        let mut last: Option<Health> = None;
+        let mut last_error = String::new();
+        loop {
+            match self.health_once(opts.request_timeout).await {
+                Ok(h) => {
+                    if h.applied >= h.head {
+                        return Ok((h, started.elapsed()));
+                    }
+                    if let Some(report) = &opts.progress {
+                        report(&Progress::Applying {
+                            applied: h.applied,
+                            head: h.head,
+                        });
+                    }
+                    tracing::debug!(
+                        applied = h.applied,
+                        head = h.head,
+                        "waiting for B to apply the head"
+                    );
+                    last = Some(h);
+                }
+                Err((connect, reason)) => {
+                    let never_answered = last.is_none();
+                    if never_answered && (connect || Instant::now() >= grace) {
+                        return Err(ReconcileError::Unreachable {
+                            url: self.shown.clone(),
+                            reason,
+                        });
+                    }
+                    tracing::debug!(%reason, "health poll failed; retrying");
+                    last_error = reason;
+                }
+            }
+            if Instant::now() + opts.poll_interval > deadline {
+                let (applied, head) = last.map(|h| (h.applied, h.head)).unwrap_or((0, 0));
+                return Err(ReconcileError::ApplyTimeout {
+                    url: self.shown.clone(),
+                    waited_ms: started.elapsed().as_millis() as u64,
+                    applied,
+                    head,
+                    last_error,
+                });
+            }
+            tokio::time::sleep(opts.poll_interval).await;
+        }
+    }
+
+    /// Streams `GET /orders` as NDJSON into `each`; returns the count.
+    pub async fn stream_orders(&self, mut each: impl FnMut(&Order)) -> Result<u64, ReconcileError> {
+        let url = self.shown.clone();
+        let resp = self
+            .http
+            .get(self.orders.clone())
+            .header(reqwest::header::ACCEPT, "application/x-ndjson")
+            .send()
+            .await
+            .map_err(|e| ReconcileError::Unreachable {
+                url: url.clone(),
+                reason: chain(&e),
+            })?;
+        let status = resp.status();
+        if !status.is_success() {
+            let body = resp.text().await.unwrap_or_default();
+            return Err(ReconcileError::Http {
+                url,
+                status: status.as_u16(),
+                body: body.chars().take(200).collect(),
+            });
+        }
+        let mut stream = resp.bytes_stream();
+        let mut pending: Vec<u8> = Vec::with_capacity(64 * 1024);
+        let mut line_no = 0u64;
+        let mut count = 0u64;
+        let mut take = |line: &[u8], line_no: u64| -> Result<(), ReconcileError> {
+            let line = line.trim_ascii();
+            if line.is_empty() {
+                return Ok(());
+            }
+            let order: Order =
+                serde_json::from_slice(line).map_err(|e| ReconcileError::BadResponse {
+                    url: url.clone(),
+                    reason: format!(
+                        "/orders line {line_no} is not an order as NDJSON ({e}); starts {:?}",
+                        String::from_utf8_lossy(&line[..line.len().min(80)])
+                    ),
+                })?;
+            each(&order);
+            count += 1;
+            Ok(())
+        };
+        loop {
+            let chunk = match tokio::time::timeout(self.idle_timeout, stream.next()).await {
+                Err(_) => {
+                    return Err(ReconcileError::Stream {
+                        url: self.shown.clone(),
+                        reason: format!(
+                            "no data for {:?} while reading /orders",
+                            self.idle_timeout
+                        ),
+                    })
+                }
+                Ok(None) => break,
+                Ok(Some(Err(e))) => {
+                    return Err(ReconcileError::Stream {
+                        url: self.shown.clone(),
+                        reason: chain(&e),
+                    })
+                }
+                Ok(Some(Ok(chunk))) => chunk,
+            };
+            let mut rest: &[u8] = &chunk;
+            while let Some(nl) = rest.iter().position(|b| *b == b'\n') {
+                line_no += 1;
+                if pending.is_empty() {
+                    take(&rest[..nl], line_no)?;
+                } else {
+                    pending.extend_from_slice(&rest[..nl]);
+                    take(&pending, line_no)?;
+                    pending.clear();
+                }
+                rest = &rest[nl + 1..];
+            }
+            pending.extend_from_slice(rest);
+            if pending.len() > MAX_LINE {
+                return Err(ReconcileError::BadResponse {
+                    url: self.shown.clone(),
+                    reason: format!(
+                        "/orders line {} is longer than {MAX_LINE} bytes",
+                        line_no + 1
+                    ),
+                });
+            }
+        }
+        line_no += 1;
+        take(&pending, line_no)?;
+        Ok(count)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_are_checked_and_secrets_hidden() {
+        let opts = ReconcileOptions::default();
+        let ftp = Url::parse("ftp://host/").unwrap();
+        assert!(matches!(
+            App::new(&ftp, &opts),
+            Err(ReconcileError::BadUrl { .. })
+        ));
+        let secret = Url::parse("http://me:hunter2@127.0.0.1:9/base/").unwrap();
+        let app = App::new(&secret, &opts).unwrap();
+        assert!(!app.shown.contains("hunter2"));
+        assert_eq!(app.health.path(), "/base/health");
+        assert_eq!(app.orders.path(), "/base/orders");
+    }
+}

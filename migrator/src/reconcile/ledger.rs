@@ -1,0 +1,648 @@
+//! The pure core of the reconciliation: every acknowledged order against every
+//! stored order, with no I/O.
+//!
+//! Memory is the point. One ack is one 40-byte [`Entry`] plus its id bytes in a
+//! shared arena; there is no per-id allocation and no hash-map overhead. The
+//! entries are sorted by a 64-bit hash of the id, and because that hash is
+//! uniform an order is found by interpolation (jump to `hash / 2^64 * n`, step a
+//! few slots) in O(1) expected time. Equal hashes are never trusted: the id
+//! bytes are compared, so a hash collision can neither merge two orders nor
+//! invent a duplicate.
+
+use std::collections::hash_map::RandomState;
+use std::collections::{BinaryHeap, HashMap};
+use std::hash::BuildHasher;
+
+use handover_contract::order::line_items_digest;
+use handover_contract::{AckRecord, Order, Outcome};
+
+use super::{NonOkIds, ReconcileReport};
+
+/// Ids longer than this are refused: the app allows 64 characters.
+pub const MAX_ID_LEN: usize = u16::MAX as usize;
+
+/// Why an ack cannot be taken in.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LedgerError {
+    #[error("order id is empty")]
+    EmptyId,
+    #[error("order id is {0} bytes long (at most {MAX_ID_LEN})")]
+    IdTooLong(usize),
+    #[error("items_digest {0:?} is not 16 hex digits")]
+    BadDigest(String),
+    #[error("more than {} acks: the ledger's arena is full", u32::MAX)]
+    Full,
+}
+
+const HAS_USER: u8 = 1;
+const HAS_ITEMS: u8 = 2;
+const MISMATCH: u8 = 4;
+
+/// One distinct id from the ack log and what B said about it.
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    hash: u64,
+    /// Arena offset (high 48 bits) and length (low 16 bits) of the id.
+    id: u64,
+    /// Hash of the `user_id` that was sent.
+    user: u64,
+    /// `items_digest` that was sent, parsed.
+    items: u64,
+    /// Position of the first ack of this id, so reported ids come in send order.
+    seq: u32,
+    /// Ack lines for this id (saturating).
+    acks: u8,
+    /// Times B listed this id (saturating).
+    stored: u8,
+    /// The strongest outcome among this id's acks.
+    outcome: u8,
+    flags: u8,
+}
+
+fn outcome_code(o: Outcome) -> u8 {
+    match o {
+        Outcome::Rejected => 0,
+        Outcome::Indeterminate => 1,
+        Outcome::Ok => 2,
+    }
+}
+
+/// Collects acks; [`AckIndex::seal`] turns it into a [`Ledger`].
+pub struct AckIndex {
+    hasher: RandomState,
+    /// All ones, except in tests that force hash collisions.
+    mask: u64,
+    entries: Vec<Entry>,
+    arena: Vec<u8>,
+    counts: [u64; 3],
+}
+
+impl Default for AckIndex {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl AckIndex {
+    pub fn new() -> Self {
+        AckIndex {
+            hasher: RandomState::new(),
+            mask: u64::MAX,
+            entries: Vec::new(),
+            arena: Vec::new(),
+            counts: [0; 3],
+        }
+    }
+
+    /// Takes in one ack line. A bad line changes nothing.
+    pub fn push(&mut self, ack: &AckRecord) -> Result<(), LedgerError> {
+        let id = ack.id.as_bytes();
+        if id.is_empty() {
+            return Err(LedgerError::EmptyId);
+        }
+        if id.len() > MAX_ID_LEN {
+            return Err(LedgerError::IdTooLong(id.len()));
+        }
+        let mut flags = 0;
+        let items = match &ack.items_digest {
+            Some(d) => {
+                flags |= HAS_ITEMS;
+                parse_digest(d).ok_or_else(|| LedgerError::BadDigest(d.clone()))?
+            }
+            None => 0,
+        };
+        let user = match &ack.user_id {
+            Some(u) => {
+                flags |= HAS_USER;
+                self.hasher.hash_one(u.as_str())
+            }
+            None => 0,
+        };
+        let seq = u32::try_from(self.entries.len()).map_err(|_| LedgerError::Full)?;
+        let off = self.arena.len() as u64;
+        if off >= 1 << 48 {
+            return Err(LedgerError::Full);
+        }
+        self.arena.extend_from_slice(id);
+        self.entries.push(Entry {
+            hash: self.hasher.hash_one(id) & self.mask,
+            id: off << 16 | id.len() as u64,
+            user,
+            items,
+            seq,
+            acks: 1,
+            stored: 0,
+            outcome: outcome_code(ack.outcome),
+            flags,
+        });
+        self.counts[outcome_code(ack.outcome) as usize] += 1;
+        Ok(())
+    }
+
+    /// Sorts by hash and folds repeated ids into one entry (remembering that
+    /// they repeated).
+    pub fn seal(self) -> Ledger {
+        let AckIndex {
+            hasher,
+            mask,
+            mut entries,
+            arena,
+            counts,
+        } = self;
+        let acked_total = entries.len() as u64;
+        entries.sort_unstable_by(|a, b| {
+            a.hash
+                .cmp(&b.hash)
+                .then_with(|| id_of(&arena, a).cmp(id_of(&arena, b)))
+                .then_with(|| a.seq.cmp(&b.seq))
+        });
+        entries.dedup_by(|later, first| {
+            if later.hash != first.hash || id_of(&arena, later) != id_of(&arena, first) {
+                return false;
+            }
+            first.acks = first.acks.saturating_add(later.acks);
+            if later.outcome > first.outcome {
+                first.outcome = later.outcome;
+            }
+            if first.flags & HAS_USER == 0 && later.flags & HAS_USER != 0 {
+                first.user = later.user;
+                first.flags |= HAS_USER;
+            }
+            if first.flags & HAS_ITEMS == 0 && later.flags & HAS_ITEMS != 0 {
+                first.items = later.items;
+                first.flags |= HAS_ITEMS;
+            }
+            true
+        });
+        entries.shrink_to_fit();
+        Ledger {
+            hasher,
+            mask,
+            entries,
+            arena,
+            unknown: HashMap::new(),
+            acked_total,
+            counts,
+            stored_total: 0,
+        }
+    }
+}
+
+/// The sealed ack index, now taking in B's orders.
+pub struct Ledger {
+    hasher: RandomState,
+    mask: u64,
+    entries: Vec<Entry>,
+    arena: Vec<u8>,
+    /// Orders B holds that no ack mentions, with how often B listed each.
+    unknown: HashMap<Box<str>, u32>,
+    acked_total: u64,
+    counts: [u64; 3],
+    stored_total: u64,
+}
+
+impl Ledger {
+    /// Ack lines taken in.
+    pub fn acked_total(&self) -> u64 {
+        self.acked_total
+    }
+
+    /// Distinct ids in the ack log.
+    pub fn distinct_acked(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Takes in one order as B lists it.
+    pub fn observe(&mut self, order: &Order) {
+        self.stored_total += 1;
+        let id = order.id.as_bytes();
+        let Some(i) = self.find(id) else {
+            *self.unknown.entry(order.id.as_str().into()).or_insert(0) += 1;
+            return;
+        };
+        let first_sight = self.entries[i].stored == 0;
+        let e = &mut self.entries[i];
+        e.stored = e.stored.saturating_add(1);
+        if !first_sight {
+            return;
+        }
+        let user_differs =
+            e.flags & HAS_USER != 0 && self.hasher.hash_one(&order.user_id) != e.user;
+        let items_differ = e.flags & HAS_ITEMS != 0
+            && parse_digest(&line_items_digest(&order.line_items)) != Some(e.items);
+        if user_differs || items_differ {
+            e.flags |= MISMATCH;
+        }
+    }
+
+    fn find(&self, id: &[u8]) -> Option<usize> {
+        let n = self.entries.len();
+        if n == 0 {
+            return None;
+        }
+        let h = self.hasher.hash_one(id) & self.mask;
+        let mut i = ((u128::from(h) * n as u128) >> 64) as usize;
+        while i > 0 && self.entries[i].hash >= h {
+            i -= 1;
+        }
+        while i < n && self.entries[i].hash < h {
+            i += 1;
+        }
+        while i < n && self.entries[i].hash == h {
+            if id_of(&self.arena, &self.entries[i]) == id {
+                return Some(i);
+            }
+            i += 1;
+        }
+        None
+    }
+
+    /// Classifies every id; keeps at most `max_ids` ids per category, the
+    /// earliest sent first.
+    pub fn finish(self, max_ids: usize) -> ReconcileReport {
+        let mut r = ReconcileReport {
+            acked_total: self.acked_total,
+            acked_rejected: self.counts[0],
+            acked_indeterminate: self.counts[1],
+            acked_ok: self.counts[2],
+            acked_distinct: self.entries.len() as u64,
+            stored_total: self.stored_total,
+            ..ReconcileReport::default()
+        };
+        let mut keep = Keep::new(max_ids);
+        for e in &self.entries {
+            let idx = e.seq;
+            if e.acks > 1 || e.stored > 1 {
+                r.duplicated += 1;
+                keep.add(Cat::Duplicated, idx, e);
+            }
+            let present = e.stored > 0;
+            if present && e.flags & (HAS_USER | HAS_ITEMS) != (HAS_USER | HAS_ITEMS) {
+                r.content_unchecked += 1;
+            }
+            match (e.outcome, present) {
+                (2, false) => {
+                    r.lost += 1;
+                    keep.add(Cat::Lost, idx, e);
+                }
+                (1, false) => r.indeterminate_absent += 1,
+                (0, false) => r.rejected_absent += 1,
+                (0, true) => {
+                    r.unexpected += 1;
+                    r.rejected_present += 1;
+                    keep.add(Cat::RejectedPresent, idx, e);
+                    keep.add(Cat::Unexpected, idx, e);
+                }
+                (_, true) if e.flags & MISMATCH != 0 => {
+                    r.mismatched += 1;
+                    keep.add(Cat::Mismatched, idx, e);
+                }
+                (2, true) => r.ok += 1,
+                _ => {
+                    r.recovered += 1;
+                    keep.add(Cat::Recovered, idx, e);
+                }
+            }
+        }
+        r.stored_distinct = r.ok + r.recovered + r.mismatched + r.rejected_present;
+        let mut never_sent: Vec<(&Box<str>, u32)> =
+            self.unknown.iter().map(|(k, v)| (k, *v)).collect();
+        never_sent.sort_unstable();
+        for (id, times) in never_sent {
+            r.unexpected += 1;
+            r.never_sent += 1;
+            r.stored_distinct += 1;
+            keep.add_str(Cat::Unexpected, id);
+            if times > 1 {
+                r.duplicated += 1;
+                keep.add_str(Cat::Duplicated, id);
+            }
+        }
+        r.ids = keep.into_ids(&self.arena);
+        r.ids_truncated = keep_truncated(&r, max_ids);
+        r
+    }
+}
+
+fn keep_truncated(r: &ReconcileReport, max: usize) -> bool {
+    let over = |n: u64| n > max as u64;
+    over(r.lost)
+        || over(r.unexpected)
+        || over(r.rejected_present)
+        || over(r.recovered)
+        || over(r.duplicated)
+        || over(r.mismatched)
+}
+
+#[derive(Clone, Copy)]
+enum Cat {
+    Lost,
+    Unexpected,
+    RejectedPresent,
+    Recovered,
+    Duplicated,
+    Mismatched,
+}
+
+/// The earliest-sent `max` ids of each category: a bounded max-heap on the
+/// ack position, so memory stays `6 × max` however many orders are off.
+struct Keep {
+    max: usize,
+    heaps: [BinaryHeap<(u32, u64)>; 6],
+    /// Ids that only B knows (no ack position), in id order.
+    extra: [Vec<Box<str>>; 6],
+}
+
+impl Keep {
+    fn new(max: usize) -> Self {
+        Keep {
+            max,
+            heaps: Default::default(),
+            extra: Default::default(),
+        }
+    }
+
+    fn add(&mut self, cat: Cat, seq: u32, e: &Entry) {
+        let heap = &mut self.heaps[cat as usize];
+        if self.max == 0 {
+            return;
+        }
+        if heap.len() < self.max {
+            heap.push((seq, e.id));
+        } else if heap.peek().is_some_and(|top| top.0 > seq) {
+            heap.pop();
+            heap.push((seq, e.id));
+        }
+    }
+
+    fn add_str(&mut self, cat: Cat, id: &str) {
+        let i = cat as usize;
+        if self.heaps[i].len() + self.extra[i].len() < self.max {
+            self.extra[i].push(id.into());
+        }
+    }
+
+    fn into_ids(self, arena: &[u8]) -> NonOkIds {
+        let mut lists: Vec<Vec<String>> = Vec::with_capacity(6);
+        for (heap, extra) in self.heaps.into_iter().zip(self.extra) {
+            let mut sorted = heap.into_vec();
+            sorted.sort_unstable();
+            let mut ids: Vec<String> = sorted
+                .into_iter()
+                .map(|(_, packed)| String::from_utf8_lossy(id_bytes(arena, packed)).into_owned())
+                .collect();
+            for id in extra {
+                if ids.len() < self.max {
+                    ids.push(id.into());
+                }
+            }
+            lists.push(ids);
+        }
+        let mut it = lists.into_iter();
+        let mut next = || it.next().unwrap_or_default();
+        NonOkIds {
+            lost: next(),
+            unexpected: next(),
+            rejected_present: next(),
+            recovered: next(),
+            duplicated: next(),
+            mismatched: next(),
+        }
+    }
+}
+
+fn id_bytes(arena: &[u8], packed: u64) -> &[u8] {
+    let off = (packed >> 16) as usize;
+    let len = (packed & 0xffff) as usize;
+    arena.get(off..off + len).unwrap_or_default()
+}
+
+fn id_of<'a>(arena: &'a [u8], e: &Entry) -> &'a [u8] {
+    id_bytes(arena, e.id)
+}
+
+fn parse_digest(s: &str) -> Option<u64> {
+    if s.len() != 16 {
+        return None;
+    }
+    u64::from_str_radix(s, 16).ok()
+}
+
+/// Reconciles in-memory sets: the whole algorithm, for callers that already
+/// hold the records (tests, small tools).
+pub fn reconcile_sets<'a>(
+    acks: impl IntoIterator<Item = &'a AckRecord>,
+    orders: impl IntoIterator<Item = &'a Order>,
+    max_ids: usize,
+) -> Result<ReconcileReport, LedgerError> {
+    let mut index = AckIndex::new();
+    for ack in acks {
+        index.push(ack)?;
+    }
+    let mut ledger = index.seal();
+    for order in orders {
+        ledger.observe(order);
+    }
+    Ok(ledger.finish(max_ids))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use handover_contract::LineItem;
+
+    fn items(n: u32) -> Vec<LineItem> {
+        vec![LineItem {
+            product: format!("p{n}"),
+            quantity: n,
+        }]
+    }
+
+    fn ack(id: &str, outcome: Outcome) -> AckRecord {
+        AckRecord {
+            id: id.into(),
+            due_ns: 0,
+            done_ns: 0,
+            outcome,
+            status: None,
+            instance: None,
+            latency_us: 0,
+            user_id: Some("u1".into()),
+            items_digest: Some(line_items_digest(&items(1))),
+        }
+    }
+
+    fn order(id: &str) -> Order {
+        Order {
+            id: id.into(),
+            user_id: "u1".into(),
+            line_items: items(1),
+            placed_at: "2024-01-01T00:00:00Z".into(),
+            placed_by: "b".into(),
+        }
+    }
+
+    #[test]
+    fn every_category_is_counted_and_named() {
+        use Outcome::*;
+        let acks = vec![
+            ack("ok1", Ok),
+            ack("ok2", Ok),
+            ack("lost1", Ok),
+            ack("rec1", Indeterminate),
+            ack("indet-absent", Indeterminate),
+            ack("rej-absent", Rejected),
+            ack("rej-present", Rejected),
+            ack("dup-ack", Ok),
+            ack("dup-ack", Ok),
+            ack("dup-b", Ok),
+            ack("mis-user", Ok),
+            ack("mis-items", Ok),
+        ];
+        let mut mis_user = order("mis-user");
+        mis_user.user_id = "u2".into();
+        let mut mis_items = order("mis-items");
+        mis_items.line_items = items(2);
+        let orders = vec![
+            order("ok1"),
+            order("ok2"),
+            order("rec1"),
+            order("rej-present"),
+            order("dup-ack"),
+            order("dup-b"),
+            order("dup-b"),
+            mis_user,
+            mis_items,
+            order("stranger"),
+        ];
+        let r = reconcile_sets(&acks, &orders, 10).unwrap();
+        assert_eq!(r.acked_total, 12);
+        assert_eq!(r.acked_distinct, 11);
+        assert_eq!(
+            (r.acked_ok, r.acked_rejected, r.acked_indeterminate),
+            (8, 2, 2)
+        );
+        assert_eq!(r.stored_total, 10);
+        assert_eq!(r.stored_distinct, 9);
+        // dup-ack and dup-b are present and match: ok, but also duplicated.
+        assert_eq!(r.ok, 4);
+        assert_eq!(r.lost, 1);
+        assert_eq!(r.recovered, 1);
+        assert_eq!(r.indeterminate_absent, 1);
+        assert_eq!(r.rejected_absent, 1);
+        assert_eq!(r.rejected_present, 1);
+        assert_eq!(r.never_sent, 1);
+        assert_eq!(r.unexpected, 2);
+        assert_eq!(r.duplicated, 2);
+        assert_eq!(r.mismatched, 2);
+        assert_eq!(r.ids.lost, ["lost1"]);
+        assert_eq!(r.ids.recovered, ["rec1"]);
+        assert_eq!(r.ids.rejected_present, ["rej-present"]);
+        assert_eq!(r.ids.unexpected, ["rej-present", "stranger"]);
+        assert_eq!(r.ids.duplicated, ["dup-ack", "dup-b"]);
+        assert_eq!(r.ids.mismatched, ["mis-user", "mis-items"]);
+        assert!(!r.ids_truncated);
+        assert!(!r.passed());
+    }
+
+    #[test]
+    fn a_clean_run_passes_and_sums_up() {
+        let acks: Vec<_> = (0..1000)
+            .map(|i| ack(&format!("o{i}"), Outcome::Ok))
+            .collect();
+        let orders: Vec<_> = (0..1000).rev().map(|i| order(&format!("o{i}"))).collect();
+        let r = reconcile_sets(&acks, &orders, 10).unwrap();
+        assert_eq!(r.ok, 1000);
+        assert_eq!(r.stored_distinct, 1000);
+        assert!(r.passed(), "{r:?}");
+        assert_eq!(r.content_unchecked, 0);
+    }
+
+    #[test]
+    fn ids_are_capped_and_kept_in_send_order() {
+        let acks: Vec<_> = (0..500)
+            .map(|i| ack(&format!("o{i:04}"), Outcome::Ok))
+            .collect();
+        let r = reconcile_sets(&acks, &[], 3).unwrap();
+        assert_eq!(r.lost, 500);
+        assert_eq!(r.ids.lost, ["o0000", "o0001", "o0002"]);
+        assert!(r.ids_truncated);
+    }
+
+    #[test]
+    fn never_sent_duplicates_are_caught() {
+        let r = reconcile_sets(&[], &[order("x"), order("x"), order("y")], 10).unwrap();
+        assert_eq!(r.unexpected, 2);
+        assert_eq!(r.never_sent, 2);
+        assert_eq!(r.duplicated, 1);
+        assert_eq!(r.ids.duplicated, ["x"]);
+        assert_eq!(r.stored_distinct, 2);
+    }
+
+    #[test]
+    fn acks_without_content_are_reconciled_but_counted_unchecked() {
+        let mut a = ack("bare", Outcome::Ok);
+        a.user_id = None;
+        a.items_digest = None;
+        let mut o = order("bare");
+        o.user_id = "anyone".into();
+        let r = reconcile_sets(&[a], &[o], 10).unwrap();
+        assert_eq!(r.ok, 1);
+        assert_eq!(r.content_unchecked, 1);
+    }
+
+    #[test]
+    fn a_later_ok_ack_wins_over_an_earlier_indeterminate_one() {
+        let acks = [ack("x", Outcome::Indeterminate), ack("x", Outcome::Ok)];
+        let r = reconcile_sets(&acks, &[], 10).unwrap();
+        assert_eq!(r.lost, 1);
+        assert_eq!(r.duplicated, 1);
+    }
+
+    #[test]
+    fn bad_acks_are_refused() {
+        let mut a = ack("", Outcome::Ok);
+        assert_eq!(AckIndex::new().push(&a), Err(LedgerError::EmptyId));
+        a.id = "x".into();
+        a.items_digest = Some("xyz".into());
+        assert!(matches!(
+            AckIndex::new().push(&a),
+            Err(LedgerError::BadDigest(_))
+        ));
+        a.items_digest = None;
+        a.id = "x".repeat(MAX_ID_LEN + 1);
+        assert!(matches!(
+            AckIndex::new().push(&a),
+            Err(LedgerError::IdTooLong(_))
+        ));
+    }
+
+    #[test]
+    fn colliding_hashes_are_told_apart_by_the_id() {
+        // Only four hash values for 300 ids: every lookup has to compare ids.
+        let mut index = AckIndex::new();
+        index.mask = 0xc000_0000_0000_0000;
+        for i in 0..300 {
+            index.push(&ack(&format!("c{i}"), Outcome::Ok)).unwrap();
+        }
+        index.push(&ack("c7", Outcome::Ok)).unwrap();
+        let mut ledger = index.seal();
+        assert_eq!(ledger.distinct_acked(), 300);
+        for i in (0..300).filter(|i| i % 3 != 0) {
+            ledger.observe(&order(&format!("c{i}")));
+        }
+        ledger.observe(&order("c300"));
+        let r = ledger.finish(1000);
+        assert_eq!(r.ok, 200);
+        assert_eq!(r.lost, 100);
+        assert_eq!(r.never_sent, 1);
+        assert_eq!(r.duplicated, 1);
+        assert_eq!(r.ids.duplicated, ["c7"]);
+        assert!(r
+            .ids
+            .lost
+            .iter()
+            .all(|id| id[1..].parse::<u32>().unwrap() % 3 == 0));
+    }
+}
