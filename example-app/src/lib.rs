@@ -1,1 +1,32 @@
 //! The event-sourced order service that handover migrates.
+//!
+//! Every instance keeps an in-memory projection of one shared event log and
+//! answers from it; a write is acknowledged only once it is durable in the
+//! log and applied here (read-your-writes).
+//!
+//! - [`opts`]: the command line.
+//! - [`run`]: start-up (store, catch-up, seed, bind, announce) and shutdown.
+//! - [`server`]: serving a bound listener until a shutdown future, then draining.
+//! - [`api`]: routes, handlers, JSON errors, `X-Instance`, request accounting.
+//! - [`domain`]: the events and the rules an order must follow.
+//! - [`projection`]: companies, users and orders in position order.
+//! - [`follower`]: the task that applies the log to the projection.
+//! - [`import`]: `EventType {json}` import files and the bundled seed.
+//! - [`store`]: the event-store trait and its backends (`sqlite:`, `postgres://`).
+//! - [`metrics`]: Prometheus text for `/metrics`.
+//! - [`shutdown`]: SIGTERM / Ctrl-C.
+
+pub mod api;
+pub mod domain;
+pub mod follower;
+pub mod import;
+pub mod metrics;
+pub mod opts;
+pub mod projection;
+pub mod run;
+pub mod server;
+pub mod shutdown;
+pub mod store;
+
+pub use opts::Opts;
+pub use run::{run, RunError};

@@ -1,0 +1,195 @@
+//! The event store: one trait, one backend per URL scheme.
+//!
+//! Every backend keeps the same contract, which the projection and the
+//! migrator's reconciler rely on:
+//! - each committed event has a global position, strictly increasing;
+//! - a reader sees every committed event exactly once, in position order, with
+//!   no gaps, also while several processes append at once;
+//! - an append whose `(kind, key)` already exists appends nothing and returns
+//!   the existing event (one `OrderPlaced` per order id, on every instance).
+
+pub mod sqlite;
+pub mod url;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use tokio::sync::watch;
+
+pub use self::url::StoreUrl;
+
+/// An event to append. `(kind, key)` is the idempotency key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewEvent {
+    pub kind: String,
+    pub key: String,
+    /// The event body, JSON.
+    pub payload: String,
+}
+
+/// A committed event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredEvent {
+    pub position: u64,
+    pub kind: String,
+    pub key: String,
+    pub payload: String,
+}
+
+/// The result of an append: the event that holds the key, and whether this
+/// append created it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Appended {
+    pub event: StoredEvent,
+    pub created: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The store cannot be used as configured (bad URL, wrong file, bad
+    /// credentials): retrying will not help.
+    #[error("store configuration: {0}")]
+    Config(String),
+    /// The store is down or busy right now; the caller may retry.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    /// The store answered with something that breaks the contract.
+    #[error("store corrupt: {0}")]
+    Corrupt(String),
+}
+
+/// Counters a backend keeps about its own work (exported on `/metrics`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StoreStats {
+    /// Write transactions committed.
+    pub commits: u64,
+    /// Append requests completed by those commits (new or existing keys).
+    pub appends: u64,
+    /// The most appends one transaction carried: > 1 shows group commit.
+    pub max_batch: u64,
+}
+
+/// An event log shared by every instance.
+///
+/// Futures are boxed so that the backend can be chosen at run time from the
+/// URL (`Arc<dyn EventStore>`).
+pub trait EventStore: Send + Sync {
+    /// Appends one event durably, or returns the event that already holds its
+    /// `(kind, key)`. Concurrent appends are committed together (group commit).
+    fn append(&self, event: NewEvent) -> BoxFuture<'_, Result<Appended, StoreError>>;
+
+    /// Up to `limit` committed events with a position above `after`, in
+    /// position order, never skipping one that commits later.
+    fn read_after(
+        &self,
+        after: u64,
+        limit: usize,
+    ) -> BoxFuture<'_, Result<Vec<StoredEvent>, StoreError>>;
+
+    /// The highest committed position (0 for an empty store), asked of the store.
+    fn head(&self) -> BoxFuture<'_, Result<u64, StoreError>>;
+
+    /// The highest position this process has seen committed; changes as soon
+    /// as any process commits, so subscribers wake without polling the store.
+    fn watch_head(&self) -> watch::Receiver<u64>;
+
+    /// `Ok` while the store answers, else why not (for `/health`).
+    fn status(&self) -> Result<(), String>;
+
+    fn stats(&self) -> StoreStats;
+
+    /// The URL, password redacted.
+    fn describe(&self) -> String;
+}
+
+/// Tunables shared by the backends.
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    /// Upper bound on appends per write transaction.
+    pub max_batch: usize,
+    /// How long an append may wait for the store before it is reported unavailable.
+    pub append_timeout: Duration,
+    /// How long to try reaching the store at start-up before giving up.
+    pub connect_timeout: Duration,
+    /// How often another process's commits are looked for (SQLite), and the
+    /// safety-net poll of every subscriber.
+    pub poll_interval: Duration,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            max_batch: 1024,
+            append_timeout: Duration::from_secs(5),
+            connect_timeout: Duration::from_secs(5),
+            poll_interval: Duration::from_millis(2),
+        }
+    }
+}
+
+/// Opens the backend named by `url`.
+pub async fn open(url: &StoreUrl, opts: StoreOptions) -> Result<Arc<dyn EventStore>, StoreError> {
+    match url {
+        StoreUrl::Sqlite(path) => Ok(Arc::new(sqlite::SqliteStore::open(path, opts).await?)),
+        StoreUrl::Postgres(_) => Err(StoreError::Config(format!(
+            "{url}: the postgres backend is not available in this build"
+        ))),
+    }
+}
+
+/// A cursor over the log that waits for new events: what the projection
+/// follows and what the contract tests check.
+pub struct Subscription {
+    store: Arc<dyn EventStore>,
+    head: watch::Receiver<u64>,
+    cursor: u64,
+    batch: usize,
+    poll: Duration,
+}
+
+impl Subscription {
+    /// Starts after `position` (0: from the beginning).
+    pub fn new(store: Arc<dyn EventStore>, position: u64) -> Self {
+        let head = store.watch_head();
+        Subscription {
+            store,
+            head,
+            cursor: position,
+            batch: 4096,
+            poll: Duration::from_millis(100),
+        }
+    }
+
+    /// The position of the last event returned.
+    pub fn position(&self) -> u64 {
+        self.cursor
+    }
+
+    /// The next events after the cursor, waiting until there is at least one.
+    /// Checks that positions only increase; an error leaves the cursor where it was.
+    pub async fn next(&mut self) -> Result<Vec<StoredEvent>, StoreError> {
+        loop {
+            // Mark the current head as seen before reading, so a commit that
+            // lands after the read still wakes the wait below.
+            self.head.borrow_and_update();
+            let events = self.store.read_after(self.cursor, self.batch).await?;
+            if let Some(last) = events.last() {
+                let mut prev = self.cursor;
+                for e in &events {
+                    if e.position <= prev {
+                        return Err(StoreError::Corrupt(format!(
+                            "position {} delivered after {prev}",
+                            e.position
+                        )));
+                    }
+                    prev = e.position;
+                }
+                self.cursor = last.position;
+                return Ok(events);
+            }
+            // Woken by a commit, or the safety-net poll.
+            let _ = tokio::time::timeout(self.poll, self.head.changed()).await;
+        }
+    }
+}

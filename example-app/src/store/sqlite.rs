@@ -1,0 +1,397 @@
+//! `sqlite:PATH`: the embedded event store that the instances on one host share.
+//!
+//! - Durability: WAL with `synchronous=FULL`, so an acknowledged append is on
+//!   disk before its reply, surviving `kill -9` and also a power cut. NORMAL
+//!   would survive `kill -9` too (the WAL is in the page cache), but group
+//!   commit already amortises the one fsync per transaction, so FULL costs
+//!   little and keeps the promise stronger.
+//! - Group commit: one writer thread owns the write connection and commits
+//!   every append that queued up during the previous commit in a single
+//!   `BEGIN IMMEDIATE` transaction.
+//! - Order and gaps: SQLite admits one writer at a time and a transaction's
+//!   rows become visible at once, so `position > cursor` never skips a row.
+//! - Other processes: a poller thread watches `PRAGMA data_version` (changes
+//!   when any other connection commits) every `poll_interval` and publishes
+//!   the new head, so subscribers in this process wake within milliseconds.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use futures::FutureExt;
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension, TransactionBehavior};
+use tokio::sync::{mpsc, oneshot, watch};
+
+use super::{Appended, EventStore, NewEvent, StoreError, StoreOptions, StoreStats, StoredEvent};
+
+/// How long a connection waits for another process's write lock.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+struct AppendRequest {
+    event: NewEvent,
+    reply: oneshot::Sender<Result<Appended, StoreError>>,
+}
+
+#[derive(Default)]
+struct Counters {
+    commits: AtomicU64,
+    appends: AtomicU64,
+    max_batch: AtomicU64,
+}
+
+/// State shared by the handle and its threads.
+struct Shared {
+    head: watch::Sender<u64>,
+    /// The last failure of the writer or the poller; cleared by a success.
+    error: Mutex<Option<String>>,
+    counters: Counters,
+    stop: AtomicBool,
+}
+
+impl Shared {
+    fn publish_head(&self, position: u64) {
+        self.head.send_if_modified(|h| {
+            if position > *h {
+                *h = position;
+                true
+            } else {
+                false
+            }
+        });
+    }
+
+    fn set_error(&self, e: Option<String>) {
+        if let Ok(mut slot) = self.error.lock() {
+            *slot = e;
+        }
+    }
+}
+
+pub struct SqliteStore {
+    path: PathBuf,
+    writer: mpsc::Sender<AppendRequest>,
+    reader: Arc<Mutex<Connection>>,
+    shared: Arc<Shared>,
+    append_timeout: Duration,
+}
+
+fn sql_err(what: &str, e: rusqlite::Error) -> StoreError {
+    StoreError::Unavailable(format!("{what}: {e}"))
+}
+
+fn connect(path: &Path) -> rusqlite::Result<Connection> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(rusqlite::Error::InvalidParameterName(format!(
+            "journal_mode is {mode}, WAL required"
+        )));
+    }
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    Ok(conn)
+}
+
+const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS events (
+    position INTEGER PRIMARY KEY,
+    kind     TEXT NOT NULL,
+    key      TEXT NOT NULL,
+    payload  TEXT NOT NULL,
+    UNIQUE (kind, key)
+)";
+
+impl SqliteStore {
+    /// Opens (creating if needed) the store file; a path that cannot hold a
+    /// store is a configuration error.
+    pub async fn open(path: &Path, opts: StoreOptions) -> Result<Self, StoreError> {
+        let path = path.to_path_buf();
+        let p = path.clone();
+        let (writer_conn, reader_conn, poller_conn, head) =
+            tokio::task::spawn_blocking(move || -> Result<_, StoreError> {
+                let config = |e: rusqlite::Error| {
+                    StoreError::Config(format!("cannot open sqlite store {}: {e}", p.display()))
+                };
+                let w = connect(&p).map_err(config)?;
+                w.execute_batch(SCHEMA).map_err(config)?;
+                let r = connect(&p).map_err(config)?;
+                let poll = connect(&p).map_err(config)?;
+                let head: i64 = r
+                    .query_row("SELECT COALESCE(MAX(position), 0) FROM events", [], |r| {
+                        r.get(0)
+                    })
+                    .map_err(config)?;
+                Ok((w, r, poll, head))
+            })
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("open task failed: {e}")))??;
+
+        let (head_tx, _) = watch::channel(u64::try_from(head).unwrap_or(0));
+        let shared = Arc::new(Shared {
+            head: head_tx,
+            error: Mutex::new(None),
+            counters: Counters::default(),
+            stop: AtomicBool::new(false),
+        });
+        let (tx, rx) = mpsc::channel(opts.max_batch.max(1) * 4);
+        let max_batch = opts.max_batch.max(1);
+        let s = shared.clone();
+        std::thread::Builder::new()
+            .name("sqlite-writer".into())
+            .spawn(move || writer_loop(writer_conn, rx, s, max_batch))
+            .map_err(|e| StoreError::Unavailable(format!("cannot start writer thread: {e}")))?;
+        let s = shared.clone();
+        let interval = opts.poll_interval;
+        std::thread::Builder::new()
+            .name("sqlite-poller".into())
+            .spawn(move || poller_loop(poller_conn, s, interval))
+            .map_err(|e| StoreError::Unavailable(format!("cannot start poller thread: {e}")))?;
+
+        Ok(SqliteStore {
+            path,
+            writer: tx,
+            reader: Arc::new(Mutex::new(reader_conn)),
+            shared,
+            append_timeout: opts.append_timeout,
+        })
+    }
+
+    async fn with_reader<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let reader = self.reader.clone();
+        tokio::task::spawn_blocking(move || {
+            let conn = reader
+                .lock()
+                .map_err(|_| StoreError::Unavailable("reader connection poisoned".into()))?;
+            f(&conn)
+        })
+        .await
+        .map_err(|e| StoreError::Unavailable(format!("read task failed: {e}")))?
+    }
+}
+
+impl Drop for SqliteStore {
+    fn drop(&mut self) {
+        self.shared.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Commits everything that queued up while the previous commit ran.
+fn writer_loop(
+    mut conn: Connection,
+    mut rx: mpsc::Receiver<AppendRequest>,
+    shared: Arc<Shared>,
+    max_batch: usize,
+) {
+    let mut batch: Vec<AppendRequest> = Vec::with_capacity(max_batch);
+    while let Some(first) = rx.blocking_recv() {
+        batch.push(first);
+        while batch.len() < max_batch {
+            match rx.try_recv() {
+                Ok(req) => batch.push(req),
+                Err(_) => break,
+            }
+        }
+        match commit_batch(&mut conn, &batch) {
+            Ok(results) => {
+                let n = batch.len() as u64;
+                let c = &shared.counters;
+                c.commits.fetch_add(1, Ordering::Relaxed);
+                c.appends.fetch_add(n, Ordering::Relaxed);
+                c.max_batch.fetch_max(n, Ordering::Relaxed);
+                shared.set_error(None);
+                let top = results.iter().map(|(p, _)| *p).max().unwrap_or(0);
+                shared.publish_head(top);
+                for (req, (position, existing)) in batch.drain(..).zip(results) {
+                    let NewEvent { kind, key, payload } = req.event;
+                    let created = existing.is_none();
+                    let event = StoredEvent {
+                        position,
+                        kind,
+                        key,
+                        payload: existing.unwrap_or(payload),
+                    };
+                    let _ = req.reply.send(Ok(Appended { event, created }));
+                }
+            }
+            Err(e) => {
+                let msg = format!("append failed: {e}");
+                tracing::warn!(error = %e, batch = batch.len(), "sqlite group commit failed");
+                shared.set_error(Some(msg.clone()));
+                for req in batch.drain(..) {
+                    let _ = req.reply.send(Err(StoreError::Unavailable(msg.clone())));
+                }
+            }
+        }
+    }
+}
+
+/// One transaction for the whole batch: per event, its position and, when the
+/// key already existed, the stored payload.
+fn commit_batch(
+    conn: &mut Connection,
+    batch: &[AppendRequest],
+) -> rusqlite::Result<Vec<(u64, Option<String>)>> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let mut out = Vec::with_capacity(batch.len());
+    {
+        let mut insert = tx.prepare_cached(
+            "INSERT INTO events (kind, key, payload) VALUES (?1, ?2, ?3)
+             ON CONFLICT (kind, key) DO NOTHING RETURNING position",
+        )?;
+        let mut existing =
+            tx.prepare_cached("SELECT position, payload FROM events WHERE kind = ?1 AND key = ?2")?;
+        for req in batch {
+            let e = &req.event;
+            let created: Option<i64> = insert
+                .query_row(params![e.kind, e.key, e.payload], |r| r.get(0))
+                .optional()?;
+            let row = match created {
+                Some(p) => (p, None),
+                None => existing.query_row(params![e.kind, e.key], |r| {
+                    Ok((r.get::<_, i64>(0)?, Some(r.get::<_, String>(1)?)))
+                })?,
+            };
+            out.push((u64::try_from(row.0).unwrap_or(0), row.1));
+        }
+    }
+    tx.commit()?;
+    Ok(out)
+}
+
+/// Publishes the head whenever another connection (any process) commits.
+fn poller_loop(conn: Connection, shared: Arc<Shared>, interval: Duration) {
+    let mut last_version: Option<i64> = None;
+    while !shared.stop.load(Ordering::Relaxed) {
+        let mut step = || -> rusqlite::Result<Option<u64>> {
+            let v: i64 = conn.query_row("PRAGMA data_version", [], |r| r.get(0))?;
+            if last_version == Some(v) {
+                return Ok(None);
+            }
+            last_version = Some(v);
+            let head: i64 =
+                conn.query_row("SELECT COALESCE(MAX(position), 0) FROM events", [], |r| {
+                    r.get(0)
+                })?;
+            Ok(Some(u64::try_from(head).unwrap_or(0)))
+        };
+        match step() {
+            Ok(Some(head)) => {
+                shared.publish_head(head);
+                shared.set_error(None);
+            }
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "sqlite poll failed");
+                shared.set_error(Some(format!("poll failed: {e}")));
+            }
+        }
+        std::thread::sleep(interval);
+    }
+}
+
+impl EventStore for SqliteStore {
+    fn append(&self, event: NewEvent) -> BoxFuture<'_, Result<Appended, StoreError>> {
+        async move {
+            let (reply, rx) = oneshot::channel();
+            self.writer
+                .send(AppendRequest { event, reply })
+                .await
+                .map_err(|_| StoreError::Unavailable("sqlite writer stopped".into()))?;
+            match tokio::time::timeout(self.append_timeout, rx).await {
+                Ok(Ok(result)) => result,
+                Ok(Err(_)) => Err(StoreError::Unavailable("sqlite writer stopped".into())),
+                Err(_) => Err(StoreError::Unavailable(format!(
+                    "append not committed within {:?}",
+                    self.append_timeout
+                ))),
+            }
+        }
+        .boxed()
+    }
+
+    fn read_after(
+        &self,
+        after: u64,
+        limit: usize,
+    ) -> BoxFuture<'_, Result<Vec<StoredEvent>, StoreError>> {
+        async move {
+            let after = i64::try_from(after).unwrap_or(i64::MAX);
+            let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+            self.with_reader(move |conn| {
+                let mut stmt = conn
+                    .prepare_cached(
+                        "SELECT position, kind, key, payload FROM events
+                         WHERE position > ?1 ORDER BY position LIMIT ?2",
+                    )
+                    .map_err(|e| sql_err("read", e))?;
+                let rows = stmt
+                    .query_map(params![after, limit], |r| {
+                        Ok(StoredEvent {
+                            position: u64::try_from(r.get::<_, i64>(0)?).unwrap_or(0),
+                            kind: r.get(1)?,
+                            key: r.get(2)?,
+                            payload: r.get(3)?,
+                        })
+                    })
+                    .map_err(|e| sql_err("read", e))?;
+                rows.collect::<rusqlite::Result<Vec<_>>>()
+                    .map_err(|e| sql_err("read", e))
+            })
+            .await
+        }
+        .boxed()
+    }
+
+    fn head(&self) -> BoxFuture<'_, Result<u64, StoreError>> {
+        async move {
+            let head = self
+                .with_reader(|conn| {
+                    conn.query_row("SELECT COALESCE(MAX(position), 0) FROM events", [], |r| {
+                        r.get::<_, i64>(0)
+                    })
+                    .map_err(|e| sql_err("head", e))
+                })
+                .await?;
+            let head = u64::try_from(head).unwrap_or(0);
+            self.shared.publish_head(head);
+            Ok(head)
+        }
+        .boxed()
+    }
+
+    fn watch_head(&self) -> watch::Receiver<u64> {
+        self.shared.head.subscribe()
+    }
+
+    fn status(&self) -> Result<(), String> {
+        match self.shared.error.lock() {
+            Ok(e) => match e.as_ref() {
+                Some(msg) => Err(msg.clone()),
+                None => Ok(()),
+            },
+            Err(_) => Err("status poisoned".into()),
+        }
+    }
+
+    fn stats(&self) -> StoreStats {
+        let c = &self.shared.counters;
+        StoreStats {
+            commits: c.commits.load(Ordering::Relaxed),
+            appends: c.appends.load(Ordering::Relaxed),
+            max_batch: c.max_batch.load(Ordering::Relaxed),
+        }
+    }
+
+    fn describe(&self) -> String {
+        format!("sqlite:{}", self.path.display())
+    }
+}

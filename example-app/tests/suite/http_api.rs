@@ -1,0 +1,218 @@
+//! The HTTP surface on a SQLite store: listings, health, metrics, shutdown.
+
+use std::time::{Duration, Instant};
+
+use handover_contract::{Company, Health, Order, User};
+use nix::sys::signal::Signal;
+
+use super::sqlite::temp_store;
+use super::util::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn users_companies_and_orders_by_id() {
+    let (_dir, url) = temp_store();
+    let a = AppProc::start(&url, "a", &[]);
+    let c = client();
+    let users: Vec<User> =
+        serde_json::from_value(get_json(&c, &a, "/users").await.body).expect("users");
+    assert!(users.len() >= 50);
+    assert_eq!(users[0].id, "u-0001");
+    let companies: Vec<Company> =
+        serde_json::from_value(get_json(&c, &a, "/companies").await.body).expect("companies");
+    assert!(companies.len() >= 2);
+    assert!(users
+        .iter()
+        .all(|u| companies.iter().any(|co| co.id == u.company_id)));
+
+    let created = post_order(&c, &a, &order_body("o-1", "u-0007", 3)).await;
+    assert_eq!(created.status, 201);
+    assert_eq!(created.instance.as_deref(), Some("a"));
+    let order: Order = serde_json::from_value(created.body.clone()).expect("order");
+    assert_eq!(order.placed_by, "a");
+    assert_eq!(order.user_id, "u-0007");
+    assert!(chrono::DateTime::parse_from_rfc3339(&order.placed_at).is_ok());
+    // Read-your-writes: the very next read on this instance sees it.
+    let got = get_json(&c, &a, "/orders/o-1").await;
+    assert_eq!(got.status, 200);
+    assert_eq!(got.body, created.body);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listings_stream_in_position_order_as_json_and_ndjson() {
+    let (_dir, url) = temp_store();
+    let a = AppProc::start(&url, "a", &[]);
+    let c = client();
+    let empty = get_json(&c, &a, "/orders").await;
+    assert_eq!(empty.body, serde_json::json!([]));
+    // More than one serialization chunk, posted one after another.
+    let n = 2500;
+    let futs = (0..n).map(|i| {
+        let c = c.clone();
+        let a = &a;
+        async move {
+            let r = post_order(&c, a, &order_body(&format!("l-{i:05}"), "u-0001", 1)).await;
+            assert_eq!(r.status, 201);
+            r.body["id"].as_str().expect("id").to_string()
+        }
+    });
+    // 8 at a time keeps the machine responsive.
+    let mut ids = Vec::new();
+    let mut futs = futs.collect::<Vec<_>>();
+    while !futs.is_empty() {
+        let rest = futs.split_off(futs.len().min(8));
+        ids.extend(futures::future::join_all(futs).await);
+        futs = rest;
+    }
+    let nd = list_ndjson(&c, &a).await;
+    assert_eq!(nd.len(), n);
+    let json: Vec<Order> =
+        serde_json::from_value(get_json(&c, &a, "/orders").await.body).expect("array");
+    assert!(json == nd, "JSON and NDJSON listings differ");
+    // Position order: the order in which the store committed them.
+    let store = open_store(&url).await;
+    let events: Vec<String> = all_events(&*store)
+        .await
+        .into_iter()
+        .filter(|e| e.kind == "OrderPlaced")
+        .map(|e| e.key)
+        .collect();
+    let listed: Vec<String> = nd.into_iter().map(|o| o.id).collect();
+    assert!(listed == events, "listing is not in position order");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_and_metrics_do_not_count_as_requests() {
+    let (_dir, url) = temp_store();
+    let a = AppProc::start(&url, "a", &[]);
+    let c = client();
+    let h0: Health =
+        serde_json::from_value(get_json(&c, &a, "/health").await.body).expect("health");
+    assert!(h0.healthy);
+    assert_eq!(h0.instance, "a");
+    assert_eq!(h0.requests_total, 0);
+    assert_eq!(h0.last_request_at, None);
+    assert_eq!(h0.lag, 0);
+    assert_eq!(h0.checks.store, "ok");
+    for _ in 0..5 {
+        assert_eq!(get_json(&c, &a, "/health").await.status, 200);
+        let m = send(c.get(a.url("/metrics"))).await.expect("metrics");
+        assert_eq!(m.status, 200);
+        assert_eq!(m.instance.as_deref(), Some("a"));
+    }
+    assert_eq!(
+        post_order(&c, &a, &order_body("h-1", "u-0001", 1))
+            .await
+            .status,
+        201
+    );
+    assert_eq!(get_json(&c, &a, "/users").await.status, 200);
+    let h1: Health =
+        serde_json::from_value(get_json(&c, &a, "/health").await.body).expect("health");
+    assert_eq!(h1.requests_total, 2);
+    assert_eq!(h1.in_flight, 0);
+    assert!(h1.last_request_at.is_some());
+    assert_eq!(h1.applied, h1.head);
+    assert_eq!(h1.applied, h0.applied + 1);
+    let text = c
+        .get(a.url("/metrics"))
+        .send()
+        .await
+        .expect("m")
+        .text()
+        .await
+        .expect("t");
+    assert!(
+        text.contains(
+            "handover_http_requests_total{method=\"POST\",route=\"/orders\",status=\"201\"} 1"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("handover_http_request_duration_seconds_bucket{method=\"POST\",route=\"/orders\",le=\"+Inf\"} 1"));
+    assert!(text.contains(&format!("handover_applied_position {}", h1.applied)));
+    assert!(text.contains("handover_lag_events 0"));
+}
+
+/// SIGTERM with a slow request in flight: it completes 2xx, the listener
+/// closes, /health said draining, the process exits 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_finishes_in_flight_request_and_exits_0() {
+    let (_dir, url) = temp_store();
+    let mut a = AppProc::start(&url, "a", &["--test-hooks"]);
+    let c = client();
+    let slow = {
+        let c = c.clone();
+        let url = a.url("/orders");
+        tokio::spawn(async move {
+            send(
+                c.post(url)
+                    .header(example_app::api::TEST_DELAY_HEADER, "3000")
+                    .json(&order_body("slow-1", "u-0001", 1)),
+            )
+            .await
+        })
+    };
+    // Poll (on a separate connection) until the slow request is in flight.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let h = get_json(&client(), &a, "/health").await;
+        if h.body["in_flight"] == 1 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "slow request never in flight");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    a.signal(Signal::SIGTERM);
+    let reply = slow.await.expect("join").expect("slow request");
+    assert_eq!(reply.status, 201, "{}", reply.body);
+    assert_eq!(reply.instance.as_deref(), Some("a"));
+    let status = a.wait_exit(Duration::from_secs(30)).expect("exited");
+    assert_eq!(status.code(), Some(0));
+    // The order it acknowledged is in the store.
+    let store = open_store(&url).await;
+    assert!(all_events(&*store).await.iter().any(|e| e.key == "slow-1"));
+}
+
+/// After SIGTERM new connections are refused while the slow one finishes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_stops_accepting_and_reports_draining() {
+    let (_dir, url) = temp_store();
+    let mut a = AppProc::start(&url, "a", &["--test-hooks"]);
+    let c = client();
+    // Keep one connection busy so the server stays up while draining.
+    let slow = {
+        let c = c.clone();
+        let url = a.url("/orders");
+        tokio::spawn(async move {
+            send(
+                c.post(url)
+                    .header(example_app::api::TEST_DELAY_HEADER, "2000")
+                    .json(&order_body("slow-2", "u-0001", 1)),
+            )
+            .await
+        })
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while get_json(&client(), &a, "/health").await.body["in_flight"] != 1 {
+        assert!(Instant::now() < deadline, "slow request never in flight");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    a.signal(Signal::SIGTERM);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        // A fresh client: no pooled connection to reuse.
+        let fresh = reqwest::Client::builder()
+            .timeout(Duration::from_secs(5))
+            .build()
+            .expect("client");
+        if fresh.get(a.url("/health")).send().await.is_err() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "still accepting after SIGTERM");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(slow.await.expect("join").expect("reply").status, 201);
+    assert_eq!(
+        a.wait_exit(Duration::from_secs(30)).and_then(|s| s.code()),
+        Some(0)
+    );
+}

@@ -1,0 +1,131 @@
+//! The store contract on `sqlite:PATH`, plus what only SQLite can show here
+//! (a locked file makes the store unavailable).
+
+use std::time::Duration;
+
+use super::contract;
+use super::util::*;
+
+/// A fresh store file in its own temporary directory.
+pub fn temp_store() -> (tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = format!("sqlite:{}", dir.path().join("events.db").display());
+    (dir, url)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_append_and_idempotency() {
+    let (_dir, url) = temp_store();
+    contract::append_and_idempotency(&url).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_two_writers_gap_free_and_converge() {
+    let (_dir, url) = temp_store();
+    contract::two_writers_gap_free(&url, &[]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_same_id_on_two_instances() {
+    let (_dir, url) = temp_store();
+    contract::same_id_on_two_instances(&url, &[]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_kill9_loses_no_ack() {
+    let (_dir, url) = temp_store();
+    contract::kill9_loses_no_ack(&url, &[]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_group_commit_observable() {
+    let (_dir, url) = temp_store();
+    contract::group_commit_observable(&url, &[]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_bad_inputs_append_nothing() {
+    let (_dir, url) = temp_store();
+    contract::bad_inputs_append_nothing(&url, &[]).await;
+}
+
+/// Another process holds the write lock: appends get 503 with Retry-After,
+/// reads keep working, and writes resume once the lock is released.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_locked_store_gives_503_then_recovers() {
+    let (dir, url) = temp_store();
+    let a = AppProc::start(&url, "a", &["--append-timeout", "1s"]);
+    let c = client();
+    assert_eq!(
+        post_order(&c, &a, &order_body("before", "u-0001", 1))
+            .await
+            .status,
+        201
+    );
+
+    let path = dir.path().join("events.db");
+    let locker = rusqlite_lock(&path);
+    let r = post_order(&c, &a, &order_body("during", "u-0001", 1)).await;
+    assert_eq!(r.status, 503, "{}", r.body);
+    assert_eq!(r.body["error"]["code"], "store_unavailable");
+    assert_eq!(r.retry_after.as_deref(), Some("1"));
+    assert_eq!(r.instance.as_deref(), Some("a"));
+    assert_eq!(get_json(&c, &a, "/orders/before").await.status, 200);
+    drop(locker);
+
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let r = post_order(&c, &a, &order_body("after", "u-0001", 1)).await;
+        if r.status == 201 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no recovery: {}",
+            r.body
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Holds SQLite's write lock from this process until dropped.
+fn rusqlite_lock(path: &std::path::Path) -> LockGuard {
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel::<()>();
+    let path = path.to_path_buf();
+    let handle = std::thread::spawn(move || {
+        let conn = example_app_sqlite_conn(&path);
+        conn.execute_batch("BEGIN IMMEDIATE").expect("lock");
+        ready_tx.send(()).expect("ready");
+        let _ = rx.recv();
+        conn.execute_batch("ROLLBACK").expect("unlock");
+    });
+    ready_rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("lock taken");
+    LockGuard {
+        release: Some(tx),
+        handle: Some(handle),
+    }
+}
+
+fn example_app_sqlite_conn(path: &std::path::Path) -> rusqlite::Connection {
+    let conn = rusqlite::Connection::open(path).expect("open");
+    conn.busy_timeout(Duration::from_secs(30))
+        .expect("busy timeout");
+    conn
+}
+
+struct LockGuard {
+    release: Option<std::sync::mpsc::Sender<()>>,
+    handle: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for LockGuard {
+    fn drop(&mut self) {
+        drop(self.release.take());
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}
