@@ -1,39 +1,250 @@
-//! Starting, observing and stopping a run.
+//! Starting, observing and stopping a run: wires the pipeline
+//! pacer → workers → records → collector together.
 
-use crate::{Error, Live, Options};
+use crate::ack_log::AckLog;
+use crate::aggregate::Interval;
+use crate::clock::Clock;
+use crate::collector::{self, Collected, Output, Shared};
+use crate::pacer::Schedule;
+use crate::record::Record;
+use crate::transport::Transport;
+use crate::worker::{self, Plan, PlanKind};
+use crate::{Error, Live, Options, UserSource, Workload};
 use handover_contract::FeederReport;
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 
-/// A running feeder.
+/// Records waiting for the collector; when it falls behind, workers wait,
+/// the in-flight count rises and the pacer reports missed slots: memory
+/// stays bounded and nothing is dropped silently.
+const RECORD_QUEUE: usize = 16 * 1024;
+
+/// A running feeder. Dropping it stops sending.
 pub struct Handle {
-    opts: Options,
-    live: Arc<Mutex<Live>>,
+    stop: CancellationToken,
+    shared: Arc<Shared>,
+    pacer: Option<JoinHandle<Duration>>,
+    collector: Option<JoinHandle<Result<Collected, Error>>>,
+    rate: f64,
+    run_id: String,
+}
+
+/// Stops a run from anywhere (a signal handler, another task).
+#[derive(Clone, Debug)]
+pub struct Stopper(CancellationToken);
+
+impl Stopper {
+    pub fn stop(&self) {
+        self.0.cancel();
+    }
+}
+
+/// The report plus what only a human summary needs.
+#[derive(Debug, Clone)]
+pub struct Finished {
+    pub report: FeederReport,
+    /// 95 % interval of the per-second p99 (ms): steady-state latency.
+    pub steady_p99: Option<Interval>,
+    /// Lines written to the ack log, if one was kept.
+    pub ack_lines: Option<u64>,
 }
 
 /// Validates the options, sets up the client and the ack log, and starts sending.
 pub async fn start(opts: Options) -> Result<Handle, Error> {
     opts.validate()?;
+    let transport = Arc::new(Transport::new(&opts)?);
+    let kind = match &opts.workload {
+        Workload::Orders { users } => {
+            let users = match users {
+                UserSource::List(list) => list.clone(),
+                UserSource::FromApp => transport.fetch_users().await?,
+            };
+            PlanKind::Orders {
+                url: transport.url("orders"),
+                users,
+            }
+        }
+        Workload::Probe { path } => PlanKind::Probe {
+            url: transport.url(path),
+        },
+    };
+    let plan = Arc::new(Plan {
+        run_id: opts.run_id.clone(),
+        kind,
+    });
+    let ack = match &opts.ack_log {
+        Some(path) => Some(AckLog::create(path)?),
+        None => None,
+    };
+    let output = Output::new(opts.progress);
+    let cap = opts.in_flight_cap() as u64;
+    let schedule = Schedule::new(opts.rate, opts.duration);
+    let shared = Arc::new(Shared::default());
+    let stop = CancellationToken::new();
+    let (tx, rx) = mpsc::channel(RECORD_QUEUE);
+    let clock = Clock::start();
+    tracing::info!(
+        target = %opts.target,
+        rate = opts.rate,
+        cap,
+        run_id = %opts.run_id,
+        "feeder starting"
+    );
+    let collector = tokio::spawn(collector::collect(
+        rx,
+        clock,
+        opts.rate,
+        shared.clone(),
+        ack,
+        output,
+    ));
+    let pacer = tokio::spawn(pace(
+        schedule,
+        clock,
+        cap,
+        stop.clone(),
+        shared.clone(),
+        transport,
+        plan,
+        tx,
+    ));
     Ok(Handle {
-        opts,
-        live: Arc::new(Mutex::new(Live::default())),
+        stop,
+        shared,
+        pacer: Some(pacer),
+        collector: Some(collector),
+        rate: opts.rate,
+        run_id: opts.run_id,
     })
 }
 
 impl Handle {
     /// A snapshot of the totals so far.
     pub fn live(&self) -> Live {
-        self.live.lock().map(|l| l.clone()).unwrap_or_default()
+        self.shared.live()
     }
 
     /// Stops sending now; requests in flight finish (up to the timeout).
-    pub fn stop(&self) {}
+    pub fn stop(&self) {
+        self.stop.cancel();
+    }
+
+    /// A cloneable way to call [`Handle::stop`] from elsewhere.
+    pub fn stopper(&self) -> Stopper {
+        Stopper(self.stop.clone())
+    }
+
+    /// The prefix of this run's order ids.
+    pub fn run_id(&self) -> &str {
+        &self.run_id
+    }
 
     /// Waits for the end of the run (duration elapsed or [`Handle::stop`]) and
     /// returns the report, with the ack log flushed and synced.
     pub async fn finish(self) -> Result<FeederReport, Error> {
-        Ok(FeederReport {
-            target_rate: self.opts.rate,
-            ..FeederReport::default()
+        self.finish_detailed().await.map(|f| f.report)
+    }
+
+    /// [`Handle::finish`], plus the figures the printed summary adds.
+    pub async fn finish_detailed(mut self) -> Result<Finished, Error> {
+        let pacer = self
+            .pacer
+            .take()
+            .ok_or_else(|| Error::Internal("finished twice".into()))?;
+        let collector = self
+            .collector
+            .take()
+            .ok_or_else(|| Error::Internal("finished twice".into()))?;
+        let period = pacer
+            .await
+            .map_err(|e| Error::Internal(format!("pacer: {e}")))?;
+        let collected = collector
+            .await
+            .map_err(|e| Error::Internal(format!("collector: {e}")))??;
+        let sent = self.shared.sent.load(Ordering::Relaxed);
+        let missed = self.shared.missed.load(Ordering::Relaxed);
+        let duration_ms = u64::try_from(period.as_millis()).unwrap_or(u64::MAX);
+        let mut report = collected
+            .aggregate
+            .report(self.rate, sent, missed, duration_ms);
+        // Rate over the exact period, not the rounded milliseconds.
+        if period > Duration::ZERO {
+            report.achieved_rate = sent as f64 / period.as_secs_f64();
+        }
+        Ok(Finished {
+            report,
+            steady_p99: collected.aggregate.steady_p99(),
+            ack_lines: collected.ack_lines,
         })
+    }
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+/// Releases every due slot each wake-up; returns the sending period.
+#[allow(clippy::too_many_arguments)]
+async fn pace(
+    schedule: Schedule,
+    clock: Clock,
+    cap: u64,
+    stop: CancellationToken,
+    shared: Arc<Shared>,
+    transport: Arc<Transport>,
+    plan: Arc<Plan>,
+    tx: mpsc::Sender<Record>,
+) -> Duration {
+    let mut next: u64 = 0;
+    loop {
+        let due = if stop.is_cancelled() {
+            next
+        } else {
+            schedule.due_by(clock.elapsed())
+        };
+        while next < due {
+            if shared.in_flight.load(Ordering::Relaxed) >= cap {
+                shared.missed.fetch_add(1, Ordering::Relaxed);
+            } else {
+                shared.in_flight.fetch_add(1, Ordering::Relaxed);
+                shared.sent.fetch_add(1, Ordering::Relaxed);
+                let due_ns = clock.t0_unix_ns().saturating_add(
+                    u64::try_from(schedule.due(next).as_nanos()).unwrap_or(u64::MAX),
+                );
+                let (transport, plan, shared, tx) =
+                    (transport.clone(), plan.clone(), shared.clone(), tx.clone());
+                let seq = next;
+                tokio::spawn(async move {
+                    let record = worker::send(&transport, &plan, &clock, seq, due_ns).await;
+                    let _ = tx.send(record).await;
+                    shared.in_flight.fetch_sub(1, Ordering::Relaxed);
+                });
+            }
+            next += 1;
+        }
+        let done = schedule.limit().is_some_and(|l| next >= l);
+        if done || stop.is_cancelled() {
+            break;
+        }
+        let wake = tokio::time::Instant::from_std(clock.t0() + schedule.due(next));
+        tokio::select! {
+            _ = tokio::time::sleep_until(wake) => {}
+            _ = stop.cancelled() => {}
+        }
+    }
+    let released = clock.elapsed();
+    shared
+        .sending_ended_ns
+        .store(clock.now_ns().max(1), Ordering::Relaxed);
+    match schedule.limit() {
+        // Never shorter than the schedule asked for, longer if the pacer fell behind.
+        Some(l) if next >= l => schedule.due(l).max(released),
+        _ => released,
     }
 }

@@ -1,20 +1,46 @@
 //! The open-loop order driver: exact rate, per-order ack log, instance-change
 //! detection.
 //!
-//! A run is a pipeline (see `DESIGN.md`):
-//! pacer → workers → records → aggregator → printer / ack log.
+//! A run is a pipeline: pacer → workers → records → collector (aggregate,
+//! ack log, printer). Library users call [`start`], poll [`Handle::live`],
+//! [`Handle::stop`] it, and [`Handle::finish`] it for the report.
 //!
 //! - [`options`]: what a run is asked to do, and its validation.
-//! - [`driver`]: [`start`] a run, get a [`Handle`], stop it, get the report.
-//! - [`live`]: the running totals a caller can poll.
-//! - [`error`]: typed errors, split into usage and run failures.
+//! - [`driver`]: [`start`], [`Handle`]; wires the pipeline and the pacer loop.
+//! - [`pacer`]: the absolute open-loop schedule.
+//! - [`worker`]: one slot → one request → one [`record::Record`].
+//! - [`transport`]: the shared HTTP client, `--resolve`, timeouts.
+//! - [`workload`]: order ids and bodies, a pure function of the slot.
+//! - [`collector`]: records → ack log, aggregate, progress output.
+//! - [`aggregate`]: the pure aggregator (histograms, seconds, gaps, report).
+//! - [`handover`]: instance-change and overlap detection.
+//! - [`histogram`]: HDR histograms and their mergeable encoding.
+//! - [`ack_log`]: the streamed, fsynced JSON-lines ack log.
+//! - [`printer`]: per-second lines, events, summary; colour via one style.
+//! - [`merge`]: combining reports of several feeders.
+//! - [`cli`]: the command line (`Opts`) and its `run`.
+//! - [`live`], [`error`], [`clock`], [`record`]: small supporting types.
 
+pub mod ack_log;
+pub mod aggregate;
+pub mod cli;
+pub mod clock;
+pub mod collector;
 pub mod driver;
 pub mod error;
+pub mod handover;
+pub mod histogram;
 pub mod live;
+pub mod merge;
 pub mod options;
+pub mod pacer;
+pub mod printer;
+pub mod record;
+pub mod transport;
+pub mod worker;
+pub mod workload;
 
-pub use driver::{start, Handle};
+pub use driver::{start, Finished, Handle, Stopper};
 pub use error::Error;
 pub use live::Live;
 pub use options::{Options, Progress, UserSource, Workload};

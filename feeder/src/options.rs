@@ -139,7 +139,9 @@ impl Options {
                     )));
                 }
                 if self.target.join(path).is_err() {
-                    return Err(Error::Usage(format!("probe path {path:?} is not a valid path")));
+                    return Err(Error::Usage(format!(
+                        "probe path {path:?} is not a valid path"
+                    )));
                 }
             }
             Workload::Orders {

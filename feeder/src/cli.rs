@@ -1,0 +1,330 @@
+//! The command line: `feeder <base-url> <orders-per-sec> [flags]` and
+//! `feeder merge A.json B.json …`.
+
+use crate::merge;
+use crate::printer::{self, Style};
+use crate::{Error, Options, Progress, UserSource, Workload};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use handover_contract::{duration, exit, FeederReport};
+use std::io::{IsTerminal, Write};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Drive a service at an exact open-loop rate and record the fate of every request.
+#[derive(Debug, Parser)]
+#[command(
+    name = "feeder",
+    version,
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true
+)]
+pub struct Opts {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Merge the reports of several feeders (counts summed, histograms merged).
+    Merge(MergeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct MergeArgs {
+    /// Reports written by `feeder --report`.
+    #[arg(required = true, num_args = 1..)]
+    pub reports: Vec<PathBuf>,
+    /// Write the merged report here (JSON).
+    #[arg(long)]
+    pub report: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Base URL of the service, e.g. http://127.0.0.1:8080/
+    #[arg(value_parser = parse_target, required = true)]
+    pub target: Option<url::Url>,
+    /// Requests per second (finite, > 0; fractions allowed).
+    #[arg(value_parser = parse_rate, required = true)]
+    pub rate: Option<f64>,
+    /// Stop after this long (500ms, 20s, 5m); default: until Ctrl-C.
+    #[arg(long, value_parser = parse_positive_duration)]
+    pub duration: Option<Duration>,
+    /// Per-request timeout; a request without a reply by then is indeterminate.
+    #[arg(long, default_value = "2s", value_parser = parse_positive_duration)]
+    pub timeout: Duration,
+    /// Cap on requests in flight; slots beyond it are counted as missed
+    /// [default: rate × timeout].
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_in_flight: Option<u64>,
+    /// Write one JSON line per request sent (the ack log).
+    #[arg(long, env = "FEEDER_ACK_LOG")]
+    pub ack_log: Option<PathBuf>,
+    /// Write the JSON report here at the end.
+    #[arg(long, env = "FEEDER_REPORT")]
+    pub report: Option<PathBuf>,
+    /// Prefix of the order ids, unique per run [default: random].
+    #[arg(long, env = "FEEDER_RUN_ID")]
+    pub run_id: Option<String>,
+    /// Reply header that names the answering instance.
+    #[arg(long, default_value = handover_contract::INSTANCE_HEADER)]
+    pub instance_header: String,
+    /// Take the user ids from GET {target}/users.
+    #[arg(long, conflicts_with_all = ["user", "probe"])]
+    pub users_from_app: bool,
+    /// A user id to place orders for (repeatable) [default: u-0001 … u-0050].
+    #[arg(long = "user", value_name = "ID", conflicts_with = "probe")]
+    pub user: Vec<String>,
+    /// Connect HOST to ADDR:PORT, keeping the Host header (repeatable).
+    #[arg(long, value_name = "HOST=ADDR:PORT", value_parser = parse_resolve)]
+    pub resolve: Vec<(String, SocketAddr)>,
+    /// Send GET PATH instead of placing orders (for services that are not the example app).
+    #[arg(long, value_name = "PATH")]
+    pub probe: Option<String>,
+    /// Where the per-second lines and instance events go.
+    #[arg(long, value_enum, default_value_t = ProgressArg::Stdout)]
+    pub progress: ProgressArg,
+    /// Exit 1 when any request was rejected, indeterminate or missed.
+    #[arg(long)]
+    pub fail_on_error: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ProgressArg {
+    Stdout,
+    Stderr,
+    Off,
+}
+
+fn parse_target(s: &str) -> Result<url::Url, String> {
+    let url = url::Url::parse(s)
+        .map_err(|e| format!("not a URL ({e}); expected e.g. http://127.0.0.1:8080/"))?;
+    crate::options::validate_target(&url).map_err(|e| e.to_string())?;
+    Ok(url)
+}
+
+fn parse_rate(s: &str) -> Result<f64, String> {
+    let r: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("{s:?} is not a number (requests per second)"))?;
+    if !r.is_finite() || r <= 0.0 {
+        return Err(format!("rate must be a finite number > 0, got {s}"));
+    }
+    Ok(r)
+}
+
+fn parse_positive_duration(s: &str) -> Result<Duration, String> {
+    let d = duration::parse(s)?;
+    if d.is_zero() {
+        return Err(format!("duration {s:?} must be > 0"));
+    }
+    Ok(d)
+}
+
+fn parse_resolve(s: &str) -> Result<(String, SocketAddr), String> {
+    let (host, addr) = s
+        .split_once('=')
+        .ok_or_else(|| format!("{s:?}: expected HOST=ADDR:PORT"))?;
+    let addr: SocketAddr = addr
+        .parse()
+        .map_err(|e| format!("{s:?}: {addr:?} is not ADDR:PORT ({e})"))?;
+    if host.is_empty() {
+        return Err(format!("{s:?}: empty host"));
+    }
+    Ok((host.to_string(), addr))
+}
+
+impl RunArgs {
+    /// The library options these flags describe.
+    pub fn options(&self) -> Result<Options, Error> {
+        let (Some(target), Some(rate)) = (self.target.clone(), self.rate) else {
+            return Err(Error::Usage("a target URL and a rate are required".into()));
+        };
+        let mut o = Options::new(target, rate);
+        o.duration = self.duration;
+        o.timeout = self.timeout;
+        o.max_in_flight = self
+            .max_in_flight
+            .map(|n| usize::try_from(n).unwrap_or(usize::MAX));
+        o.ack_log.clone_from(&self.ack_log);
+        if let Some(id) = &self.run_id {
+            o.run_id.clone_from(id);
+        }
+        o.instance_header.clone_from(&self.instance_header);
+        o.resolve.clone_from(&self.resolve);
+        o.workload = match (&self.probe, self.users_from_app, self.user.is_empty()) {
+            (Some(path), _, _) => Workload::Probe { path: path.clone() },
+            (None, true, _) => Workload::Orders {
+                users: UserSource::FromApp,
+            },
+            (None, false, false) => Workload::Orders {
+                users: UserSource::List(self.user.clone()),
+            },
+            (None, false, true) => Workload::Orders {
+                users: UserSource::List(crate::options::seeded_users()),
+            },
+        };
+        o.progress = match self.progress {
+            ProgressArg::Stdout => Progress::Stdout,
+            ProgressArg::Stderr => Progress::Stderr,
+            ProgressArg::Off => Progress::Off,
+        };
+        o.validate()?;
+        Ok(o)
+    }
+}
+
+/// Runs the command; returns the exit code for a completed command.
+pub async fn run(opts: Opts) -> Result<i32, Error> {
+    match opts.command {
+        Some(Command::Merge(m)) => run_merge(&m),
+        None => run_feeder(&opts.run).await,
+    }
+}
+
+async fn run_feeder(args: &RunArgs) -> Result<i32, Error> {
+    let options = args.options()?;
+    // Fail on an unwritable report path before sending anything.
+    if let Some(path) = &args.report {
+        std::fs::File::create(path)
+            .map_err(|e| Error::Usage(format!("cannot create report {}: {e}", path.display())))?;
+    }
+    let handle = crate::start(options).await?;
+    let stopper = handle.stopper();
+    let signals = tokio::spawn(async move {
+        shutdown_signal().await;
+        tracing::info!("stopping: in-flight requests finish, then the summary");
+        stopper.stop();
+    });
+    let finished = handle.finish_detailed().await;
+    signals.abort();
+    let finished = finished?;
+    let r = &finished.report;
+    let mut out = std::io::stdout().lock();
+    let style = Style::for_stream(std::io::stdout().is_terminal());
+    printer::summary(&mut out, &style, r, finished.steady_p99)
+        .map_err(|e| Error::Internal(format!("writing the summary: {e}")))?;
+    if let (Some(path), Some(lines)) = (&args.ack_log, finished.ack_lines) {
+        let _ = writeln!(out, "  ack log: {lines} lines in {}", path.display());
+    }
+    if let Some(path) = &args.report {
+        write_report(path, r)?;
+    }
+    let failed = r.rejected + r.indeterminate + r.missed;
+    Ok(if args.fail_on_error && failed > 0 {
+        exit::FAILED
+    } else {
+        exit::OK
+    })
+}
+
+fn run_merge(m: &MergeArgs) -> Result<i32, Error> {
+    let mut reports = Vec::with_capacity(m.reports.len());
+    for path in &m.reports {
+        reports.push((path.display().to_string(), merge::read(path)?));
+    }
+    let merged = merge::merge(&reports).map_err(Error::Usage)?;
+    let mut out = std::io::stdout().lock();
+    let style = Style::for_stream(std::io::stdout().is_terminal());
+    let _ = writeln!(out, "merged {} reports", reports.len());
+    printer::summary(&mut out, &style, &merged, None)
+        .map_err(|e| Error::Internal(format!("writing the summary: {e}")))?;
+    if let Some(path) = &m.report {
+        write_report(path, &merged)?;
+    }
+    Ok(exit::OK)
+}
+
+fn write_report(path: &Path, r: &FeederReport) -> Result<(), Error> {
+    let json = serde_json::to_vec_pretty(r)
+        .map_err(|e| Error::Internal(format!("serializing the report: {e}")))?;
+    std::fs::write(path, json).map_err(|e| Error::file("writing report", path, e))
+}
+
+/// Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn clap_definition_is_consistent() {
+        Opts::command().debug_assert();
+    }
+
+    #[test]
+    fn classic_two_argument_form() {
+        let o = Opts::try_parse_from(["feeder", "http://127.0.0.1:8080/", "1000"]).unwrap();
+        let opts = o.run.options().unwrap();
+        assert_eq!(opts.rate, 1000.0);
+        assert!(opts.duration.is_none());
+        assert!(
+            matches!(opts.workload, Workload::Orders { users: UserSource::List(ref u) } if u.len() == 50)
+        );
+    }
+
+    #[test]
+    fn merge_subcommand() {
+        let o = Opts::try_parse_from(["feeder", "merge", "a.json", "b.json", "--report", "m.json"])
+            .unwrap();
+        match o.command {
+            Some(Command::Merge(m)) => assert_eq!(m.reports.len(), 2),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn bad_values_are_usage_errors() {
+        for args in [
+            vec!["feeder", "http://x/", "0"],
+            vec!["feeder", "http://x/", "-5"],
+            vec!["feeder", "http://x/", "NaN"],
+            vec!["feeder", "http://x/", "fast"],
+            vec!["feeder", "not a url", "10"],
+            vec!["feeder", "ftp://x/", "10"],
+            vec!["feeder", "http://x/", "10", "--resolve", "x"],
+            vec!["feeder", "http://x/", "10", "--duration", "soon"],
+            vec!["feeder", "http://x/", "10", "--max-in-flight", "0"],
+        ] {
+            let err = Opts::try_parse_from(&args).expect_err(&args.join(" "));
+            assert_eq!(err.exit_code(), exit::USAGE, "{args:?}");
+        }
+    }
+
+    #[test]
+    fn resolve_flag_parses() {
+        assert_eq!(
+            parse_resolve("shop.test=127.0.0.1:8081").unwrap(),
+            ("shop.test".to_string(), "127.0.0.1:8081".parse().unwrap())
+        );
+        assert!(parse_resolve("=127.0.0.1:1").is_err());
+        assert!(parse_resolve("h=127.0.0.1").is_err());
+    }
+}

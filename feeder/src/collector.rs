@@ -1,0 +1,168 @@
+//! The end of the pipeline: records in; ack log, aggregate, per-second lines
+//! and events out. Runs as one task so the aggregate needs no locks; the
+//! totals a caller polls are published after every batch.
+
+use crate::ack_log::AckLog;
+use crate::aggregate::Aggregate;
+use crate::clock::Clock;
+use crate::printer::{self, Style};
+use crate::record::Record;
+use crate::{Error, Live, Progress};
+use std::io::{IsTerminal, Write};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// Counters shared between the pacer, the workers, the collector and callers.
+#[derive(Debug, Default)]
+pub struct Shared {
+    pub sent: AtomicU64,
+    pub missed: AtomicU64,
+    pub in_flight: AtomicU64,
+    /// Unix ns at which the pacer released its last slot; 0 while sending.
+    pub sending_ended_ns: AtomicU64,
+    /// The reply-side totals, refreshed after every batch of records.
+    pub replies: Mutex<Live>,
+}
+
+impl Shared {
+    pub fn live(&self) -> Live {
+        let mut live = self
+            .replies
+            .lock()
+            .map(|l| l.clone())
+            .unwrap_or_else(|p| p.into_inner().clone());
+        live.sent = self.sent.load(Ordering::Relaxed);
+        live.missed = self.missed.load(Ordering::Relaxed);
+        live.in_flight = self.in_flight.load(Ordering::Relaxed);
+        live
+    }
+}
+
+/// Where progress goes, with the style that suits that stream.
+pub struct Output {
+    out: Box<dyn Write + Send>,
+    style: Style,
+}
+
+impl Output {
+    pub fn new(progress: Progress) -> Option<Self> {
+        match progress {
+            Progress::Off => None,
+            Progress::Stderr => Some(Output {
+                style: Style::for_stream(std::io::stderr().is_terminal()),
+                out: Box::new(std::io::stderr()),
+            }),
+            Progress::Stdout => Some(Output {
+                style: Style::for_stream(std::io::stdout().is_terminal()),
+                out: Box::new(std::io::stdout()),
+            }),
+        }
+    }
+}
+
+/// What the collector hands back at the end.
+pub struct Collected {
+    pub aggregate: Aggregate,
+    pub ack_lines: Option<u64>,
+}
+
+pub async fn collect(
+    mut rx: mpsc::Receiver<Record>,
+    clock: Clock,
+    rate: f64,
+    shared: Arc<Shared>,
+    mut ack: Option<AckLog>,
+    mut output: Option<Output>,
+) -> Result<Collected, Error> {
+    let mut agg = Aggregate::default();
+    let mut ack_error: Option<Error> = None;
+    let mut ticker = tokio::time::interval_at(
+        tokio::time::Instant::from_std(clock.t0() + Duration::from_secs(1)),
+        Duration::from_secs(1),
+    );
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let slot_ns = (1e9 / rate) as u64;
+    let mut batch = Vec::with_capacity(1024);
+    loop {
+        tokio::select! {
+            n = rx.recv_many(&mut batch, 1024) => {
+                if n == 0 {
+                    break;
+                }
+                for r in batch.drain(..) {
+                    if let (Some(log), None) = (ack.as_mut(), &ack_error) {
+                        if let Err(e) = log.write(&r) {
+                            tracing::error!(error = %e, "ack log write failed; no more lines will be written");
+                            ack_error = Some(e);
+                        }
+                    }
+                    agg.record(&r);
+                }
+                publish(&agg, &shared);
+                print_events(&mut agg, output.as_mut(), &clock);
+            }
+            _ = ticker.tick() => {
+                let now = clock.now_ns();
+                let ended = shared.sending_ended_ns.load(Ordering::Relaxed);
+                let full = ended == 0 || now <= ended.saturating_add(slot_ns);
+                let sec = agg.close_second(
+                    now,
+                    shared.sent.load(Ordering::Relaxed),
+                    shared.missed.load(Ordering::Relaxed),
+                    shared.in_flight.load(Ordering::Relaxed),
+                    full,
+                );
+                print_events(&mut agg, output.as_mut(), &clock);
+                if let Some(o) = output.as_mut() {
+                    let _ = printer::second(&mut o.out, &o.style, &sec);
+                    let _ = o.out.flush();
+                }
+            }
+        }
+    }
+    agg.finish();
+    print_events(&mut agg, output.as_mut(), &clock);
+    publish(&agg, &shared);
+    if let Some(e) = ack_error {
+        return Err(e);
+    }
+    let ack_lines = match ack {
+        Some(log) => Some(log.finish()?),
+        None => None,
+    };
+    Ok(Collected {
+        aggregate: agg,
+        ack_lines,
+    })
+}
+
+fn publish(agg: &Aggregate, shared: &Shared) {
+    if let Ok(mut live) = shared.replies.lock() {
+        live.ok = agg.ok;
+        live.rejected = agg.rejected;
+        live.indeterminate = agg.indeterminate;
+        if live.by_instance != agg.by_instance {
+            live.by_instance.clone_from(&agg.by_instance);
+        }
+        live.last_instance.clone_from(&agg.last_instance);
+        live.last_ok_ns = agg.last_ok_ns;
+    }
+}
+
+fn print_events(agg: &mut Aggregate, output: Option<&mut Output>, clock: &Clock) {
+    let events = agg.take_events();
+    if events.is_empty() {
+        return;
+    }
+    for ev in &events {
+        tracing::info!(event = ?ev, "instance event");
+    }
+    if let Some(o) = output {
+        for ev in &events {
+            let _ = printer::event(&mut o.out, &o.style, ev, clock.t0_unix_ns());
+        }
+        let _ = o.out.flush();
+    }
+}

@@ -1,0 +1,344 @@
+//! Human output: the per-second line, instance events and the summary. Pure:
+//! everything writes to `&mut dyn Write` so it is tested on a buffer.
+
+use crate::aggregate::{Interval, Second};
+use crate::handover::Event;
+use colored::Colorize;
+use handover_contract::FeederReport;
+use std::io::{self, Write};
+
+/// Colour, named for meaning; plain text when off.
+#[derive(Debug, Clone, Copy)]
+pub struct Style {
+    color: bool,
+}
+
+impl Style {
+    pub fn new(color: bool) -> Self {
+        Style { color }
+    }
+
+    /// Colour only on a terminal and when `NO_COLOR` is unset or empty.
+    pub fn for_stream(is_terminal: bool) -> Self {
+        let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+        Style::new(is_terminal && !no_color)
+    }
+
+    fn paint(&self, s: String, f: fn(String) -> colored::ColoredString) -> String {
+        if self.color {
+            f(s).to_string()
+        } else {
+            s
+        }
+    }
+
+    pub fn good(&self, s: impl Into<String>) -> String {
+        self.paint(s.into(), |s| s.green())
+    }
+
+    pub fn bad(&self, s: impl Into<String>) -> String {
+        self.paint(s.into(), |s| s.red().bold())
+    }
+
+    pub fn warn(&self, s: impl Into<String>) -> String {
+        self.paint(s.into(), |s| s.yellow())
+    }
+
+    pub fn event(&self, s: impl Into<String>) -> String {
+        self.paint(s.into(), |s| s.cyan().bold())
+    }
+
+    pub fn dim(&self, s: impl Into<String>) -> String {
+        self.paint(s.into(), |s| s.dimmed())
+    }
+
+    /// Colour a count: `good`/`bad` only when it is non-zero.
+    fn count(&self, n: u64, nonzero: fn(&Style, String) -> String) -> String {
+        if n == 0 {
+            self.dim(n.to_string())
+        } else {
+            nonzero(self, n.to_string())
+        }
+    }
+}
+
+/// One line per second: sent, ok, rejected, indeterminate, missed, p50/p99 of
+/// the second, and the share of replies per instance.
+pub fn second(out: &mut dyn Write, st: &Style, s: &Second) -> io::Result<()> {
+    let replies: u64 = s.by_instance.values().sum();
+    let shares: Vec<String> = s
+        .by_instance
+        .iter()
+        .map(|(inst, n)| format!("{inst} {:.0}%", 100.0 * *n as f64 / replies.max(1) as f64))
+        .collect();
+    writeln!(
+        out,
+        "{:>5}s  sent {:>6}  ok {:>6}  rejected {}  indeterminate {}  missed {}  in-flight {}  p50 {:>8}  p99 {:>8}  {}",
+        s.index,
+        s.sent,
+        st.count(s.ok, Style::good_s),
+        st.count(s.rejected, Style::bad_s),
+        st.count(s.indeterminate, Style::bad_s),
+        st.count(s.missed, Style::warn_s),
+        s.in_flight,
+        ms(s.p50_ms),
+        ms(s.p99_ms),
+        shares.join("  "),
+    )
+}
+
+impl Style {
+    fn good_s(&self, s: String) -> String {
+        self.good(s)
+    }
+    fn bad_s(&self, s: String) -> String {
+        self.bad(s)
+    }
+    fn warn_s(&self, s: String) -> String {
+        self.warn(s)
+    }
+}
+
+/// An instance event, printed once when it happens. `t0_ns` anchors the
+/// relative times.
+pub fn event(out: &mut dyn Write, st: &Style, ev: &Event, t0_ns: u64) -> io::Result<()> {
+    let rel = |ns: u64| format!("{:.3}s", ns.saturating_sub(t0_ns) as f64 / 1e9);
+    match ev {
+        Event::Change { from, to, at_ns } => writeln!(
+            out,
+            "{} {from} → {to} at {}",
+            st.event("instance change:"),
+            rel(*at_ns)
+        ),
+        Event::OverlapEnded {
+            from,
+            to,
+            first_new_ns,
+            last_old_ns,
+            overlap_ms,
+        } => {
+            if *overlap_ms > 0.0 {
+                writeln!(
+                    out,
+                    "{} {from} and {to} both answered for {} (first {to} at {}, last {from} at {})",
+                    st.event("overlap ended:"),
+                    ms(*overlap_ms),
+                    rel(*first_new_ns),
+                    rel(*last_old_ns)
+                )
+            } else {
+                writeln!(
+                    out,
+                    "{} no overlap: last {from} at {}, first {to} at {} ({} apart)",
+                    st.event("overlap ended:"),
+                    rel(*last_old_ns),
+                    rel(*first_new_ns),
+                    ms(first_new_ns.saturating_sub(*last_old_ns) as f64 / 1e6)
+                )
+            }
+        }
+    }
+}
+
+/// The end-of-run summary, classic result line first.
+pub fn summary(
+    out: &mut dyn Write,
+    st: &Style,
+    r: &FeederReport,
+    steady_p99: Option<Interval>,
+) -> io::Result<()> {
+    let failed = r.rejected + r.indeterminate;
+    let failed_txt = if failed == 0 {
+        st.good(format!("failed = {failed}"))
+    } else {
+        st.bad(format!("failed = {failed}"))
+    };
+    writeln!(out, "result: {failed_txt} succeeded = {}", r.ok)?;
+    writeln!(
+        out,
+        "  sent {}  ok {}  rejected {}  indeterminate {}  missed {}",
+        r.sent,
+        r.ok,
+        r.rejected,
+        r.indeterminate,
+        st.count(r.missed, Style::warn_s)
+    )?;
+    let pct = if r.target_rate > 0.0 {
+        100.0 * r.achieved_rate / r.target_rate
+    } else {
+        0.0
+    };
+    write!(
+        out,
+        "  rate: achieved {:.1}/s of target {:.1}/s ({pct:.1}%) over {:.3}s",
+        r.achieved_rate,
+        r.target_rate,
+        r.duration_ms as f64 / 1000.0
+    )?;
+    match r.rate_per_second {
+        Some(s) => writeln!(out, "; per second mean {:.1} sd {:.1}", s.mean, s.stddev)?,
+        None => writeln!(out)?,
+    }
+    let l = &r.latency_ms;
+    writeln!(
+        out,
+        "  latency (from due time): p50 {}  p90 {}  p99 {}  p99.9 {}  max {}",
+        ms(l.p50),
+        ms(l.p90),
+        ms(l.p99),
+        ms(l.p999),
+        ms(l.max)
+    )?;
+    let s = &r.service_ms;
+    writeln!(
+        out,
+        "  service time:            p50 {}  p90 {}  p99 {}  p99.9 {}  max {}",
+        ms(s.p50),
+        ms(s.p90),
+        ms(s.p99),
+        ms(s.p999),
+        ms(s.max)
+    )?;
+    if let Some(ci) = steady_p99 {
+        writeln!(
+            out,
+            "  steady-state p99: {} (95% CI {} .. {}, {} s)",
+            ms(ci.mean),
+            ms(ci.low),
+            ms(ci.high),
+            ci.n
+        )?;
+    }
+    writeln!(out, "  longest gap between successes: {}", ms(r.max_gap_ms))?;
+    let total: u64 = r.instances.values().sum();
+    let shares: Vec<String> = r
+        .instances
+        .iter()
+        .map(|(i, n)| format!("{i} {n} ({:.1}%)", 100.0 * *n as f64 / total.max(1) as f64))
+        .collect();
+    writeln!(
+        out,
+        "  instances: {}",
+        if shares.is_empty() {
+            "none".to_string()
+        } else {
+            shares.join(", ")
+        }
+    )?;
+    if let Some(h) = &r.handover {
+        let window = match h.window_p99_ms {
+            Some(p) => format!(", window p99 {}", ms(p)),
+            None => String::new(),
+        };
+        writeln!(
+            out,
+            "  handover: {} → {}  first {} at {} ns, last {} at {} ns, overlap {}{window}",
+            h.from,
+            h.to,
+            h.to,
+            h.first_new_ns,
+            h.from,
+            h.last_old_ns,
+            ms(h.overlap_ms)
+        )?;
+    }
+    Ok(())
+}
+
+/// Milliseconds with sensible precision.
+fn ms(v: f64) -> String {
+    if v >= 100.0 {
+        format!("{v:.0}ms")
+    } else if v >= 1.0 {
+        format!("{v:.1}ms")
+    } else {
+        format!("{v:.3}ms")
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use handover_contract::Handover;
+
+    fn text(f: impl FnOnce(&mut dyn Write) -> io::Result<()>) -> String {
+        let mut buf = Vec::new();
+        f(&mut buf).unwrap();
+        String::from_utf8(buf).unwrap()
+    }
+
+    #[test]
+    fn summary_has_the_classic_line_and_no_colour_when_plain() {
+        let r = FeederReport {
+            sent: 10,
+            ok: 7,
+            rejected: 1,
+            indeterminate: 2,
+            target_rate: 10.0,
+            achieved_rate: 10.0,
+            duration_ms: 1000,
+            max_gap_ms: 250.0,
+            handover: Some(Handover {
+                from: "a".into(),
+                to: "b".into(),
+                first_new_ns: 1,
+                last_old_ns: 2,
+                overlap_ms: 0.0,
+                window_p99_ms: Some(3.0),
+            }),
+            ..FeederReport::default()
+        };
+        let out = text(|w| summary(w, &Style::new(false), &r, None));
+        assert!(
+            out.starts_with("result: failed = 3 succeeded = 7\n"),
+            "{out}"
+        );
+        assert!(
+            out.contains("longest gap between successes: 250ms"),
+            "{out}"
+        );
+        assert!(out.contains("handover: a → b"), "{out}");
+        assert!(!out.contains('\u{1b}'));
+    }
+
+    #[test]
+    fn colour_only_when_asked() {
+        colored::control::set_override(true);
+        assert!(Style::new(true).bad("x").contains('\u{1b}'));
+        assert_eq!(Style::new(false).bad("x"), "x");
+    }
+
+    #[test]
+    fn second_line_shows_instance_shares() {
+        let mut s = Second {
+            index: 3,
+            sent: 100,
+            ok: 100,
+            ..Second::default()
+        };
+        s.by_instance.insert("a".into(), 25);
+        s.by_instance.insert("b".into(), 75);
+        let out = text(|w| second(w, &Style::new(false), &s));
+        assert!(out.contains("a 25%  b 75%"), "{out}");
+        assert!(out.trim_start().starts_with("3s"), "{out}");
+    }
+
+    #[test]
+    fn events_are_one_line_each() {
+        let st = Style::new(false);
+        let out = text(|w| {
+            event(
+                w,
+                &st,
+                &Event::Change {
+                    from: "a".into(),
+                    to: "b".into(),
+                    at_ns: 1_500_000_000,
+                },
+                0,
+            )
+        });
+        assert_eq!(out, "instance change: a → b at 1.500s\n");
+    }
+}
