@@ -1,0 +1,344 @@
+//! `reconcile` against a real HTTP server on loopback that serves `/health`
+//! and NDJSON `/orders`, with every category of order present.
+#![allow(clippy::unwrap_used)]
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use bytes::Bytes;
+use handover_contract::order::line_items_digest;
+use handover_contract::{AckRecord, Health, HealthChecks, LineItem, Order, Outcome};
+use migrator::reconcile::{reconcile, reconcile_files, Progress, ReconcileError, ReconcileOptions};
+
+/// What the fake B serves.
+struct Fake {
+    /// `/orders` body, sent in small uneven chunks so lines straddle chunks.
+    ndjson: Vec<u8>,
+    /// `/health` reports `applied = head - 5` for this many polls, then catches up.
+    lagging_polls: u64,
+    polls: AtomicU64,
+    /// Serve a JSON array instead of NDJSON (an app that ignores `Accept`).
+    json_array: bool,
+    accept_seen: Mutex<Option<String>>,
+}
+
+async fn health(State(fake): State<Arc<Fake>>) -> Response {
+    let n = fake.polls.fetch_add(1, Ordering::SeqCst);
+    let head = 100;
+    let applied = if n < fake.lagging_polls {
+        head - 5
+    } else {
+        head
+    };
+    let doc = Health {
+        healthy: applied == head,
+        instance: "b".into(),
+        applied,
+        head,
+        lag: head - applied,
+        draining: false,
+        in_flight: 0,
+        requests_total: 0,
+        last_request_at: None,
+        checks: HealthChecks { store: "ok".into() },
+    };
+    let status = if applied == head {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, axum::Json(doc)).into_response()
+}
+
+async fn orders(State(fake): State<Arc<Fake>>, headers: axum::http::HeaderMap) -> Response {
+    *fake.accept_seen.lock().unwrap() = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    if fake.json_array {
+        return (StatusCode::OK, "[{\"id\":\"x\"}]").into_response();
+    }
+    let chunks: Vec<Result<Bytes, std::io::Error>> = fake
+        .ndjson
+        .chunks(37)
+        .map(|c| Ok(Bytes::copy_from_slice(c)))
+        .collect();
+    Response::builder()
+        .header(header::CONTENT_TYPE, "application/x-ndjson")
+        .body(Body::from_stream(futures::stream::iter(chunks)))
+        .unwrap()
+}
+
+/// Serves `fake` on an ephemeral loopback port; the server task ends with the runtime.
+async fn serve(fake: Fake) -> (url::Url, Arc<Fake>) {
+    let fake = Arc::new(fake);
+    let app = Router::new()
+        .route("/health", get(health))
+        .route("/orders", get(orders))
+        .with_state(fake.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr: SocketAddr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (url::Url::parse(&format!("http://{addr}/")).unwrap(), fake)
+}
+
+fn items(n: u32) -> Vec<LineItem> {
+    vec![
+        LineItem {
+            product: format!("widget-{n}"),
+            quantity: n,
+        },
+        LineItem {
+            product: "bolt".into(),
+            quantity: 2,
+        },
+    ]
+}
+
+fn ack(id: &str, outcome: Outcome) -> AckRecord {
+    AckRecord {
+        id: id.into(),
+        due_ns: 1_700_000_000_000_000_000,
+        done_ns: 1_700_000_000_001_000_000,
+        outcome,
+        status: Some(match outcome {
+            Outcome::Ok => 201,
+            Outcome::Rejected => 422,
+            Outcome::Indeterminate => 503,
+        }),
+        instance: Some("a".into()),
+        latency_us: 1000,
+        user_id: Some("user-1".into()),
+        items_digest: Some(line_items_digest(&items(1))),
+    }
+}
+
+fn order(id: &str) -> Order {
+    Order {
+        id: id.into(),
+        user_id: "user-1".into(),
+        line_items: items(1),
+        placed_at: "2024-01-01T00:00:00Z".into(),
+        placed_by: "b".into(),
+    }
+}
+
+fn write_acks(dir: &Path, name: &str, acks: &[AckRecord]) -> PathBuf {
+    let path = dir.join(name);
+    let mut f = std::fs::File::create(&path).unwrap();
+    for a in acks {
+        writeln!(f, "{}", serde_json::to_string(a).unwrap()).unwrap();
+    }
+    path
+}
+
+fn ndjson(orders: &[Order]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for o in orders {
+        serde_json::to_writer(&mut out, o).unwrap();
+        out.push(b'\n');
+    }
+    out
+}
+
+fn fake(orders: &[Order]) -> Fake {
+    Fake {
+        ndjson: ndjson(orders),
+        lagging_polls: 0,
+        polls: AtomicU64::new(0),
+        json_array: false,
+        accept_seen: Mutex::new(None),
+    }
+}
+
+fn quick() -> ReconcileOptions {
+    ReconcileOptions {
+        apply_timeout: Duration::from_secs(30),
+        poll_interval: Duration::from_millis(20),
+        request_timeout: Duration::from_secs(10),
+        ..ReconcileOptions::default()
+    }
+}
+
+#[tokio::test]
+async fn every_category_is_found_over_http() {
+    use Outcome::*;
+    let dir = tempfile::tempdir().unwrap();
+    let acks = write_acks(
+        dir.path(),
+        "acks.jsonl",
+        &[
+            ack("ok-1", Ok),
+            ack("ok-2", Ok),
+            ack("lost-1", Ok),
+            ack("recovered-1", Indeterminate),
+            ack("indet-absent-1", Indeterminate),
+            ack("rejected-absent-1", Rejected),
+            ack("rejected-present-1", Rejected),
+            ack("dup-b-1", Ok),
+            ack("mismatch-user-1", Ok),
+            ack("mismatch-items-1", Ok),
+        ],
+    );
+    let mut wrong_user = order("mismatch-user-1");
+    wrong_user.user_id = "user-2".into();
+    let mut wrong_items = order("mismatch-items-1");
+    wrong_items.line_items = items(3);
+    let stored = [
+        order("ok-1"),
+        order("ok-2"),
+        order("recovered-1"),
+        order("rejected-present-1"),
+        order("dup-b-1"),
+        order("dup-b-1"),
+        wrong_user,
+        wrong_items,
+        order("stranger-1"),
+    ];
+    let mut f = fake(&stored);
+    f.lagging_polls = 3;
+    let (url, fake) = serve(f).await;
+
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let sink = seen.clone();
+    let opts = ReconcileOptions {
+        progress: Some(Arc::new(move |p: &Progress| {
+            sink.lock().unwrap().push(p.clone())
+        })),
+        ..quick()
+    };
+    let r = reconcile(&acks, &url, &opts).await.unwrap();
+
+    assert_eq!(r.acked_total, 10);
+    assert_eq!(r.stored_total, 9);
+    assert_eq!(r.ok, 3, "{r:#?}");
+    assert_eq!(r.lost, 1);
+    assert_eq!(r.recovered, 1);
+    assert_eq!(r.indeterminate_absent, 1);
+    assert_eq!(r.rejected_absent, 1);
+    assert_eq!(r.rejected_present, 1);
+    assert_eq!(r.never_sent, 1);
+    assert_eq!(r.unexpected, 2);
+    assert_eq!(r.duplicated, 1);
+    assert_eq!(r.mismatched, 2);
+    assert_eq!(r.ids.lost, ["lost-1"]);
+    assert_eq!(r.ids.unexpected, ["rejected-present-1", "stranger-1"]);
+    assert_eq!(r.ids.duplicated, ["dup-b-1"]);
+    assert_eq!(r.ids.mismatched, ["mismatch-user-1", "mismatch-items-1"]);
+    assert_eq!((r.applied, r.head), (100, 100));
+    assert!(!r.passed());
+
+    // It waited for B to apply the head before reading the orders.
+    assert!(fake.polls.load(Ordering::SeqCst) >= 4);
+    let seen = seen.lock().unwrap();
+    assert!(seen.contains(&Progress::Applying {
+        applied: 95,
+        head: 100
+    }));
+    assert!(seen.contains(&Progress::Fetched { orders: 9 }));
+    assert_eq!(
+        fake.accept_seen.lock().unwrap().as_deref(),
+        Some("application/x-ndjson")
+    );
+}
+
+#[tokio::test]
+async fn several_ack_logs_and_a_clean_set_pass() {
+    let dir = tempfile::tempdir().unwrap();
+    let first: Vec<_> = (0..300)
+        .map(|i| ack(&format!("f1-{i}"), Outcome::Ok))
+        .collect();
+    let second: Vec<_> = (0..200)
+        .map(|i| ack(&format!("f2-{i}"), Outcome::Ok))
+        .collect();
+    let a = write_acks(dir.path(), "a.jsonl", &first);
+    let b = write_acks(dir.path(), "b.jsonl", &second);
+    let stored: Vec<_> = first.iter().chain(&second).map(|a| order(&a.id)).collect();
+    let (url, _fake) = serve(fake(&stored)).await;
+    let r = reconcile_files(&[a, b], &url, &quick()).await.unwrap();
+    assert_eq!(r.ok, 500);
+    assert_eq!(r.stored_total, 500);
+    assert!(r.passed(), "{r:#?}");
+    assert_eq!(r.ack_files.len(), 2);
+}
+
+#[tokio::test]
+async fn bad_inputs_are_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let acks = write_acks(dir.path(), "acks.jsonl", &[ack("x", Outcome::Ok)]);
+    let (url, _fake) = serve(fake(&[order("x")])).await;
+
+    let missing = dir.path().join("nope.jsonl");
+    let err = reconcile(&missing, &url, &quick()).await.unwrap_err();
+    assert!(matches!(err, ReconcileError::AckLog(_)), "{err}");
+    assert!(err.is_usage());
+    assert!(err.to_string().contains("nope.jsonl"), "{err}");
+
+    let garbage = dir.path().join("garbage.jsonl");
+    std::fs::write(&garbage, "{\"id\":\"x\",\"outcome\":\"ok\"}\nnot json\n").unwrap();
+    let err = reconcile(&garbage, &url, &quick()).await.unwrap_err();
+    assert!(err.to_string().contains("line 1"), "{err}");
+
+    // A port nobody listens on.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let nowhere = url::Url::parse(&format!("http://127.0.0.1:{port}/")).unwrap();
+    let err = reconcile(&acks, &nowhere, &quick()).await.unwrap_err();
+    assert!(matches!(err, ReconcileError::Unreachable { .. }), "{err}");
+    assert!(err.is_usage());
+
+    let ftp = url::Url::parse("ftp://127.0.0.1/").unwrap();
+    let err = reconcile(&acks, &ftp, &quick()).await.unwrap_err();
+    assert!(matches!(err, ReconcileError::BadUrl { .. }), "{err}");
+}
+
+#[tokio::test]
+async fn an_app_that_never_catches_up_times_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let acks = write_acks(dir.path(), "acks.jsonl", &[ack("x", Outcome::Ok)]);
+    let mut f = fake(&[order("x")]);
+    f.lagging_polls = u64::MAX;
+    let (url, _fake) = serve(f).await;
+    let opts = ReconcileOptions {
+        apply_timeout: Duration::from_millis(600),
+        ..quick()
+    };
+    let err = reconcile(&acks, &url, &opts).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ReconcileError::ApplyTimeout {
+                applied: 95,
+                head: 100,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(!err.is_usage());
+}
+
+#[tokio::test]
+async fn a_json_array_instead_of_ndjson_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let acks = write_acks(dir.path(), "acks.jsonl", &[ack("x", Outcome::Ok)]);
+    let mut f = fake(&[]);
+    f.json_array = true;
+    let (url, _fake) = serve(f).await;
+    let err = reconcile(&acks, &url, &quick()).await.unwrap_err();
+    assert!(matches!(err, ReconcileError::BadResponse { .. }), "{err}");
+    assert!(err.to_string().contains("NDJSON"), "{err}");
+}
