@@ -1,1 +1,175 @@
-//! A local stand-in for Cloudflare: the v4 DNS-records API and the proxy.
+//! edge: a local stand-in for Cloudflare — the v4 DNS-records API and the proxy.
+//!
+//! One process, two listeners: the API (`/client/v4/…`, `/metrics`,
+//! `/admin/faults`) and the proxy (Host header → record → origin). Faithful
+//! enough that the real `cloudflare` crate works against it unchanged.
+//!
+//! - [`config`]: `edge.toml`, the stable interface the migrator's demo writes.
+//! - [`store`]: zones and records, persisted to the state file.
+//! - [`record`]: record shapes and validation of client input.
+//! - [`envelope`]: Cloudflare's JSON envelope and error shapes.
+//! - [`auth`]: bearer tokens with Cloudflare's error statuses and codes.
+//! - [`api`]: the API routes.
+//! - [`faults`]: injected 429/5xx replies for testing clients' retries.
+//! - [`routes`]: Host → origin, with the propagation window after a change.
+//! - [`proxy`]: the forwarding listener, stickiness and Cloudflare's 52x errors.
+//! - [`upstream`]: origin connections and the keep-alive pool.
+//! - [`metrics`]: Prometheus counters.
+//! - [`ray`]: `CF-Ray`-like request ids.
+//! - [`opts`], [`shutdown`], [`secret`], [`error`]: the command line, the stop
+//!   signal, redacted tokens, library errors.
+
+pub mod api;
+pub mod auth;
+pub mod config;
+pub mod envelope;
+pub mod error;
+pub mod faults;
+pub mod metrics;
+pub mod opts;
+pub mod proxy;
+pub mod ray;
+pub mod record;
+pub mod routes;
+pub mod secret;
+pub mod shutdown;
+pub mod store;
+pub mod upstream;
+
+pub use config::Config;
+pub use error::Error;
+pub use opts::Opts;
+
+use std::future::Future;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// Loads the config, binds both listeners, prints the listening line, and
+/// serves until Ctrl-C or SIGTERM.
+pub async fn run(opts: Opts) -> Result<(), Error> {
+    let mut config = Config::load(&opts.config)?;
+    if let Some(a) = opts.api_listen {
+        config.api_listen = a;
+    }
+    if let Some(p) = opts.proxy_listen {
+        config.proxy_listen = p;
+    }
+    if let Some(s) = &opts.state_file {
+        config.state_file = Some(s.clone());
+    }
+    let edge = Edge::new(&config)?;
+    let api = bind("api", config.api_listen).await?;
+    let proxy = bind("proxy", config.proxy_listen).await?;
+    // Written by hand so the key order is the documented one.
+    let line = format!(
+        r#"{{"event":"listening","api":"{}","proxy":"{}"}}"#,
+        api.local_addr()?,
+        proxy.local_addr()?
+    );
+    {
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "{line}")?;
+        out.flush()?;
+    }
+    tracing::info!(api = %api.local_addr()?, proxy = %proxy.local_addr()?, "edge listening");
+    edge.serve(api, proxy, shutdown::signal(), opts.shutdown_timeout)
+        .await
+}
+
+async fn bind(what: &'static str, addr: SocketAddr) -> Result<TcpListener, Error> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| Error::Bind { what, addr, source })
+}
+
+/// A configured edge, ready to serve on listeners the caller bound.
+pub struct Edge {
+    api: api::ApiState,
+    proxy: Arc<proxy::Proxy>,
+}
+
+impl Edge {
+    /// Opens the state (state file first, then the config's zones).
+    pub fn new(config: &Config) -> Result<Self, Error> {
+        let metrics = Arc::new(metrics::Metrics::default());
+        let routes = Arc::new(routes::Routes::new(config.propagation));
+        let store = Arc::new(store::Store::open(
+            config,
+            Arc::clone(&routes),
+            Arc::clone(&metrics),
+        )?);
+        let api = api::ApiState {
+            store,
+            tokens: Arc::new(auth::Tokens::new(&config.tokens)),
+            admin_token: config.admin_token.clone(),
+            faults: Arc::new(faults::Faults::new(config.faults.clone())),
+            metrics: Arc::clone(&metrics),
+        };
+        let proxy = Arc::new(proxy::Proxy {
+            routes,
+            pool: upstream::Pool::new(config.connect_timeout, Arc::clone(&metrics)),
+            metrics,
+            origin_port: config.origin_port,
+            idle_timeout: config.idle_timeout,
+            origin_timeout: config.origin_timeout,
+        });
+        Ok(Edge { api, proxy })
+    }
+
+    /// Serves both listeners until `shutdown`, then drains in-flight requests
+    /// for at most `drain` before returning.
+    pub async fn serve(
+        self,
+        api: TcpListener,
+        proxy: TcpListener,
+        shutdown: impl Future<Output = ()>,
+        drain: Duration,
+    ) -> Result<(), Error> {
+        let token = CancellationToken::new();
+        let tracker = TaskTracker::new();
+        let app = api::router(self.api);
+        let api_task = {
+            let token = token.clone();
+            tokio::spawn(async move {
+                axum::serve(api, app)
+                    .with_graceful_shutdown(token.cancelled_owned())
+                    .await
+            })
+        };
+        let proxy_task = tokio::spawn(proxy::serve(
+            proxy,
+            self.proxy,
+            token.clone(),
+            tracker.clone(),
+        ));
+        shutdown.await;
+        token.cancel();
+        tracker.close();
+        let drained = tokio::time::timeout(drain, async {
+            let _ = proxy_task.await;
+            tracker.wait().await;
+            api_task.await
+        })
+        .await;
+        match drained {
+            Ok(Ok(Ok(()))) => {
+                tracing::info!("edge stopped");
+                Ok(())
+            }
+            Ok(Ok(Err(e))) => Err(Error::Io(e)),
+            Ok(Err(join)) => Err(Error::Io(std::io::Error::other(join))),
+            Err(_) => {
+                tracing::warn!(
+                    ?drain,
+                    "in-flight requests did not finish in time; stopping anyway"
+                );
+                Ok(())
+            }
+        }
+    }
+}

@@ -1,0 +1,31 @@
+//! The edge's library errors; `main.rs` maps them to exit codes.
+
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The configuration (file, flags or environment) is unusable: exit 2.
+    #[error("config {path}: {message}")]
+    Config { path: PathBuf, message: String },
+    /// The state file exists but cannot be read or parsed: exit 2, nothing changed.
+    #[error("state file {path}: {message}")]
+    State { path: PathBuf, message: String },
+    #[error("cannot bind {what} listener on {addr}: {source}")]
+    Bind {
+        what: &'static str,
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl Error {
+    /// True when the run never started because of what the user gave us.
+    pub fn is_usage(&self) -> bool {
+        matches!(
+            self,
+            Error::Config { .. } | Error::State { .. } | Error::Bind { .. }
+        )
+    }
+}

@@ -1,0 +1,124 @@
+//! Counters for `GET /metrics` (Prometheus text format).
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+
+/// Label for replies the edge produced itself before choosing an origin.
+pub const NO_ORIGIN: &str = "none";
+
+#[derive(Debug, Default)]
+pub struct Metrics {
+    /// (origin `ip:port` or `none`, status) → replies.
+    proxy: Mutex<BTreeMap<(String, u16), u64>>,
+    /// (method, status) → API replies.
+    api: Mutex<BTreeMap<(String, u16), u64>>,
+    record_changes: AtomicU64,
+    /// New routing decisions that moved a client connection to another origin.
+    origin_switches: AtomicU64,
+    origin_connects: AtomicU64,
+}
+
+impl Metrics {
+    pub fn proxy_reply(&self, origin: &str, status: u16) {
+        let mut m = self.proxy.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = m.get_mut(&(origin.to_string(), status)) {
+            *n += 1;
+        } else {
+            m.insert((origin.to_string(), status), 1);
+        }
+    }
+
+    pub fn api_reply(&self, method: &str, status: u16) {
+        let mut m = self.api.lock().unwrap_or_else(|p| p.into_inner());
+        *m.entry((method.to_string(), status)).or_insert(0) += 1;
+    }
+
+    pub fn record_changed(&self) {
+        self.record_changes.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn origin_switched(&self) {
+        self.origin_switches.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn origin_connected(&self) {
+        self.origin_connects.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Renders every counter; `faults_injected` comes from the fault state.
+    pub fn render(&self, faults_injected: u64) -> String {
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "# HELP edge_proxy_requests_total Proxied requests by origin and reply status.\n# TYPE edge_proxy_requests_total counter"
+        );
+        for ((origin, status), n) in self.proxy.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+            let _ = writeln!(
+                out,
+                "edge_proxy_requests_total{{origin=\"{origin}\",status=\"{status}\"}} {n}"
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP edge_api_requests_total API requests by method and reply status.\n# TYPE edge_api_requests_total counter"
+        );
+        for ((method, status), n) in self.api.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+            let _ = writeln!(
+                out,
+                "edge_api_requests_total{{method=\"{method}\",status=\"{status}\"}} {n}"
+            );
+        }
+        let counters = [
+            (
+                "edge_record_changes_total",
+                "DNS record creations, updates and deletions.",
+                self.record_changes.load(Ordering::Relaxed),
+            ),
+            (
+                "edge_origin_switches_total",
+                "Client connections re-routed to a different origin.",
+                self.origin_switches.load(Ordering::Relaxed),
+            ),
+            (
+                "edge_origin_connections_total",
+                "TCP connections opened to origins.",
+                self.origin_connects.load(Ordering::Relaxed),
+            ),
+            (
+                "edge_faults_injected_total",
+                "API calls failed on purpose.",
+                faults_injected,
+            ),
+        ];
+        for (name, help, value) in counters {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}"
+            );
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_labelled_counters() {
+        let m = Metrics::default();
+        m.proxy_reply("127.0.0.2:8080", 200);
+        m.proxy_reply("127.0.0.2:8080", 200);
+        m.proxy_reply(NO_ORIGIN, 530);
+        m.record_changed();
+        let text = m.render(3);
+        assert!(
+            text.contains("edge_proxy_requests_total{origin=\"127.0.0.2:8080\",status=\"200\"} 2")
+        );
+        assert!(text.contains("edge_proxy_requests_total{origin=\"none\",status=\"530\"} 1"));
+        assert!(text.contains("edge_record_changes_total 1"));
+        assert!(text.contains("edge_faults_injected_total 3"));
+    }
+}

@@ -1,0 +1,111 @@
+//! Connections to origins: connect with a deadline, and a keep-alive pool of
+//! idle HTTP/1.1 connections per origin address.
+//!
+//! The pool only saves connection setup. Which origin a request goes to is
+//! decided by the proxy (routing and stickiness) before the pool is asked.
+
+use crate::metrics::Metrics;
+use hyper::body::Incoming;
+use hyper::client::conn::http1::SendRequest;
+use hyper_util::rt::TokioIo;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::net::TcpStream;
+
+pub type Sender = SendRequest<Incoming>;
+
+/// Why no connection to the origin could be made; decides 521/522/523.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error("origin refused the connection")]
+    Refused,
+    #[error("connecting to the origin timed out")]
+    Timeout,
+    #[error("origin unreachable: {0}")]
+    Unreachable(std::io::Error),
+    #[error("HTTP handshake with the origin failed: {0}")]
+    Handshake(hyper::Error),
+}
+
+/// Idle connections older than this are closed rather than reused.
+const POOL_IDLE_MAX: Duration = Duration::from_secs(60);
+/// Idle connections kept per origin.
+const POOL_PER_ORIGIN: usize = 512;
+
+#[derive(Debug)]
+pub struct Pool {
+    idle: Mutex<HashMap<SocketAddr, Vec<(Sender, Instant)>>>,
+    connect_timeout: Duration,
+    metrics: Arc<Metrics>,
+}
+
+impl Pool {
+    pub fn new(connect_timeout: Duration, metrics: Arc<Metrics>) -> Self {
+        Pool {
+            idle: Mutex::new(HashMap::new()),
+            connect_timeout,
+            metrics,
+        }
+    }
+
+    /// An idle pooled connection to `origin`, or a new one.
+    pub async fn get(&self, origin: SocketAddr) -> Result<Sender, ConnectError> {
+        if let Some(s) = self.checkout(origin) {
+            return Ok(s);
+        }
+        self.connect(origin).await
+    }
+
+    fn checkout(&self, origin: SocketAddr) -> Option<Sender> {
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        let list = idle.get_mut(&origin)?;
+        while let Some((sender, since)) = list.pop() {
+            if sender.is_ready() && since.elapsed() < POOL_IDLE_MAX {
+                return Some(sender);
+            }
+        }
+        None
+    }
+
+    /// Returns a connection for reuse by other client connections.
+    pub fn put(&self, origin: SocketAddr, sender: Sender) {
+        if sender.is_closed() {
+            return;
+        }
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        let list = idle.entry(origin).or_default();
+        list.retain(|(s, since)| !s.is_closed() && since.elapsed() < POOL_IDLE_MAX);
+        if list.len() < POOL_PER_ORIGIN {
+            list.push((sender, Instant::now()));
+        }
+    }
+
+    /// A fresh connection, never from the pool.
+    pub async fn connect(&self, origin: SocketAddr) -> Result<Sender, ConnectError> {
+        let stream =
+            match tokio::time::timeout(self.connect_timeout, TcpStream::connect(origin)).await {
+                Err(_) => return Err(ConnectError::Timeout),
+                Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+                    return Err(ConnectError::Refused)
+                }
+                Ok(Err(e)) if e.kind() == std::io::ErrorKind::TimedOut => {
+                    return Err(ConnectError::Timeout)
+                }
+                Ok(Err(e)) => return Err(ConnectError::Unreachable(e)),
+                Ok(Ok(s)) => s,
+            };
+        let _ = stream.set_nodelay(true);
+        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(ConnectError::Handshake)?;
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(%origin, error = %e, "origin connection ended with an error");
+            }
+        });
+        self.metrics.origin_connected();
+        Ok(sender)
+    }
+}
