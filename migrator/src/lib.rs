@@ -1,9 +1,12 @@
 //! The migrator: moves a live service from origin A to origin B and proves,
 //! order by order, that no acknowledged write was lost.
 //!
+//! - [`cli`]: the command line (`run`, `demo`, `reconcile`) and exit codes.
 //! - [`plan`]: the plan file (TOML) and its flag overrides; validated before anything runs.
 //! - [`switch`]: the traffic switch trait; `cloudflare` (v4 API) and `command`.
 //! - [`steps`]: preflight → start B → converge → flip → drain A → stop A → reconcile → verdict.
+//! - [`health`]: probes of an origin's `/health` (converge, drain, stopped).
+//! - [`host`]: this host's limits against the planned load.
 //! - [`process`]: the plan's shell commands and the processes they leave running.
 //! - [`style`]: colour (off under `NO_COLOR` or a pipe) and duration formatting.
 //! - [`demo`]: the whole cutover on one machine (edge, A, B as child processes).
@@ -11,7 +14,10 @@
 //! - [`plot`]: the SVG timeline of the handover moment.
 //! - [`report`]: the JSON report, the verdict and the human rendering.
 
+pub mod cli;
 pub mod demo;
+pub mod health;
+pub mod host;
 pub mod plan;
 pub mod plot;
 pub mod process;

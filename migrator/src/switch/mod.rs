@@ -73,11 +73,17 @@ pub trait TrafficSwitch: Send + Sync {
 }
 
 /// Builds the switch the plan asks for. The Cloudflare token comes from
-/// `CLOUDFLARE_API_TOKEN` only.
-pub fn from_plan(plan: &Plan) -> Result<Box<dyn TrafficSwitch>, SwitchError> {
+/// `CLOUDFLARE_API_TOKEN` (or, for the demo's own edge, from the caller).
+pub fn from_plan(
+    plan: &Plan,
+    token: Option<cloudflare::Token>,
+) -> Result<Box<dyn TrafficSwitch>, SwitchError> {
     match &plan.switch {
         SwitchPlan::Cloudflare(cf) => {
-            let token = cloudflare::Token::from_env()?;
+            let token = match token {
+                Some(t) => t,
+                None => cloudflare::Token::from_env()?,
+            };
             Ok(Box::new(cloudflare::CloudflareSwitch::new(
                 cf,
                 token,
