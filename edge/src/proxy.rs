@@ -33,7 +33,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-pub type Body = Either<Incoming, Full<Bytes>>;
+pub use crate::upstream::Body;
 
 /// The proxy's settings and shared parts.
 #[derive(Debug)]
@@ -114,7 +114,8 @@ pub async fn serve(
 
 /// Why a request could not be forwarded.
 enum Failure {
-    Connect(ConnectError),
+    /// No connection; carries the request when it was never sent.
+    Connect(ConnectError, Option<Box<Request<Body>>>),
     Timeout,
     Broken(hyper::Error),
 }
@@ -145,7 +146,7 @@ impl Proxy {
                 && now.saturating_duration_since(s.last_done) < self.idle_timeout
                 && !s.sender.is_closed()
         });
-        let (origin, sender) = if sticky_ok {
+        let (mut origin, sender) = if sticky_ok {
             let Some(s) = previous else {
                 unreachable_sticky();
                 return error_page(
@@ -203,8 +204,29 @@ impl Proxy {
 
         let accept_json = wants_json(req.headers());
         let upstream_req = prepare_request(req, &ray, peer);
+        let replay = replayable(&upstream_req);
+        let mut result = self.forward(origin, sender, upstream_req, replay).await;
+        if sticky_ok {
+            if let Err(Failure::Connect(e, Some(unsent))) = result {
+                // The origin this connection was stuck to went away: that ends
+                // the stickiness, so the request gets a fresh routing decision.
+                result = match self
+                    .routes
+                    .resolve(&host, Instant::now(), rand::random::<f64>())
+                {
+                    Target::Origin(ip) if SocketAddr::new(ip, self.origin_port) != origin => {
+                        let next = SocketAddr::new(ip, self.origin_port);
+                        tracing::debug!(%host, from = %origin, to = %next, error = %e, "sticky origin gone; re-routed");
+                        self.metrics.origin_switched();
+                        origin = next;
+                        self.forward(origin, None, *unsent, None).await
+                    }
+                    _ => Err(Failure::Connect(e, None)),
+                };
+            }
+        }
         let origin_label = origin.to_string();
-        match self.forward(origin, sender, upstream_req).await {
+        match result {
             Ok((resp, sender)) => {
                 *state.lock().unwrap_or_else(|p| p.into_inner()) = Some(Sticky {
                     host,
@@ -218,14 +240,14 @@ impl Proxy {
             }
             Err(failure) => {
                 let (code, title) = match &failure {
-                    Failure::Connect(ConnectError::Refused) => (521, "Web server is down"),
-                    Failure::Connect(ConnectError::Timeout) => (522, "Connection timed out"),
-                    Failure::Connect(_) => (523, "Origin is unreachable"),
+                    Failure::Connect(ConnectError::Refused, _) => (521, "Web server is down"),
+                    Failure::Connect(ConnectError::Timeout, _) => (522, "Connection timed out"),
+                    Failure::Connect(..) => (523, "Origin is unreachable"),
                     Failure::Timeout => (524, "A timeout occurred"),
                     Failure::Broken(_) => (520, "Web server is returning an unknown error"),
                 };
                 match &failure {
-                    Failure::Connect(e) => {
+                    Failure::Connect(e, _) => {
                         tracing::warn!(%origin, %host, error = %e, code, "origin connect failed")
                     }
                     Failure::Timeout => {
@@ -244,16 +266,23 @@ impl Proxy {
 
     /// Sends on the given connection (or a pooled/new one). A request the
     /// origin never saw (its connection was already closing) is retried on a
-    /// fresh connection; one it may have seen is never replayed.
+    /// fresh connection. One it may have seen is replayed only if it is a safe
+    /// method without a body and the connection was a reused keep-alive one
+    /// (the origin closing an idle connection as we wrote to it); an order
+    /// POST is never sent twice.
     async fn forward(
         &self,
         origin: SocketAddr,
         sender: Option<Sender>,
-        mut req: Request<Incoming>,
+        mut req: Request<Body>,
+        mut replay: Option<Request<Body>>,
     ) -> Result<(Response<Incoming>, Sender), Failure> {
-        let mut sender = match sender {
-            Some(s) => s,
-            None => self.pool.get(origin).await.map_err(Failure::Connect)?,
+        let (mut sender, mut reused) = match sender {
+            Some(s) => (s, true),
+            None => match self.pool.get(origin).await {
+                Ok(got) => got,
+                Err(e) => return Err(Failure::Connect(e, Some(Box::new(req)))),
+            },
         };
         let deadline = tokio::time::Instant::now() + self.origin_timeout;
         let mut attempts = 0;
@@ -263,7 +292,11 @@ impl Proxy {
             match ready {
                 Err(_) => return Err(Failure::Timeout),
                 Ok(Err(_)) => {
-                    sender = self.pool.connect(origin).await.map_err(Failure::Connect)?;
+                    sender = match self.pool.connect(origin).await {
+                        Ok(s) => s,
+                        Err(e) => return Err(Failure::Connect(e, Some(Box::new(req)))),
+                    };
+                    reused = false;
                     continue;
                 }
                 Ok(Ok(())) => {}
@@ -271,10 +304,23 @@ impl Proxy {
             match tokio::time::timeout_at(deadline, sender.try_send_request(req)).await {
                 Err(_) => return Err(Failure::Timeout),
                 Ok(Ok(resp)) => return Ok((resp, sender)),
-                Ok(Err(mut e)) => match e.take_message() {
-                    Some(unsent) if attempts < 3 => {
+                Ok(Err(mut e)) => match (e.take_message(), replay.take()) {
+                    (Some(unsent), _) if attempts < 3 => {
                         req = unsent;
-                        sender = self.pool.connect(origin).await.map_err(Failure::Connect)?;
+                        sender = match self.pool.connect(origin).await {
+                            Ok(s) => s,
+                            Err(e) => return Err(Failure::Connect(e, Some(Box::new(req)))),
+                        };
+                        reused = false;
+                    }
+                    (None, Some(again)) if reused && attempts < 3 => {
+                        tracing::debug!(%origin, error = %e.error(), "reused origin connection failed; replaying a safe request");
+                        req = again;
+                        sender = match self.pool.connect(origin).await {
+                            Ok(s) => s,
+                            Err(e) => return Err(Failure::Connect(e, Some(Box::new(req)))),
+                        };
+                        reused = false;
                     }
                     _ => return Err(Failure::Broken(e.into_error())),
                 },
@@ -336,7 +382,25 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
-fn prepare_request(req: Request<Incoming>, ray: &str, peer: SocketAddr) -> Request<Incoming> {
+/// A copy of a GET/HEAD/OPTIONS request without a body, for one replay.
+fn replayable(req: &Request<Body>) -> Option<Request<Body>> {
+    use hyper::body::Body as _;
+    let safe = matches!(
+        *req.method(),
+        http::Method::GET | http::Method::HEAD | http::Method::OPTIONS
+    );
+    if !safe || !req.body().is_end_stream() {
+        return None;
+    }
+    let mut copy = Request::new(Either::Right(Full::new(Bytes::new())));
+    *copy.method_mut() = req.method().clone();
+    *copy.uri_mut() = req.uri().clone();
+    *copy.version_mut() = req.version();
+    *copy.headers_mut() = req.headers().clone();
+    Some(copy)
+}
+
+fn prepare_request(req: Request<Incoming>, ray: &str, peer: SocketAddr) -> Request<Body> {
     let (mut parts, body) = req.into_parts();
     strip_hop_by_hop(&mut parts.headers);
     if parts.uri.scheme().is_some() {
@@ -368,7 +432,7 @@ fn prepare_request(req: Request<Incoming>, ray: &str, peer: SocketAddr) -> Reque
     parts
         .headers
         .insert("x-forwarded-proto", HeaderValue::from_static("http"));
-    Request::from_parts(parts, body)
+    Request::from_parts(parts, Either::Left(body))
 }
 
 fn prepare_response(resp: Response<Incoming>, ray: &str) -> Response<Body> {

@@ -5,7 +5,6 @@
 //! decided by the proxy (routing and stickiness) before the pool is asked.
 
 use crate::metrics::Metrics;
-use hyper::body::Incoming;
 use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
 use std::collections::HashMap;
@@ -14,7 +13,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::net::TcpStream;
 
-pub type Sender = SendRequest<Incoming>;
+/// The body of a forwarded request: the client's, or an empty one for a replay.
+pub type Body = http_body_util::Either<hyper::body::Incoming, http_body_util::Full<bytes::Bytes>>;
+
+pub type Sender = SendRequest<Body>;
 
 /// Why no connection to the origin could be made; decides 521/522/523.
 #[derive(Debug, thiserror::Error)]
@@ -50,12 +52,12 @@ impl Pool {
         }
     }
 
-    /// An idle pooled connection to `origin`, or a new one.
-    pub async fn get(&self, origin: SocketAddr) -> Result<Sender, ConnectError> {
+    /// An idle pooled connection to `origin` (true: reused), or a new one.
+    pub async fn get(&self, origin: SocketAddr) -> Result<(Sender, bool), ConnectError> {
         if let Some(s) = self.checkout(origin) {
-            return Ok(s);
+            return Ok((s, true));
         }
-        self.connect(origin).await
+        Ok((self.connect(origin).await?, false))
     }
 
     fn checkout(&self, origin: SocketAddr) -> Option<Sender> {

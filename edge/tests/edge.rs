@@ -1,0 +1,890 @@
+//! The edge as a real process on loopback ports, driven by the real
+//! `cloudflare` crate, reqwest, and in-process origins on 127.0.0.2/127.0.0.3.
+#![allow(clippy::unwrap_used)]
+
+mod util;
+
+use cloudflare::endpoints::account::user::GetUserTokenStatus;
+use cloudflare::endpoints::dns::dns::{
+    CreateDnsRecord, CreateDnsRecordParams, DeleteDnsRecord, DnsContent, DnsRecord, ListDnsRecords,
+    ListDnsRecordsParams, UpdateDnsRecord, UpdateDnsRecordParams,
+};
+use cloudflare::endpoints::zones::zone::{ListZones, ListZonesParams, ZoneDetails};
+use cloudflare::framework::auth::Credentials;
+use cloudflare::framework::client::async_api::Client;
+use cloudflare::framework::client::ClientConfig;
+use cloudflare::framework::endpoint::spec::EndpointSpec;
+use cloudflare::framework::endpoint::{Method, RequestBody};
+use cloudflare::framework::response::{ApiFailure, ApiSuccess};
+use cloudflare::framework::Environment;
+use serde::Serialize;
+use std::net::Ipv4Addr;
+use std::time::{Duration, Instant};
+use util::*;
+
+fn cf(edge: &EdgeProc, token: &str) -> Client {
+    Client::new(
+        Credentials::UserAuthToken {
+            token: token.into(),
+        },
+        ClientConfig::default(),
+        Environment::Custom(edge.base()),
+    )
+    .expect("cloudflare client")
+}
+
+/// PATCH a record: the crate has no endpoint for it, so we write one the way
+/// `dns.rs` writes `UpdateDnsRecord`.
+struct PatchDnsRecord<'a> {
+    zone_identifier: &'a str,
+    identifier: &'a str,
+    params: PatchDnsRecordParams,
+}
+
+#[derive(Serialize, Default)]
+struct PatchDnsRecordParams {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    content: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    proxied: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ttl: Option<u32>,
+}
+
+impl EndpointSpec for PatchDnsRecord<'_> {
+    type JsonResponse = DnsRecord;
+    type ResponseType = ApiSuccess<DnsRecord>;
+    fn method(&self) -> Method {
+        Method::PATCH
+    }
+    fn path(&self) -> String {
+        format!(
+            "zones/{}/dns_records/{}",
+            self.zone_identifier, self.identifier
+        )
+    }
+    fn body(&self) -> Option<RequestBody<'_>> {
+        Some(RequestBody::Json(
+            serde_json::to_string(&self.params).expect("serialize patch"),
+        ))
+    }
+}
+
+async fn record_by_name(client: &Client, zone: &str, name: &str) -> DnsRecord {
+    let mut list = client
+        .request(&ListDnsRecords {
+            zone_identifier: zone,
+            params: ListDnsRecordsParams {
+                name: Some(name.into()),
+                ..Default::default()
+            },
+        })
+        .await
+        .expect("list records by name")
+        .result;
+    assert_eq!(list.len(), 1, "one record named {name}");
+    list.remove(0)
+}
+
+async fn patch(edge: &EdgeProc, content: &str) {
+    let client = cf(edge, TOKEN);
+    let rec = record_by_name(&client, ZONE_ID, HOST).await;
+    let out = client
+        .request(&PatchDnsRecord {
+            zone_identifier: ZONE_ID,
+            identifier: &rec.id,
+            params: PatchDnsRecordParams {
+                content: Some(content.into()),
+                ..Default::default()
+            },
+        })
+        .await
+        .expect("patch record");
+    assert!(matches!(out.result.content, DnsContent::A { content: c } if c.to_string() == content));
+}
+
+fn api_error(e: ApiFailure) -> (u16, Vec<u16>) {
+    match e {
+        ApiFailure::Error(status, errs) => (
+            status.as_u16(),
+            errs.errors.iter().map(|e| e.code).collect(),
+        ),
+        ApiFailure::Invalid(e) => panic!("expected an API error, got {e}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cloudflare_crate_lists_updates_and_patches() {
+    let dir = tempfile::tempdir().unwrap();
+    let edge = EdgeProc::start(dir.path(), &config(18080, "127.0.0.2", ""));
+    let client = cf(&edge, TOKEN);
+
+    let status = client
+        .request(&GetUserTokenStatus {})
+        .await
+        .expect("verify");
+    assert_eq!(status.result.status, "active");
+
+    let zones = client
+        .request(&ListZones {
+            params: ListZonesParams {
+                name: Some("handover.test".into()),
+                ..Default::default()
+            },
+        })
+        .await
+        .expect("list zones")
+        .result;
+    assert_eq!(zones.len(), 1);
+    assert_eq!(zones[0].id, ZONE_ID);
+    let zone = client
+        .request(&ZoneDetails {
+            identifier: ZONE_ID,
+        })
+        .await
+        .expect("zone details");
+    assert_eq!(zone.result.name, "handover.test");
+
+    let rec = record_by_name(&client, ZONE_ID, HOST).await;
+    assert!(rec.proxied);
+    assert_eq!(rec.id.len(), 32);
+    assert!(
+        matches!(rec.content, DnsContent::A { content } if content == Ipv4Addr::new(127, 0, 0, 2))
+    );
+
+    // PUT is a full replace: `proxied` omitted becomes false.
+    let put = client
+        .request(&UpdateDnsRecord {
+            zone_identifier: ZONE_ID,
+            identifier: &rec.id,
+            params: UpdateDnsRecordParams {
+                ttl: Some(120),
+                proxied: None,
+                name: HOST,
+                content: DnsContent::A {
+                    content: Ipv4Addr::new(127, 0, 0, 3),
+                },
+            },
+        })
+        .await
+        .expect("put record")
+        .result;
+    assert!(!put.proxied, "PUT without proxied must unproxy");
+    assert_eq!(put.ttl, 120);
+    assert_eq!(put.id, rec.id);
+    assert!(put.modified_on >= rec.modified_on);
+
+    // PATCH is partial: content and ttl stay, proxied changes.
+    let patched = client
+        .request(&PatchDnsRecord {
+            zone_identifier: ZONE_ID,
+            identifier: &rec.id,
+            params: PatchDnsRecordParams {
+                proxied: Some(true),
+                ..Default::default()
+            },
+        })
+        .await
+        .expect("patch record")
+        .result;
+    assert!(patched.proxied);
+    assert_eq!(patched.ttl, 120);
+    assert!(
+        matches!(patched.content, DnsContent::A { content } if content == Ipv4Addr::new(127, 0, 0, 3))
+    );
+    let again = record_by_name(&client, ZONE_ID, HOST).await;
+    assert!(again.proxied);
+
+    // Create, filter by type+content, delete.
+    let created = client
+        .request(&CreateDnsRecord {
+            zone_identifier: ZONE_ID,
+            params: CreateDnsRecordParams {
+                ttl: None,
+                priority: None,
+                proxied: Some(false),
+                name: "api",
+                content: DnsContent::AAAA {
+                    content: "::1".parse().unwrap(),
+                },
+            },
+        })
+        .await
+        .expect("create record")
+        .result;
+    assert_eq!(created.name, "api.handover.test");
+    let by_content = client
+        .request(&ListDnsRecords {
+            zone_identifier: ZONE_ID,
+            params: ListDnsRecordsParams {
+                record_type: Some(DnsContent::AAAA {
+                    content: "::1".parse().unwrap(),
+                }),
+                ..Default::default()
+            },
+        })
+        .await
+        .expect("filter by type and content")
+        .result;
+    assert_eq!(by_content.len(), 1);
+    assert_eq!(by_content[0].id, created.id);
+    let deleted = client
+        .request(&DeleteDnsRecord {
+            zone_identifier: ZONE_ID,
+            identifier: &created.id,
+        })
+        .await
+        .expect("delete")
+        .result;
+    assert_eq!(deleted.id, created.id);
+    let err = client
+        .request(&DeleteDnsRecord {
+            zone_identifier: ZONE_ID,
+            identifier: &created.id,
+        })
+        .await
+        .expect_err("second delete");
+    // 81044 does not fit the crate's u16 `code`, so it sees the 404 without
+    // the error list (as it would against Cloudflare); the raw reply has it.
+    assert_eq!(api_error(err).0, 404);
+    let raw: serde_json::Value = reqwest::Client::new()
+        .get(format!(
+            "{}zones/{ZONE_ID}/dns_records/{}",
+            edge.base(),
+            created.id
+        ))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(raw["errors"][0]["code"], 81044);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auth_failures_and_unknown_ids_use_cloudflares_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    let edge = EdgeProc::start(dir.path(), &config(18080, "127.0.0.2", ""));
+
+    let bad = cf(&edge, "tok_wrong");
+    let err = bad
+        .request(&ListZones {
+            params: ListZonesParams::default(),
+        })
+        .await
+        .expect_err("bad token");
+    assert_eq!(api_error(err), (403, vec![10000]));
+    let err = bad
+        .request(&GetUserTokenStatus {})
+        .await
+        .expect_err("bad token verify");
+    assert_eq!(api_error(err), (401, vec![1000]));
+
+    let http = reqwest::Client::new();
+    let missing = http
+        .get(format!("{}zones", edge.base()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), 400);
+    let body: serde_json::Value = missing.json().await.unwrap();
+    assert_eq!(body["success"], false);
+    assert_eq!(body["errors"][0]["code"], 10000);
+    let malformed = http
+        .get(format!("{}zones", edge.base()))
+        .header("authorization", "Token abc")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(malformed.status(), 400);
+    let body: serde_json::Value = malformed.json().await.unwrap();
+    assert_eq!(body["errors"][0]["code"], 6003);
+    assert_eq!(body["errors"][0]["error_chain"][0]["code"], 6111);
+
+    let good = cf(&edge, TOKEN);
+    let err = good
+        .request(&ListDnsRecords {
+            zone_identifier: "ffffffffffffffffffffffffffffffff",
+            params: ListDnsRecordsParams::default(),
+        })
+        .await
+        .expect_err("unknown zone");
+    assert_eq!(api_error(err), (404, vec![7003]));
+    let err = good
+        .request(&PatchDnsRecord {
+            zone_identifier: ZONE_ID,
+            identifier: "ffffffffffffffffffffffffffffffff",
+            params: PatchDnsRecordParams::default(),
+        })
+        .await
+        .expect_err("unknown record");
+    assert_eq!(api_error(err).0, 404);
+    let unknown_route = http
+        .get(format!("{}nothing/here", edge.base()))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown_route.status(), 404);
+    assert!(unknown_route.headers().contains_key("cf-ray"));
+    assert!(
+        !edge.log().contains(TOKEN),
+        "the token must never be logged"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_is_a_400_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let edge = EdgeProc::start(dir.path(), &config(18080, "127.0.0.2", ""));
+    let http = reqwest::Client::new();
+    let list_url = format!("{}zones/{ZONE_ID}/dns_records", edge.base());
+    let snapshot = || async {
+        let v: serde_json::Value = http
+            .get(&list_url)
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        v["result"].clone()
+    };
+    let before = snapshot().await;
+    let state_before = std::fs::read(dir.path().join("edge-state.json")).unwrap();
+    let id = before[0]["id"].as_str().unwrap().to_string();
+    let record_url = format!("{list_url}/{id}");
+
+    let cases: Vec<(reqwest::Method, &str, &str, u64)> = vec![
+        (reqwest::Method::POST, list_url.as_str(), "{not json", 9207),
+        (
+            reqwest::Method::PUT,
+            record_url.as_str(),
+            "{\"type\":",
+            9207,
+        ),
+        (reqwest::Method::PATCH, record_url.as_str(), "[]", 9207),
+        (
+            reqwest::Method::POST,
+            list_url.as_str(),
+            r#"{"type":"A","name":"x","content":"999.0.0.1"}"#,
+            9005,
+        ),
+        (
+            reqwest::Method::PATCH,
+            record_url.as_str(),
+            r#"{"content":"127.0.0"}"#,
+            9005,
+        ),
+        (
+            reqwest::Method::POST,
+            list_url.as_str(),
+            r#"{"type":"AAAA","name":"x","content":"127.0.0.1"}"#,
+            9006,
+        ),
+        (
+            reqwest::Method::PUT,
+            record_url.as_str(),
+            r#"{"type":"BOGUS","name":"x","content":"1.2.3.4"}"#,
+            9101,
+        ),
+        (
+            reqwest::Method::PUT,
+            record_url.as_str(),
+            r#"{"name":"x","content":"1.2.3.4"}"#,
+            9101,
+        ),
+        (
+            reqwest::Method::POST,
+            list_url.as_str(),
+            r#"{"type":"A","content":"1.2.3.4"}"#,
+            9005,
+        ),
+        (
+            reqwest::Method::PUT,
+            record_url.as_str(),
+            r#"{"type":"A","name":"shop"}"#,
+            9007,
+        ),
+        (
+            reqwest::Method::PATCH,
+            record_url.as_str(),
+            r#"{"proxied":"yes"}"#,
+            9003,
+        ),
+    ];
+    for (method, url, body, code) in &cases {
+        let resp = http
+            .request(method.clone(), *url)
+            .bearer_auth(TOKEN)
+            .header("content-type", "application/json")
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 400, "{method} {body}");
+        let v: serde_json::Value = resp.json().await.unwrap();
+        assert_eq!(v["success"], false, "{body}");
+        assert!(v["result"].is_null());
+        let codes: Vec<u64> = v["errors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|e| {
+                std::iter::once(e["code"].as_u64().unwrap()).chain(
+                    e["error_chain"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|c| c["code"].as_u64()),
+                )
+            })
+            .collect();
+        assert!(codes.contains(code), "{method} {body}: {v}");
+    }
+    assert_eq!(snapshot().await, before, "state changed after bad input");
+    assert_eq!(
+        std::fs::read(dir.path().join("edge-state.json")).unwrap(),
+        state_before,
+        "state file changed after bad input"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lists_paginate_with_result_info() {
+    let dir = tempfile::tempdir().unwrap();
+    let edge = EdgeProc::start(dir.path(), &config(18080, "127.0.0.2", ""));
+    let http = reqwest::Client::new();
+    let url = format!("{}zones/{ZONE_ID}/dns_records", edge.base());
+    for i in 0..11 {
+        let resp = http
+            .post(&url)
+            .bearer_auth(TOKEN)
+            .json(
+                &serde_json::json!({"type":"TXT","name":format!("t{i}"),"content":format!("v{i}")}),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+    }
+    let page: serde_json::Value = http
+        .get(format!("{url}?type=TXT&per_page=5&page=3"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(page["result"].as_array().unwrap().len(), 1);
+    let info = &page["result_info"];
+    assert_eq!(
+        (
+            info["page"].as_u64(),
+            info["per_page"].as_u64(),
+            info["count"].as_u64(),
+            info["total_count"].as_u64(),
+            info["total_pages"].as_u64()
+        ),
+        (Some(3), Some(5), Some(1), Some(11), Some(3))
+    );
+    let one: serde_json::Value = http
+        .get(format!("{url}?name=t7.handover.test"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(one["result"][0]["content"], "v7");
+    assert_eq!(one["result_info"]["total_count"], 1);
+    let bad = http
+        .get(format!("{url}?page=abc"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 400);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replies_move_to_the_new_origin_within_the_window() {
+    let (la, lb) = twin_listeners().await;
+    let port = la.local_addr().unwrap().port();
+    let a = Origin::start(la, "a", Behaviour::Answer).await;
+    let b = Origin::start(lb, "b", Behaviour::Answer).await;
+    let dir = tempfile::tempdir().unwrap();
+    let window = Duration::from_secs(2);
+    let edge = EdgeProc::start(
+        dir.path(),
+        &config(
+            port,
+            "127.0.0.2",
+            "propagation = \"2s\"\nidle_timeout = \"0s\"",
+        ),
+    );
+    let client = fresh_client();
+    for _ in 0..5 {
+        assert_eq!(
+            via_proxy(&client, edge.proxy).await,
+            (200, Some("a".into()))
+        );
+    }
+    patch(&edge, "127.0.0.3").await;
+    let patched_at = Instant::now();
+    let mut first_b = None;
+    let mut after_window = Vec::new();
+    // Bounded: at most 400 requests or 30 s.
+    for _ in 0..400 {
+        let (status, instance) = via_proxy(&client, edge.proxy).await;
+        assert_eq!(status, 200);
+        let elapsed = patched_at.elapsed();
+        if instance.as_deref() == Some("b") && first_b.is_none() {
+            first_b = Some(elapsed);
+        }
+        if elapsed > window + Duration::from_millis(100) {
+            after_window.push(instance);
+            if after_window.len() >= 30 {
+                break;
+            }
+        } else {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        if elapsed > Duration::from_secs(30) {
+            break;
+        }
+    }
+    let first_b = first_b.expect("no reply from the new origin");
+    assert!(
+        first_b <= window + Duration::from_millis(100),
+        "first b after {first_b:?}"
+    );
+    assert_eq!(
+        after_window.len(),
+        30,
+        "not enough requests after the window"
+    );
+    assert!(
+        after_window.iter().all(|i| i.as_deref() == Some("b")),
+        "old origin still answering after the window: {after_window:?}"
+    );
+    assert!(a.hits() >= 5 && b.hits() >= 30);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zero_window_switches_on_the_very_next_request() {
+    let (la, lb) = twin_listeners().await;
+    let port = la.local_addr().unwrap().port();
+    let _a = Origin::start(la, "a", Behaviour::Answer).await;
+    let _b = Origin::start(lb, "b", Behaviour::Answer).await;
+    let dir = tempfile::tempdir().unwrap();
+    let edge = EdgeProc::start(
+        dir.path(),
+        &config(
+            port,
+            "127.0.0.2",
+            "propagation = \"0s\"\nidle_timeout = \"0s\"",
+        ),
+    );
+    let mut client = KeepAlive::connect(edge.proxy).await;
+    for _ in 0..5 {
+        assert_eq!(client.get().await, (200, Some("a".into())));
+    }
+    patch(&edge, "127.0.0.3").await;
+    for _ in 0..5 {
+        assert_eq!(client.get().await, (200, Some("b".into())));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_keep_alive_connection_sticks_until_idle_or_origin_closes() {
+    let (la, lb) = twin_listeners().await;
+    let port = la.local_addr().unwrap().port();
+    let a = Origin::start(la, "a", Behaviour::Answer).await;
+    let _b = Origin::start(lb, "b", Behaviour::Answer).await;
+    let dir = tempfile::tempdir().unwrap();
+    let edge = EdgeProc::start(
+        dir.path(),
+        &config(
+            port,
+            "127.0.0.2",
+            "propagation = \"0s\"\nidle_timeout = \"3s\"",
+        ),
+    );
+    let mut sticky = KeepAlive::connect(edge.proxy).await;
+    assert_eq!(sticky.get().await, (200, Some("a".into())));
+    patch(&edge, "127.0.0.3").await;
+    // The busy connection keeps its origin; a new connection goes to the new one.
+    for _ in 0..5 {
+        assert_eq!(sticky.get().await, (200, Some("a".into())));
+    }
+    assert_eq!(
+        via_proxy(&fresh_client(), edge.proxy).await,
+        (200, Some("b".into()))
+    );
+    // Idle longer than idle_timeout: the next request is routed afresh.
+    tokio::time::sleep(Duration::from_millis(3500)).await;
+    assert_eq!(sticky.get().await, (200, Some("b".into())));
+
+    // Back to a: sticks again; when a goes away, the same client connection
+    // moves to b without an error.
+    patch(&edge, "127.0.0.2").await;
+    tokio::time::sleep(Duration::from_millis(3500)).await;
+    assert_eq!(sticky.get().await, (200, Some("a".into())));
+    patch(&edge, "127.0.0.3").await;
+    assert_eq!(sticky.get().await, (200, Some("a".into())));
+    a.kill().await;
+    assert_eq!(sticky.get().await, (200, Some("b".into())));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_and_stalled_origins_give_521_and_524() {
+    let (la, lb) = twin_listeners().await;
+    let port = la.local_addr().unwrap().port();
+    let a = Origin::start(la, "a", Behaviour::Answer).await;
+    let _stalled = Origin::start(lb, "b", Behaviour::Stall).await;
+    let dir = tempfile::tempdir().unwrap();
+    let edge = EdgeProc::start(
+        dir.path(),
+        &config(
+            port,
+            "127.0.0.2",
+            "propagation = \"0s\"\nidle_timeout = \"0s\"\norigin_timeout = \"1s\"",
+        ),
+    );
+    let client = fresh_client();
+    assert_eq!(via_proxy(&client, edge.proxy).await.0, 200);
+    a.kill().await;
+    let resp = client
+        .get(format!("http://{}/", edge.proxy))
+        .header("host", HOST)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 521);
+    assert!(resp.headers().contains_key("cf-ray"));
+    assert!(resp.text().await.unwrap().contains("521"));
+
+    patch(&edge, "127.0.0.3").await;
+    let started = Instant::now();
+    let resp = client
+        .get(format!("http://{}/", edge.proxy))
+        .header("host", HOST)
+        .header("accept", "application/json")
+        .send()
+        .await
+        .unwrap();
+    let took = started.elapsed();
+    assert_eq!(resp.status().as_u16(), 524);
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_secs(15),
+        "524 after {took:?}"
+    );
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(body["error_code"], 524);
+
+    let unknown = client
+        .get(format!("http://{}/", edge.proxy))
+        .header("host", "nope.handover.test")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown.status().as_u16(), 530);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn state_survives_a_restart_and_sigterm_exits_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = config(18080, "127.0.0.2", "");
+    let mut edge = EdgeProc::start(dir.path(), &text);
+    patch(&edge, "127.0.0.9").await;
+    let before = record_by_name(&cf(&edge, TOKEN), ZONE_ID, HOST).await;
+    let status = edge.terminate().expect("edge exits after SIGTERM");
+    assert!(status.success(), "exit status {status:?}");
+    drop(edge);
+
+    let edge = EdgeProc::start(dir.path(), &text);
+    let after = record_by_name(&cf(&edge, TOKEN), ZONE_ID, HOST).await;
+    assert_eq!(after.id, before.id);
+    assert!(
+        matches!(after.content, DnsContent::A { content } if content == Ipv4Addr::new(127, 0, 0, 9))
+    );
+    assert_eq!(after.modified_on, before.modified_on);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn faults_answer_429_with_retry_after_then_succeed() {
+    let dir = tempfile::tempdir().unwrap();
+    let edge = EdgeProc::start(dir.path(), &config(18080, "127.0.0.2", ""));
+    let http = reqwest::Client::new();
+    let admin = format!("http://{}/admin/faults", edge.api);
+    let spec = serde_json::json!({"status": 429, "count": 2, "retry_after": 1});
+    let denied = http
+        .post(&admin)
+        .bearer_auth(TOKEN)
+        .json(&spec)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(denied.status(), 403, "API token is not the admin token");
+    let armed = http
+        .post(&admin)
+        .bearer_auth(ADMIN)
+        .json(&spec)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(armed.status(), 200);
+    let bad = http
+        .post(&admin)
+        .bearer_auth(ADMIN)
+        .json(&serde_json::json!({"status": 404, "count": 1}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 400);
+
+    let zones = format!("{}zones?name=handover.test", edge.base());
+    for _ in 0..2 {
+        let resp = http.get(&zones).bearer_auth(TOKEN).send().await.unwrap();
+        assert_eq!(resp.status(), 429);
+        assert_eq!(resp.headers()["retry-after"], "1");
+        let v: serde_json::Value = resp.json().await.unwrap();
+        assert_eq!(v["success"], false);
+        assert!(v["errors"][0]["code"].is_u64());
+    }
+    let ok = http.get(&zones).bearer_auth(TOKEN).send().await.unwrap();
+    assert_eq!(ok.status(), 200);
+
+    // The crate sees a 503 as Cloudflare's error too.
+    let armed = http
+        .post(&admin)
+        .bearer_auth(ADMIN)
+        .json(&serde_json::json!({"status": 503, "count": 1}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(armed.status(), 200);
+    let err = cf(&edge, TOKEN)
+        .request(&ListZones {
+            params: ListZonesParams::default(),
+        })
+        .await
+        .expect_err("503");
+    assert_eq!(api_error(err).0, 503);
+    cf(&edge, TOKEN)
+        .request(&ListZones {
+            params: ListZonesParams::default(),
+        })
+        .await
+        .expect("after the fault");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn faults_from_the_config_fail_the_first_calls() {
+    let dir = tempfile::tempdir().unwrap();
+    let edge = EdgeProc::start(
+        dir.path(),
+        &config(
+            18080,
+            "127.0.0.2",
+            "[faults]\nstatus = 500\ncount = 1\nmethod = \"PATCH\"\n",
+        ),
+    );
+    let client = cf(&edge, TOKEN);
+    let rec = record_by_name(&client, ZONE_ID, HOST).await;
+    let patch = PatchDnsRecord {
+        zone_identifier: ZONE_ID,
+        identifier: &rec.id,
+        params: PatchDnsRecordParams {
+            content: Some("127.0.0.3".into()),
+            ..Default::default()
+        },
+    };
+    let err = client.request(&patch).await.expect_err("armed at start-up");
+    assert_eq!(api_error(err).0, 500);
+    let unchanged = record_by_name(&client, ZONE_ID, HOST).await;
+    assert_eq!(
+        unchanged.modified_on, rec.modified_on,
+        "a failed call changes nothing"
+    );
+    client.request(&patch).await.expect("second PATCH passes");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_count_proxy_replies_and_record_changes() {
+    let (la, _lb) = twin_listeners().await;
+    let port = la.local_addr().unwrap().port();
+    let _a = Origin::start(la, "a", Behaviour::Answer).await;
+    let dir = tempfile::tempdir().unwrap();
+    let edge = EdgeProc::start(dir.path(), &config(port, "127.0.0.2", ""));
+    let http = reqwest::Client::new();
+    let scrape = || async {
+        http.get(format!("http://{}/metrics", edge.api))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    };
+    let series = format!("edge_proxy_requests_total{{origin=\"127.0.0.2:{port}\",status=\"200\"}}");
+    let before = scrape().await;
+    let client = pooled_client();
+    for _ in 0..3 {
+        assert_eq!(via_proxy(&client, edge.proxy).await.0, 200);
+    }
+    patch(&edge, "127.0.0.4").await;
+    let after = scrape().await;
+    assert_eq!(
+        metric(&after, &series) - metric(&before, &series),
+        3,
+        "{after}"
+    );
+    assert_eq!(
+        metric(&after, "edge_record_changes_total") - metric(&before, "edge_record_changes_total"),
+        1
+    );
+    assert!(
+        metric(
+            &after,
+            "edge_api_requests_total{method=\"PATCH\",status=\"200\"}"
+        ) >= 1
+    );
+}
+
+#[test]
+fn bad_config_exits_with_usage_code() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("edge.toml");
+    std::fs::write(
+        &path,
+        "origin_port = 8080\ntokens = [\"t\"]\nbogus = true\n",
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_edge"))
+        .arg("--config")
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("bogus"));
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_edge"))
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "missing --config is a usage error"
+    );
+    let help = std::process::Command::new(env!("CARGO_BIN_EXE_edge"))
+        .arg("--help")
+        .output()
+        .unwrap();
+    assert!(help.status.success());
+}
