@@ -8,6 +8,8 @@
 //! - an append whose `(kind, key)` already exists appends nothing and returns
 //!   the existing event (one `OrderPlaced` per order id, on every instance).
 
+pub mod postgres;
+mod shared;
 pub mod sqlite;
 pub mod url;
 
@@ -132,9 +134,7 @@ impl Default for StoreOptions {
 pub async fn open(url: &StoreUrl, opts: StoreOptions) -> Result<Arc<dyn EventStore>, StoreError> {
     match url {
         StoreUrl::Sqlite(path) => Ok(Arc::new(sqlite::SqliteStore::open(path, opts).await?)),
-        StoreUrl::Postgres(_) => Err(StoreError::Config(format!(
-            "{url}: the postgres backend is not available in this build"
-        ))),
+        StoreUrl::Postgres(_) => Ok(Arc::new(postgres::PostgresStore::open(url, opts).await?)),
     }
 }
 

@@ -15,7 +15,7 @@
 //!   the new head, so subscribers in this process wake within milliseconds.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -24,6 +24,7 @@ use futures::FutureExt;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, TransactionBehavior};
 use tokio::sync::{mpsc, oneshot, watch};
 
+use super::shared::Shared;
 use super::{Appended, EventStore, NewEvent, StoreError, StoreOptions, StoreStats, StoredEvent};
 
 /// How long a connection waits for another process's write lock.
@@ -34,46 +35,13 @@ struct AppendRequest {
     reply: oneshot::Sender<Result<Appended, StoreError>>,
 }
 
-#[derive(Default)]
-struct Counters {
-    commits: AtomicU64,
-    appends: AtomicU64,
-    max_batch: AtomicU64,
-}
-
-/// State shared by the handle and its threads.
-struct Shared {
-    head: watch::Sender<u64>,
-    /// The last failure of the writer or the poller; cleared by a success.
-    error: Mutex<Option<String>>,
-    counters: Counters,
-    stop: AtomicBool,
-}
-
-impl Shared {
-    fn publish_head(&self, position: u64) {
-        self.head.send_if_modified(|h| {
-            if position > *h {
-                *h = position;
-                true
-            } else {
-                false
-            }
-        });
-    }
-
-    fn set_error(&self, e: Option<String>) {
-        if let Ok(mut slot) = self.error.lock() {
-            *slot = e;
-        }
-    }
-}
-
 pub struct SqliteStore {
     path: PathBuf,
     writer: mpsc::Sender<AppendRequest>,
     reader: Arc<Mutex<Connection>>,
     shared: Arc<Shared>,
+    /// Tells the poller thread to end when the store is dropped.
+    stop: Arc<AtomicBool>,
     append_timeout: Duration,
 }
 
@@ -132,13 +100,8 @@ impl SqliteStore {
             .await
             .map_err(|e| StoreError::Unavailable(format!("open task failed: {e}")))??;
 
-        let (head_tx, _) = watch::channel(u64::try_from(head).unwrap_or(0));
-        let shared = Arc::new(Shared {
-            head: head_tx,
-            error: Mutex::new(None),
-            counters: Counters::default(),
-            stop: AtomicBool::new(false),
-        });
+        let shared = Arc::new(Shared::new(u64::try_from(head).unwrap_or(0)));
+        let stop = Arc::new(AtomicBool::new(false));
         let (tx, rx) = mpsc::channel(opts.max_batch.max(1) * 4);
         let max_batch = opts.max_batch.max(1);
         let s = shared.clone();
@@ -146,11 +109,11 @@ impl SqliteStore {
             .name("sqlite-writer".into())
             .spawn(move || writer_loop(writer_conn, rx, s, max_batch))
             .map_err(|e| StoreError::Unavailable(format!("cannot start writer thread: {e}")))?;
-        let s = shared.clone();
+        let (s, st) = (shared.clone(), stop.clone());
         let interval = opts.poll_interval;
         std::thread::Builder::new()
             .name("sqlite-poller".into())
-            .spawn(move || poller_loop(poller_conn, s, interval))
+            .spawn(move || poller_loop(poller_conn, s, st, interval))
             .map_err(|e| StoreError::Unavailable(format!("cannot start poller thread: {e}")))?;
 
         Ok(SqliteStore {
@@ -158,6 +121,7 @@ impl SqliteStore {
             writer: tx,
             reader: Arc::new(Mutex::new(reader_conn)),
             shared,
+            stop,
             append_timeout: opts.append_timeout,
         })
     }
@@ -180,7 +144,7 @@ impl SqliteStore {
 
 impl Drop for SqliteStore {
     fn drop(&mut self) {
-        self.shared.stop.store(true, Ordering::Relaxed);
+        self.stop.store(true, Ordering::Relaxed);
     }
 }
 
@@ -202,11 +166,7 @@ fn writer_loop(
         }
         match commit_batch(&mut conn, &batch) {
             Ok(results) => {
-                let n = batch.len() as u64;
-                let c = &shared.counters;
-                c.commits.fetch_add(1, Ordering::Relaxed);
-                c.appends.fetch_add(n, Ordering::Relaxed);
-                c.max_batch.fetch_max(n, Ordering::Relaxed);
+                shared.record_commit(batch.len() as u64);
                 shared.set_error(None);
                 let top = results.iter().map(|(p, _)| *p).max().unwrap_or(0);
                 shared.publish_head(top);
@@ -268,9 +228,9 @@ fn commit_batch(
 }
 
 /// Publishes the head whenever another connection (any process) commits.
-fn poller_loop(conn: Connection, shared: Arc<Shared>, interval: Duration) {
+fn poller_loop(conn: Connection, shared: Arc<Shared>, stop: Arc<AtomicBool>, interval: Duration) {
     let mut last_version: Option<i64> = None;
-    while !shared.stop.load(Ordering::Relaxed) {
+    while !stop.load(Ordering::Relaxed) {
         let mut step = || -> rusqlite::Result<Option<u64>> {
             let v: i64 = conn.query_row("PRAGMA data_version", [], |r| r.get(0))?;
             if last_version == Some(v) {
@@ -373,22 +333,11 @@ impl EventStore for SqliteStore {
     }
 
     fn status(&self) -> Result<(), String> {
-        match self.shared.error.lock() {
-            Ok(e) => match e.as_ref() {
-                Some(msg) => Err(msg.clone()),
-                None => Ok(()),
-            },
-            Err(_) => Err("status poisoned".into()),
-        }
+        self.shared.status()
     }
 
     fn stats(&self) -> StoreStats {
-        let c = &self.shared.counters;
-        StoreStats {
-            commits: c.commits.load(Ordering::Relaxed),
-            appends: c.appends.load(Ordering::Relaxed),
-            max_batch: c.max_batch.load(Ordering::Relaxed),
-        }
+        self.shared.stats()
     }
 
     fn describe(&self) -> String {

@@ -3,4 +3,6 @@ pub mod util;
 pub mod cli;
 pub mod contract;
 pub mod http_api;
+pub mod pg_cluster;
+pub mod postgres;
 pub mod sqlite;

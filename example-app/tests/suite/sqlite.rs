@@ -129,3 +129,9 @@ impl Drop for LockGuard {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_many_appenders_every_subscriber_sees_each_once() {
+    let (_dir, url) = temp_store();
+    contract::many_appenders_every_subscriber_sees_each_once(&url).await;
+}

@@ -1,0 +1,475 @@
+//! `postgres://user:pass@host:port/db`: the event store instances on
+//! different hosts share.
+//!
+//! - Gap-free order: positions are not taken from a sequence (sequences hand
+//!   out numbers at insert time but transactions commit in any order, so a
+//!   reader of `position > cursor` could pass a lower position that commits
+//!   later, and never see it). Instead every append transaction first locks
+//!   the single row of `event_head` (`SELECT … FOR UPDATE`) and numbers its
+//!   events from it. Appending transactions are thereby serialized: the next
+//!   one gets the lock only after the previous has committed, and PostgreSQL
+//!   makes a commit visible before it releases its locks. So positions are
+//!   dense, commit in position order, and `position > cursor` never skips.
+//!   Group commit keeps this cheap: each instance's writer task puts every
+//!   append that queued up into one transaction, so the lock is taken once
+//!   per batch, not per order.
+//! - Idempotency: `UNIQUE (kind, key)`. Under the lock the writer looks the
+//!   batch's keys up and appends only the missing ones; the constraint is the
+//!   backstop that makes a second event per key impossible whatever a writer does.
+//! - Low lag: the appending transaction sends `NOTIFY handover_events, '<head>'`,
+//!   delivered at commit; every instance `LISTEN`s and wakes its subscribers.
+//!   After (re)connecting the listener reads the head, and subscribers poll
+//!   as a safety net, so a notification lost with a connection costs latency,
+//!   never an event.
+//! - Restarts: each task (writer, reader, listener) reconnects by itself; while
+//!   the server is away appends fail fast (503) and `/health` reports it.
+
+use std::collections::HashMap;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use futures::{FutureExt, StreamExt};
+use tokio::sync::{mpsc, oneshot, watch, Mutex};
+use tokio_postgres::{AsyncMessage, Client, Config, NoTls};
+use tokio_util::sync::CancellationToken;
+
+use super::shared::Shared;
+use super::url::StoreUrl;
+use super::{Appended, EventStore, NewEvent, StoreError, StoreOptions, StoreStats, StoredEvent};
+
+const CHANNEL: &str = "handover_events";
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS events (
+    position BIGINT PRIMARY KEY,
+    kind     TEXT NOT NULL,
+    key      TEXT NOT NULL,
+    payload  TEXT NOT NULL,
+    UNIQUE (kind, key)
+);
+CREATE TABLE IF NOT EXISTS event_head (
+    id       BOOLEAN PRIMARY KEY DEFAULT TRUE CHECK (id),
+    position BIGINT NOT NULL
+);
+INSERT INTO event_head (id, position) VALUES (TRUE, 0) ON CONFLICT (id) DO NOTHING;
+";
+
+/// Serializes schema creation when several instances start at once.
+const SCHEMA_LOCK: i64 = 0x68616e646f766572; // "handover"
+
+struct AppendRequest {
+    event: NewEvent,
+    reply: oneshot::Sender<Result<Appended, StoreError>>,
+}
+
+pub struct PostgresStore {
+    url: StoreUrl,
+    config: Config,
+    writer: mpsc::Sender<AppendRequest>,
+    reader: Mutex<Option<Client>>,
+    shared: Arc<Shared>,
+    cancel: CancellationToken,
+    timeout: Duration,
+}
+
+fn pg_err(what: &str, e: &tokio_postgres::Error) -> String {
+    // tokio-postgres errors name the server's message, never the password.
+    match e.as_db_error() {
+        Some(db) => format!("{what}: {}: {}", db.severity(), db.message()),
+        None => format!("{what}: {e}"),
+    }
+}
+
+/// Connects and drives the connection in the background.
+async fn connect(config: &Config) -> Result<Client, tokio_postgres::Error> {
+    let (client, connection) = config.connect(NoTls).await?;
+    tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            tracing::debug!(error = %e, "postgres connection ended");
+        }
+    });
+    Ok(client)
+}
+
+impl PostgresStore {
+    /// Connects within `opts.connect_timeout` and creates the schema; an
+    /// unreachable server or bad credentials are a configuration error.
+    pub async fn open(url: &StoreUrl, opts: StoreOptions) -> Result<Self, StoreError> {
+        let config_err = |msg: String| StoreError::Config(format!("{url}: {msg}"));
+        let mut config = Config::from_str(&url.expose())
+            .map_err(|e| config_err(format!("invalid postgres URL: {e}")))?;
+        config
+            .connect_timeout(opts.connect_timeout)
+            .application_name("handover-example-app")
+            .keepalives(true)
+            .keepalives_idle(Duration::from_secs(10));
+        let mut client = tokio::time::timeout(opts.connect_timeout, connect(&config))
+            .await
+            .map_err(|_| config_err(format!("no connection within {:?}", opts.connect_timeout)))?
+            .map_err(|e| config_err(pg_err("cannot connect", &e)))?;
+        let tx = client
+            .transaction()
+            .await
+            .map_err(|e| config_err(pg_err("schema", &e)))?;
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&SCHEMA_LOCK])
+            .await
+            .map_err(|e| config_err(pg_err("schema lock", &e)))?;
+        tx.batch_execute(SCHEMA)
+            .await
+            .map_err(|e| config_err(pg_err("cannot create schema", &e)))?;
+        tx.commit()
+            .await
+            .map_err(|e| config_err(pg_err("schema", &e)))?;
+        let head = read_head(&client)
+            .await
+            .map_err(|e| config_err(pg_err("head", &e)))?;
+
+        let shared = Arc::new(Shared::new(head));
+        let cancel = CancellationToken::new();
+        let (tx, rx) = mpsc::channel(opts.max_batch.max(1) * 4);
+        tokio::spawn(writer_loop(
+            config.clone(),
+            rx,
+            shared.clone(),
+            opts.max_batch.max(1),
+        ));
+        tokio::spawn(listener_loop(
+            config.clone(),
+            shared.clone(),
+            cancel.clone(),
+        ));
+        Ok(PostgresStore {
+            url: url.clone(),
+            config,
+            writer: tx,
+            reader: Mutex::new(Some(client)),
+            shared,
+            cancel,
+            timeout: opts.append_timeout,
+        })
+    }
+
+    /// Runs `f` on the reader connection, reconnecting first if it was lost.
+    async fn read<T>(
+        &self,
+        what: &'static str,
+        f: impl for<'c> FnOnce(&'c Client) -> BoxFuture<'c, Result<T, tokio_postgres::Error>>,
+    ) -> Result<T, StoreError> {
+        let attempt = async {
+            let mut slot = self.reader.lock().await;
+            if slot.as_ref().is_none_or(Client::is_closed) {
+                *slot = Some(
+                    connect(&self.config)
+                        .await
+                        .map_err(|e| StoreError::Unavailable(pg_err("reconnect", &e)))?,
+                );
+            }
+            let client = slot
+                .as_ref()
+                .ok_or_else(|| StoreError::Unavailable("no reader connection".into()))?;
+            match f(client).await {
+                Ok(v) => Ok(v),
+                Err(e) => {
+                    *slot = None;
+                    Err(StoreError::Unavailable(pg_err(what, &e)))
+                }
+            }
+        };
+        tokio::time::timeout(self.timeout, attempt)
+            .await
+            .map_err(|_| {
+                StoreError::Unavailable(format!("{what}: no answer within {:?}", self.timeout))
+            })?
+    }
+}
+
+impl Drop for PostgresStore {
+    fn drop(&mut self) {
+        self.cancel.cancel();
+    }
+}
+
+async fn read_head(client: &Client) -> Result<u64, tokio_postgres::Error> {
+    let row = client
+        .query_one("SELECT position FROM event_head", &[])
+        .await?;
+    Ok(u64::try_from(row.get::<_, i64>(0)).unwrap_or(0))
+}
+
+/// Commits everything that queued up while the previous commit ran.
+async fn writer_loop(
+    config: Config,
+    mut rx: mpsc::Receiver<AppendRequest>,
+    shared: Arc<Shared>,
+    max_batch: usize,
+) {
+    let mut client: Option<Client> = None;
+    let mut batch: Vec<AppendRequest> = Vec::with_capacity(max_batch);
+    while let Some(first) = rx.recv().await {
+        batch.push(first);
+        while batch.len() < max_batch {
+            match rx.try_recv() {
+                Ok(req) => batch.push(req),
+                Err(_) => break,
+            }
+        }
+        let result = async {
+            if client.as_ref().is_none_or(Client::is_closed) {
+                client = Some(connect(&config).await.map_err(|e| pg_err("connect", &e))?);
+            }
+            let c = client.as_mut().ok_or("no connection")?;
+            commit_batch(c, &batch)
+                .await
+                .map_err(|e| pg_err("append", &e))
+        }
+        .await;
+        match result {
+            Ok(results) => {
+                shared.record_commit(batch.len() as u64);
+                shared.set_error(None);
+                let top = results.iter().map(|(p, _)| *p).max().unwrap_or(0);
+                shared.publish_head(top);
+                for (req, (position, existing)) in batch.drain(..).zip(results) {
+                    let NewEvent { kind, key, payload } = req.event;
+                    let created = existing.is_none();
+                    let event = StoredEvent {
+                        position,
+                        kind,
+                        key,
+                        payload: existing.unwrap_or(payload),
+                    };
+                    let _ = req.reply.send(Ok(Appended { event, created }));
+                }
+            }
+            Err(msg) => {
+                // The outcome of a failed commit is unknown to the caller (503);
+                // a fresh connection next time rules out a wedged session.
+                client = None;
+                tracing::warn!(error = %msg, batch = batch.len(), "postgres group commit failed");
+                shared.set_error(Some(msg.clone()));
+                for req in batch.drain(..) {
+                    let _ = req.reply.send(Err(StoreError::Unavailable(msg.clone())));
+                }
+            }
+        }
+    }
+}
+
+/// One transaction for the batch under the `event_head` row lock: per
+/// request, its position and, when the key already existed, the stored payload.
+async fn commit_batch(
+    client: &mut Client,
+    batch: &[AppendRequest],
+) -> Result<Vec<(u64, Option<String>)>, tokio_postgres::Error> {
+    let tx = client.transaction().await?;
+    let head: i64 = tx
+        .query_one("SELECT position FROM event_head FOR UPDATE", &[])
+        .await?
+        .get(0);
+    let kinds: Vec<&str> = batch.iter().map(|r| r.event.kind.as_str()).collect();
+    let keys: Vec<&str> = batch.iter().map(|r| r.event.key.as_str()).collect();
+    let rows = tx
+        .query(
+            "SELECT e.kind, e.key, e.position, e.payload
+             FROM events e
+             JOIN unnest($1::text[], $2::text[]) AS b(kind, key)
+               ON e.kind = b.kind AND e.key = b.key",
+            &[&kinds, &keys],
+        )
+        .await?;
+    let mut known: HashMap<(String, String), (i64, String)> = rows
+        .into_iter()
+        .map(|r| ((r.get(0), r.get(1)), (r.get(2), r.get(3))))
+        .collect();
+
+    let mut next = head;
+    let (mut positions, mut new_kinds, mut new_keys, mut payloads) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut out = Vec::with_capacity(batch.len());
+    for req in batch {
+        let e = &req.event;
+        let k = (e.kind.clone(), e.key.clone());
+        if let Some((position, payload)) = known.get(&k) {
+            out.push((u64::try_from(*position).unwrap_or(0), Some(payload.clone())));
+            continue;
+        }
+        next += 1;
+        positions.push(next);
+        new_kinds.push(e.kind.as_str());
+        new_keys.push(e.key.as_str());
+        payloads.push(e.payload.as_str());
+        out.push((u64::try_from(next).unwrap_or(0), None));
+        // A second request for the same key in this batch gets this event.
+        known.insert(k, (next, e.payload.clone()));
+    }
+    if next > head {
+        tx.execute(
+            "INSERT INTO events (position, kind, key, payload)
+             SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[])",
+            &[&positions, &new_kinds, &new_keys, &payloads],
+        )
+        .await?;
+        tx.execute("UPDATE event_head SET position = $1", &[&next])
+            .await?;
+        tx.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &next.to_string()])
+            .await?;
+    }
+    tx.commit().await?;
+    Ok(out)
+}
+
+/// `LISTEN`s for commits of any instance and publishes the head; reconnects
+/// with a short backoff while the server is away.
+async fn listener_loop(config: Config, shared: Arc<Shared>, cancel: CancellationToken) {
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        let session = async {
+            let (client, mut connection) = config
+                .connect(NoTls)
+                .await
+                .map_err(|e| pg_err("listen connect", &e))?;
+            let (tx, mut rx) = mpsc::unbounded_channel::<Option<u64>>();
+            let driver = tokio::spawn(async move {
+                let mut messages = futures::stream::poll_fn(move |cx| connection.poll_message(cx));
+                while let Some(msg) = messages.next().await {
+                    match msg {
+                        Ok(AsyncMessage::Notification(n)) => {
+                            let _ = tx.send(n.payload().parse().ok());
+                        }
+                        Ok(_) => {}
+                        Err(e) => {
+                            tracing::debug!(error = %e, "listen connection failed");
+                            break;
+                        }
+                    }
+                }
+            });
+            let result = async {
+                client
+                    .batch_execute(&format!("LISTEN {CHANNEL}"))
+                    .await
+                    .map_err(|e| pg_err("listen", &e))?;
+                // Anything committed before LISTEN took effect.
+                let head = read_head(&client).await.map_err(|e| pg_err("head", &e))?;
+                shared.publish_head(head);
+                shared.set_error(None);
+                loop {
+                    tokio::select! {
+                        _ = cancel.cancelled() => return Ok(()),
+                        msg = rx.recv() => match msg {
+                            Some(Some(head)) => shared.publish_head(head),
+                            Some(None) => {}
+                            None => return Err("listen connection lost".to_string()),
+                        }
+                    }
+                }
+            }
+            .await;
+            driver.abort();
+            result
+        };
+        let result = tokio::select! {
+            _ = cancel.cancelled() => return,
+            r = session => r,
+        };
+        match result {
+            Ok(()) => return,
+            Err(msg) => {
+                tracing::warn!(error = %msg, "postgres listener down; reconnecting");
+                shared.set_error(Some(msg));
+            }
+        }
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tokio::time::sleep(backoff) => {}
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(1));
+        if shared.status().is_ok() {
+            backoff = Duration::from_millis(100);
+        }
+    }
+}
+
+impl EventStore for PostgresStore {
+    fn append(&self, event: NewEvent) -> BoxFuture<'_, Result<Appended, StoreError>> {
+        async move {
+            let (reply, rx) = oneshot::channel();
+            self.writer
+                .send(AppendRequest { event, reply })
+                .await
+                .map_err(|_| StoreError::Unavailable("postgres writer stopped".into()))?;
+            match tokio::time::timeout(self.timeout, rx).await {
+                Ok(Ok(result)) => result,
+                Ok(Err(_)) => Err(StoreError::Unavailable("postgres writer stopped".into())),
+                Err(_) => Err(StoreError::Unavailable(format!(
+                    "append not committed within {:?}",
+                    self.timeout
+                ))),
+            }
+        }
+        .boxed()
+    }
+
+    fn read_after(
+        &self,
+        after: u64,
+        limit: usize,
+    ) -> BoxFuture<'_, Result<Vec<StoredEvent>, StoreError>> {
+        async move {
+            let after = i64::try_from(after).unwrap_or(i64::MAX);
+            let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+            let rows = self
+                .read("read", move |c| {
+                    async move {
+                        c.query(
+                            "SELECT position, kind, key, payload FROM events
+                             WHERE position > $1 ORDER BY position LIMIT $2",
+                            &[&after, &limit],
+                        )
+                        .await
+                    }
+                    .boxed()
+                })
+                .await?;
+            Ok(rows
+                .into_iter()
+                .map(|r| StoredEvent {
+                    position: u64::try_from(r.get::<_, i64>(0)).unwrap_or(0),
+                    kind: r.get(1),
+                    key: r.get(2),
+                    payload: r.get(3),
+                })
+                .collect())
+        }
+        .boxed()
+    }
+
+    fn head(&self) -> BoxFuture<'_, Result<u64, StoreError>> {
+        async move {
+            let head = self
+                .read("head", |c| async move { read_head(c).await }.boxed())
+                .await?;
+            self.shared.publish_head(head);
+            Ok(head)
+        }
+        .boxed()
+    }
+
+    fn watch_head(&self) -> watch::Receiver<u64> {
+        self.shared.head.subscribe()
+    }
+
+    fn status(&self) -> Result<(), String> {
+        self.shared.status()
+    }
+
+    fn stats(&self) -> StoreStats {
+        self.shared.stats()
+    }
+
+    fn describe(&self) -> String {
+        self.url.to_string()
+    }
+}
