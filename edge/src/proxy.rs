@@ -15,6 +15,14 @@
 //! - origin refused the connection: 521; connect timeout: 522; other connect
 //!   failure: 523; no response head within `origin_timeout`: 524; the origin
 //!   broke the connection after the request was sent: 520.
+//!
+//! A reused keep-alive connection that the origin closes just as the edge
+//! sends on it (the classic HTTP/1.1 race, e.g. an origin shutting down
+//! gracefully closes its idle connections): a request the origin never saw is
+//! retried on a new connection; a bodiless GET/HEAD/OPTIONS is replayed; any
+//! other request gets 520, as on Cloudflare (HTTP forbids replaying it
+//! blindly). If the sticky origin then refuses connections, the request is
+//! routed afresh instead of failing.
 
 use crate::metrics::{Metrics, NO_ORIGIN};
 use crate::routes::{Routes, Target};

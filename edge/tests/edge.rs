@@ -19,6 +19,7 @@ use cloudflare::framework::response::{ApiFailure, ApiSuccess};
 use cloudflare::framework::Environment;
 use serde::Serialize;
 use std::net::Ipv4Addr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use util::*;
 
@@ -642,6 +643,67 @@ async fn a_busy_keep_alive_connection_sticks_until_idle_or_origin_closes() {
     assert_eq!(sticky.get().await, (200, Some("b".into())));
 }
 
+/// The migration as the edge sees it: keep-alive clients under load, the
+/// record flips, the old origin stops gracefully — and no request fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flip_then_graceful_stop_under_keep_alive_load_loses_nothing() {
+    let (la, lb) = twin_listeners().await;
+    let port = la.local_addr().unwrap().port();
+    let a = Origin::start(la, "a", Behaviour::Answer).await;
+    let b = Origin::start(lb, "b", Behaviour::Answer).await;
+    let dir = tempfile::tempdir().unwrap();
+    let edge = EdgeProc::start(
+        dir.path(),
+        &config(
+            port,
+            "127.0.0.2",
+            "propagation = \"500ms\"\nidle_timeout = \"5s\"",
+        ),
+    );
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut workers = Vec::new();
+    for _ in 0..4 {
+        let stop = Arc::clone(&stop);
+        let proxy = edge.proxy;
+        workers.push(tokio::spawn(async move {
+            let mut conn = KeepAlive::connect(proxy).await;
+            let mut seen = Vec::new();
+            // Bounded: 20,000 requests or until told to stop.
+            for _ in 0..20_000 {
+                if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    break;
+                }
+                // GET: if the old origin closes an idle keep-alive connection
+                // just as the edge sends on it, a bodiless safe request is
+                // replayed on a new connection; a POST would get a 520 there,
+                // as on Cloudflare (HTTP forbids replaying it blindly).
+                seen.push(conn.get().await);
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+            seen
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    patch(&edge, "127.0.0.3").await;
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    a.stop().await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut all = Vec::new();
+    for w in workers {
+        all.push(w.await.unwrap());
+    }
+    for seen in &all {
+        assert!(
+            seen.iter().all(|(status, _)| *status == 200),
+            "a request failed: {seen:?}"
+        );
+        let last = seen.last().expect("some requests");
+        assert_eq!(last.1.as_deref(), Some("b"), "connection did not end on b");
+    }
+    assert!(b.hits() > 0);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dead_and_stalled_origins_give_521_and_524() {
     let (la, lb) = twin_listeners().await;
@@ -856,6 +918,40 @@ async fn metrics_count_proxy_replies_and_record_changes() {
             "edge_api_requests_total{method=\"PATCH\",status=\"200\"}"
         ) >= 1
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_lets_an_in_flight_request_finish() {
+    let (la, _lb) = twin_listeners().await;
+    let port = la.local_addr().unwrap().port();
+    let slow = Origin::start(la, "a", Behaviour::Slow(Duration::from_millis(1500))).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut edge = EdgeProc::start(dir.path(), &config(port, "127.0.0.2", ""));
+    let proxy = edge.proxy;
+    let in_flight = tokio::spawn(async move { via_proxy(&fresh_client(), proxy).await });
+    // Poll until the origin has the request, then stop the edge.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while slow.hits() == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "request never reached the origin"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let status = tokio::task::spawn_blocking(move || {
+        let s = edge.terminate();
+        (s, edge)
+    })
+    .await
+    .unwrap();
+    assert!(status.0.expect("edge exits").success());
+    assert_eq!(in_flight.await.unwrap(), (200, Some("a".into())));
+    let refused = reqwest::Client::new()
+        .get(format!("http://{proxy}/"))
+        .header("host", HOST)
+        .send()
+        .await;
+    assert!(refused.is_err(), "the proxy must not accept after shutdown");
 }
 
 #[test]

@@ -141,6 +141,8 @@ pub enum Behaviour {
     Answer,
     /// Accepts and reads the request but never answers.
     Stall,
+    /// Answers like `Answer`, after this delay.
+    Slow(Duration),
 }
 
 /// An in-process HTTP origin; every connection dies with it.
@@ -148,6 +150,7 @@ pub struct Origin {
     pub addr: SocketAddr,
     pub hits: Arc<AtomicU64>,
     task: tokio::task::JoinHandle<()>,
+    stop: tokio_util::sync::CancellationToken,
 }
 
 impl Origin {
@@ -159,20 +162,29 @@ impl Origin {
         let addr = listener.local_addr().unwrap();
         let hits = Arc::new(AtomicU64::new(0));
         let counter = Arc::clone(&hits);
+        let stop = tokio_util::sync::CancellationToken::new();
+        let stopping = stop.clone();
         let task = tokio::spawn(async move {
             let mut conns = JoinSet::new();
             loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    continue;
+                let accepted = tokio::select! {
+                    a = listener.accept() => a,
+                    _ = stopping.cancelled() => break,
                 };
+                let Ok((stream, _)) = accepted else { continue };
                 let counter = Arc::clone(&counter);
+                let stopping = stopping.clone();
                 conns.spawn(async move {
                     let svc = service_fn(move |_req| {
                         let counter = Arc::clone(&counter);
                         async move {
                             counter.fetch_add(1, Ordering::Relaxed);
-                            if let Behaviour::Stall = behaviour {
-                                tokio::time::sleep(Duration::from_secs(3600)).await;
+                            match behaviour {
+                                Behaviour::Stall => {
+                                    tokio::time::sleep(Duration::from_secs(3600)).await
+                                }
+                                Behaviour::Slow(d) => tokio::time::sleep(d).await,
+                                Behaviour::Answer => {}
                             }
                             let resp = hyper::Response::builder()
                                 .header("x-instance", instance)
@@ -182,21 +194,47 @@ impl Origin {
                             Ok::<_, std::convert::Infallible>(resp)
                         }
                     });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), svc)
-                        .await;
+                    let conn = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), svc);
+                    tokio::pin!(conn);
+                    tokio::select! {
+                        _ = conn.as_mut() => {}
+                        _ = stopping.cancelled() => {
+                            conn.as_mut().graceful_shutdown();
+                            let _ = conn.await;
+                        }
+                    }
                 });
                 while conns.try_join_next().is_some() {}
             }
+            // Graceful stop: the listener is closed; let in-flight requests finish.
+            drop(listener);
+            while conns.join_next().await.is_some() {}
         });
-        Origin { addr, hits, task }
+        Origin {
+            addr,
+            hits,
+            task,
+            stop,
+        }
     }
 
     pub fn hits(&self) -> u64 {
         self.hits.load(Ordering::Relaxed)
     }
 
-    /// Closes the listener and every open connection.
+    /// Like the example-app's SIGTERM: stop accepting, finish in-flight
+    /// requests, close every connection.
+    pub async fn stop(self) {
+        self.stop.cancel();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !self.task.is_finished() {
+            assert!(Instant::now() < deadline, "origin did not stop");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    /// Closes the listener and every open connection at once.
     pub async fn kill(self) {
         self.task.abort();
         while !self.task.is_finished() {
@@ -293,12 +331,19 @@ impl KeepAlive {
 
     /// GET / with the test Host; panics if the connection itself broke.
     pub async fn get(&mut self) -> (u16, Option<String>) {
+        self.send(hyper::Method::GET).await
+    }
+
+    /// `method` / with the test Host and an empty body.
+    pub async fn send(&mut self, method: hyper::Method) -> (u16, Option<String>) {
         use http_body_util::BodyExt;
         tokio::time::timeout(Duration::from_secs(30), self.sender.ready())
             .await
             .expect("connection ready in time")
             .expect("client connection to the edge still open");
-        let req = hyper::Request::get("/")
+        let req = hyper::Request::builder()
+            .method(method)
+            .uri("/")
             .header("host", HOST)
             .body(http_body_util::Empty::new())
             .unwrap();
