@@ -118,9 +118,13 @@ pub fn bin_dir(explicit: Option<&Path>) -> Result<PathBuf, DemoError> {
 /// A port free on both origin addresses, so A and B can share `origin_port`.
 pub fn shared_free_port() -> Result<u16, DemoError> {
     for _ in 0..100 {
-        let a = TcpListener::bind(SocketAddr::from((A_IP, 0)))
-            .map_err(|e| DemoError::Setup(format!("cannot bind {A_IP}: {e} (is 127.0.0.0/8 on lo?)")))?;
-        let port = a.local_addr().map_err(|e| DemoError::Setup(e.to_string()))?.port();
+        let a = TcpListener::bind(SocketAddr::from((A_IP, 0))).map_err(|e| {
+            DemoError::Setup(format!("cannot bind {A_IP}: {e} (is 127.0.0.0/8 on lo?)"))
+        })?;
+        let port = a
+            .local_addr()
+            .map_err(|e| DemoError::Setup(e.to_string()))?
+            .port();
         if TcpListener::bind(SocketAddr::from((B_IP, port))).is_ok() {
             return Ok(port);
         }
@@ -276,7 +280,10 @@ pub async fn run(args: DemoArgs) -> Result<i32, DemoError> {
     let result = stage_and_run(&args, &bins, &workdir, &reaper, cancel, style).await;
     reaper.reap(Duration::from_secs(10));
     if args.workdir.is_some() {
-        println!("workdir: {} (acks.jsonl, store, logs, report.json)", workdir.display());
+        println!(
+            "workdir: {} (acks.jsonl, store, logs, report.json)",
+            workdir.display()
+        );
     }
     result
 }
@@ -305,7 +312,9 @@ async fn stage_and_run(
     )
     .map_err(|e| DemoError::Setup(format!("cannot write {}: {e}", edge_cfg.display())))?;
     let mut cmd = Command::new(bins.join("edge"));
-    cmd.arg("--config").arg(&edge_cfg).env(EDGE_TOKEN_ENV, &token);
+    cmd.arg("--config")
+        .arg(&edge_cfg)
+        .env(EDGE_TOKEN_ENV, &token);
     let (_edge, line) = spawn_listening(cmd, &workdir.join("edge.log"), reaper, "edge").await?;
     let edge: EdgeListening = serde_json::from_str(&line)
         .map_err(|e| DemoError::Stage(format!("edge printed {line:?}: {e}")))?;
@@ -324,7 +333,8 @@ async fn stage_and_run(
         .arg(&store)
         .arg("--instance-id")
         .arg("a");
-    let (a_child, line) = spawn_listening(cmd, &workdir.join("a.log"), reaper, "example-app A").await?;
+    let (a_child, line) =
+        spawn_listening(cmd, &workdir.join("a.log"), reaper, "example-app A").await?;
     let a_pid = a_child
         .id()
         .ok_or_else(|| DemoError::Stage("example-app A exited at once".into()))?;
@@ -349,7 +359,11 @@ async fn stage_and_run(
     let _ = std::fs::write(workdir.join("plan.toml"), plan.to_toml());
     println!(
         "demo: edge api {} proxy {}, A {} (pid {a_pid}), B to start on {}:{port}, store {}",
-        edge.api, edge.proxy, a_listen, B_IP, redact_store(&store)
+        edge.api,
+        edge.proxy,
+        a_listen,
+        B_IP,
+        redact_store(&store)
     );
 
     let report_path = args

@@ -88,7 +88,9 @@ pub fn judge(limits: &Limits, concurrency: u64, rate: f64) -> Vec<Finding> {
         if max < concurrency.saturating_mul(2) {
             out.push(Finding {
                 fatal: false,
-                message: format!("nf_conntrack_max {max} is low for {concurrency} concurrent connections"),
+                message: format!(
+                    "nf_conntrack_max {max} is low for {concurrency} concurrent connections"
+                ),
             });
         }
     }

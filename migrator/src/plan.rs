@@ -340,11 +340,10 @@ impl Plan {
                     path: p.to_path_buf(),
                     source,
                 })?;
-                text.parse::<toml::Table>()
-                    .map_err(|e| PlanError::Syntax {
-                        path: p.to_path_buf(),
-                        message: e.to_string(),
-                    })?
+                text.parse::<toml::Table>().map_err(|e| PlanError::Syntax {
+                    path: p.to_path_buf(),
+                    message: e.to_string(),
+                })?
             }
             None => toml::Table::new(),
         };
@@ -356,12 +355,10 @@ impl Plan {
 
     /// Parses a whole plan from TOML text (no overrides).
     pub fn from_toml(text: &str) -> Result<Plan, PlanError> {
-        let doc = text
-            .parse::<toml::Table>()
-            .map_err(|e| PlanError::Syntax {
-                path: PathBuf::from("<text>"),
-                message: e.to_string(),
-            })?;
+        let doc = text.parse::<toml::Table>().map_err(|e| PlanError::Syntax {
+            path: PathBuf::from("<text>"),
+            message: e.to_string(),
+        })?;
         Plan::from_table(doc)
     }
 
@@ -398,7 +395,10 @@ impl Plan {
                 check_http(&format!("{name}.health_url"), h)?;
             }
             if o.address.trim().is_empty() {
-                return Err(PlanError::key(format!("{name}.address"), "must not be empty"));
+                return Err(PlanError::key(
+                    format!("{name}.address"),
+                    "must not be empty",
+                ));
             }
             for (field, cmd) in [("start", &o.start), ("stop", &o.stop)] {
                 if cmd.as_deref().is_some_and(|c| c.trim().is_empty()) {
@@ -495,7 +495,10 @@ impl Plan {
             }
         }
         if !(self.budgets.max_gap_ms.is_finite() && self.budgets.max_gap_ms >= 0.0) {
-            return Err(PlanError::key("budgets.max_gap_ms", "must be a non-negative number"));
+            return Err(PlanError::key(
+                "budgets.max_gap_ms",
+                "must be a non-negative number",
+            ));
         }
         for (key, d) in [
             ("timeouts.health", self.timeouts.health),
@@ -537,10 +540,7 @@ impl Plan {
 
 fn check_http(key: &str, url: &Url) -> Result<(), PlanError> {
     if !matches!(url.scheme(), "http" | "https") {
-        return Err(PlanError::key(
-            key,
-            format!("{url} is not an http(s) URL"),
-        ));
+        return Err(PlanError::key(key, format!("{url} is not an http(s) URL")));
     }
     if url.host_str().is_none_or(str::is_empty) {
         return Err(PlanError::key(key, format!("{url} has no host")));
@@ -608,7 +608,9 @@ pub fn set_key(doc: &mut toml::Table, key: &str, value: &str) -> Result<(), Plan
 pub fn parse_set(s: &str) -> Result<(String, String), String> {
     match s.split_once('=') {
         Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.trim().to_string())),
-        _ => Err(format!("expected KEY=VALUE, e.g. feeder.rate=500, got {s:?}")),
+        _ => Err(format!(
+            "expected KEY=VALUE, e.g. feeder.rate=500, got {s:?}"
+        )),
     }
 }
 
@@ -680,7 +682,10 @@ run_before_flip = "3s"
         let e = err(&GOOD.replace("rate = 500", "rate = 500\nrat = 5"));
         assert!(e.contains("`feeder`") && e.contains("rat"), "{e}");
         let e = err(&format!("{GOOD}\n[budget]\nfailed = 1\n"));
-        assert!(e.contains("`budget`") && e.contains("unknown section"), "{e}");
+        assert!(
+            e.contains("`budget`") && e.contains("unknown section"),
+            "{e}"
+        );
         let e = err(&GOOD.replace("zone = ", "zonee = \"x\"\nzone = "));
         assert!(e.contains("zonee"), "{e}");
     }
@@ -706,7 +711,10 @@ run_before_flip = "3s"
         let e = err(&GOOD.replace("\"10.0.0.2\"", "\"10.0.0.1\""));
         assert!(e.contains("b.address"), "{e}");
         let e = err(&GOOD.replace("kind = \"cloudflare\"", "kind = \"carrier-pigeon\""));
-        assert!(e.contains("`switch`") && e.contains("carrier-pigeon"), "{e}");
+        assert!(
+            e.contains("`switch`") && e.contains("carrier-pigeon"),
+            "{e}"
+        );
         let e = err(&GOOD.replace("run_before_flip = \"3s\"", "run_before_flip = \"soon\""));
         assert!(e.contains("`feeder`") && e.contains("soon"), "{e}");
     }
@@ -721,7 +729,10 @@ run_before_flip = "3s"
             &[
                 ("feeder.rate".into(), "1000".into()),
                 ("timeouts.drain".into(), "90s".into()),
-                ("switch.api_base".into(), "http://127.0.0.1:9/client/v4/".into()),
+                (
+                    "switch.api_base".into(),
+                    "http://127.0.0.1:9/client/v4/".into(),
+                ),
             ],
         )
         .unwrap();
@@ -750,7 +761,10 @@ run_before_flip = "3s"
     #[test]
     fn fill_replaces_placeholders() {
         assert_eq!(
-            fill("run {name} on {address} {address}", &[("name", "b"), ("address", "1.2.3.4")]),
+            fill(
+                "run {name} on {address} {address}",
+                &[("name", "b"), ("address", "1.2.3.4")]
+            ),
             "run b on 1.2.3.4 1.2.3.4"
         );
         assert_eq!(parse_set("a.b=1").unwrap(), ("a.b".into(), "1".into()));

@@ -18,10 +18,7 @@ use tokio::process::{Child, Command};
 #[derive(Debug, thiserror::Error)]
 pub enum ProcessError {
     #[error("cannot run `{cmd}`: {source}")]
-    Spawn {
-        cmd: String,
-        source: std::io::Error,
-    },
+    Spawn { cmd: String, source: std::io::Error },
     #[error("`{cmd}` did not finish within {}", crate::style::secs(*.timeout))]
     Timeout { cmd: String, timeout: Duration },
     #[error("`{cmd}` failed ({status}){}", stderr_tail(.stderr))]
@@ -156,7 +153,9 @@ impl Started {
         match self.child.try_wait() {
             Ok(None) => StartState::Running,
             Ok(Some(s)) if s.success() => StartState::Returned,
-            Ok(Some(s)) => StartState::Failed(format!("exited with {s}; see {}", self.log.display())),
+            Ok(Some(s)) => {
+                StartState::Failed(format!("exited with {s}; see {}", self.log.display()))
+            }
             Err(e) => StartState::Failed(format!("cannot wait for it: {e}")),
         }
     }
@@ -171,7 +170,9 @@ impl Started {
 
     /// Waits up to `timeout` for it to exit (after a stop command or signal).
     pub async fn wait_exit(&mut self, timeout: Duration) -> bool {
-        tokio::time::timeout(timeout, self.child.wait()).await.is_ok()
+        tokio::time::timeout(timeout, self.child.wait())
+            .await
+            .is_ok()
     }
 }
 
@@ -244,7 +245,10 @@ fn reap_pids(pids: &Mutex<Vec<u32>>, grace: Duration) {
         Ok(mut p) => std::mem::take(&mut *p),
         Err(_) => return,
     };
-    let live: Vec<u32> = list.into_iter().filter(|p| signal(*p, Signal::SIGTERM)).collect();
+    let live: Vec<u32> = list
+        .into_iter()
+        .filter(|p| signal(*p, Signal::SIGTERM))
+        .collect();
     let deadline = std::time::Instant::now() + grace;
     while std::time::Instant::now() < deadline && live.iter().any(|p| alive(*p) && !zombie(*p)) {
         std::thread::sleep(Duration::from_millis(50));
@@ -274,14 +278,18 @@ mod tests {
 
     #[tokio::test]
     async fn run_shell_reports_output_failure_and_timeout() {
-        let out = run_shell("echo hello", Duration::from_secs(10)).await.unwrap();
+        let out = run_shell("echo hello", Duration::from_secs(10))
+            .await
+            .unwrap();
         assert_eq!(out.trim(), "hello");
         let e = run_shell("echo oops >&2; exit 3", Duration::from_secs(10))
             .await
             .unwrap_err()
             .to_string();
         assert!(e.contains("oops") && e.contains('3'), "{e}");
-        let e = run_shell("sleep 5", Duration::from_millis(200)).await.unwrap_err();
+        let e = run_shell("sleep 5", Duration::from_millis(200))
+            .await
+            .unwrap_err();
         assert!(matches!(e, ProcessError::Timeout { .. }), "{e}");
     }
 
@@ -289,7 +297,8 @@ mod tests {
     async fn started_processes_are_reaped_by_pid() {
         let dir = tempfile::tempdir().unwrap();
         let reaper = Reaper::owning();
-        let mut s = Started::spawn("exec sleep 30", &dir.path().join("log"), Some(&reaper)).unwrap();
+        let mut s =
+            Started::spawn("exec sleep 30", &dir.path().join("log"), Some(&reaper)).unwrap();
         assert_eq!(s.state(), StartState::Running);
         let pid = s.pid().unwrap();
         assert_eq!(reaper.tracked(), vec![pid]);

@@ -90,7 +90,11 @@ impl Printer {
 
     fn begin(&mut self, name: &str) {
         self.last_progress = Some(Instant::now());
-        self.line(&format!("{} {}", self.style.dim("▶"), self.style.step(name)));
+        self.line(&format!(
+            "{} {}",
+            self.style.dim("▶"),
+            self.style.step(name)
+        ));
     }
 
     fn end(&self, rec: &StepRecord) {
@@ -103,7 +107,8 @@ impl Printer {
         self.line(&format!(
             "{mark} {} {} {detail}",
             self.style.step(&rec.name),
-            self.style.dim(&secs(Duration::from_millis(rec.duration_ms))),
+            self.style
+                .dim(&secs(Duration::from_millis(rec.duration_ms))),
         ));
     }
 
@@ -211,7 +216,8 @@ pub async fn run(opts: RunOptions) -> Result<RunOutcome, RunError> {
         cancel,
         token,
     } = opts;
-    let switch = switch::from_plan(&plan, token).map_err(|e| RunError::Preflight(switch_msg(&e)))?;
+    let switch =
+        switch::from_plan(&plan, token).map_err(|e| RunError::Preflight(switch_msg(&e)))?;
     let ack_log = plan
         .feeder
         .ack_log
@@ -348,7 +354,9 @@ impl Pipeline {
                 .max_in_flight
                 .map(|n| n as u64)
                 .unwrap_or_else(|| {
-                    (plan.feeder.rate * plan.feeder.timeout.as_secs_f64()).ceil().max(1.0) as u64
+                    (plan.feeder.rate * plan.feeder.timeout.as_secs_f64())
+                        .ceil()
+                        .max(1.0) as u64
                 });
             for f in crate::host::judge(&crate::host::Limits::read(), cap, plan.feeder.rate) {
                 if f.fatal {
@@ -368,7 +376,10 @@ impl Pipeline {
     fn print_plan(&self, switch_detail: &str, dry_run: bool) {
         let p = &self.plan;
         let pr = &self.printer;
-        pr.note(&format!("switch: {} — {switch_detail}", self.switch.describe()));
+        pr.note(&format!(
+            "switch: {} — {switch_detail}",
+            self.switch.describe()
+        ));
         pr.note(&format!("A: {} ({})", p.a.address, p.a.url));
         pr.note(&format!(
             "B: {} ({}), start: {}",
@@ -429,10 +440,8 @@ impl Pipeline {
                 let handle = feeder::start(o)
                     .await
                     .map_err(|e| RunError::Preflight(format!("feeder: {e}")))?;
-                self.printer.note(&format!(
-                    "load started: {}/s, run id {run_id}",
-                    f.rate
-                ));
+                self.printer
+                    .note(&format!("load started: {}/s, run id {run_id}", f.rate));
                 Ok(Load::InProcess {
                     handle,
                     started: Instant::now(),
@@ -473,8 +482,9 @@ impl Pipeline {
                 let path = self.plan.feeder.report.clone()?;
                 match std::fs::read(&path)
                     .map_err(|e| e.to_string())
-                    .and_then(|b| serde_json::from_slice::<FeederReport>(&b).map_err(|e| e.to_string()))
-                {
+                    .and_then(|b| {
+                        serde_json::from_slice::<FeederReport>(&b).map_err(|e| e.to_string())
+                    }) {
                     Ok(r) => Some(r),
                     Err(e) => {
                         self.printer
@@ -509,7 +519,9 @@ impl Pipeline {
             Ok(d) => self.end(step, StepOutcome::Ok, d),
             Err(StepFail(why)) => {
                 self.end(step, StepOutcome::Failed, why.clone());
-                return self.abort_before_flip(load, format!("B did not start: {why}")).await;
+                return self
+                    .abort_before_flip(load, format!("B did not start: {why}"))
+                    .await;
             }
         }
 
@@ -532,7 +544,9 @@ impl Pipeline {
             }
             Err(StepFail(why)) => {
                 self.end(step, StepOutcome::Failed, why.clone());
-                return self.abort_before_flip(load, format!("B did not converge: {why}")).await;
+                return self
+                    .abort_before_flip(load, format!("B did not converge: {why}"))
+                    .await;
             }
         }
 
@@ -569,7 +583,8 @@ impl Pipeline {
                 self.end(step, StepOutcome::Failed, why.clone());
                 return match self.switch.current().await {
                     Ok(cur) if cur == plan.a.address => {
-                        self.abort_before_flip(load, format!("flip failed: {why}")).await
+                        self.abort_before_flip(load, format!("flip failed: {why}"))
+                            .await
                     }
                     cur => {
                         let where_ = match cur {
@@ -690,13 +705,17 @@ impl Pipeline {
                 .and_then(|b| std::fs::write(&path, b).map_err(|e| e.to_string()));
             match res {
                 Ok(()) => self.printer.note(&format!("report: {}", path.display())),
-                Err(e) => self.printer.warn(&format!("cannot write report {}: {e}", path.display())),
+                Err(e) => self
+                    .printer
+                    .warn(&format!("cannot write report {}: {e}", path.display())),
             }
         }
         if let Some(path) = self.opts_plot.clone() {
             match crate::plot::render(&self.ack_log, &self.report.steps, &path) {
                 Ok(()) => self.printer.note(&format!("plot: {}", path.display())),
-                Err(e) => self.printer.warn(&format!("cannot draw plot {}: {e}", path.display())),
+                Err(e) => self
+                    .printer
+                    .warn(&format!("cannot draw plot {}: {e}", path.display())),
             }
         }
     }
@@ -707,11 +726,15 @@ impl Pipeline {
         let b = self.plan.b.clone();
         let cmd = fill(
             b.start.as_deref().unwrap_or_default(),
-            &[("address", &b.address), ("url", b.url.as_str()), ("name", "b")],
+            &[
+                ("address", &b.address),
+                ("url", b.url.as_str()),
+                ("name", "b"),
+            ],
         );
         let log = self.workdir.join("b-start.log");
-        let proc = Started::spawn(&cmd, &log, Some(&self.reaper))
-            .map_err(|e| StepFail(e.to_string()))?;
+        let proc =
+            Started::spawn(&cmd, &log, Some(&self.reaper)).map_err(|e| StepFail(e.to_string()))?;
         self.b_proc = Some(proc);
         let deadline = Instant::now() + self.plan.timeouts.health;
         loop {
@@ -722,7 +745,10 @@ impl Pipeline {
             }
             let probe = self.health.probe(&b.health()).await;
             if probe.is_healthy() {
-                let inst = probe.health().map(|h| h.instance.clone()).unwrap_or_default();
+                let inst = probe
+                    .health()
+                    .map(|h| h.instance.clone())
+                    .unwrap_or_default();
                 let pid = self
                     .b_proc
                     .as_mut()
@@ -782,8 +808,7 @@ impl Pipeline {
                 }
                 None => {
                     within_since = None;
-                    self.printer
-                        .progress(|| format!("B: {}", probe.describe()));
+                    self.printer.progress(|| format!("B: {}", probe.describe()));
                 }
             }
             if Instant::now() >= deadline {
@@ -875,7 +900,11 @@ impl Pipeline {
     }
 
     /// Runs `origin`'s stop command and waits until its health no longer answers.
-    async fn stop_origin(&mut self, origin: &Origin, proc: Option<&mut Started>) -> Result<String, StepFail> {
+    async fn stop_origin(
+        &mut self,
+        origin: &Origin,
+        proc: Option<&mut Started>,
+    ) -> Result<String, StepFail> {
         let mut proc = proc;
         let pid = proc
             .as_mut()
@@ -886,7 +915,11 @@ impl Pipeline {
             Some(stop) => {
                 let cmd = fill(
                     stop,
-                    &[("address", &origin.address), ("url", origin.url.as_str()), ("pid", &pid)],
+                    &[
+                        ("address", &origin.address),
+                        ("url", origin.url.as_str()),
+                        ("pid", &pid),
+                    ],
                 );
                 run_shell(&cmd, self.plan.timeouts.stop)
                     .await
@@ -915,8 +948,13 @@ impl Pipeline {
                     probe.describe()
                 )));
             }
-            self.printer
-                .progress(|| format!("waiting for {} to stop: {}", origin.address, probe.describe()));
+            self.printer.progress(|| {
+                format!(
+                    "waiting for {} to stop: {}",
+                    origin.address,
+                    probe.describe()
+                )
+            });
             // Stopping is not interrupted: a half-stopped origin helps nobody.
             tokio::time::sleep(POLL).await;
         }
@@ -953,11 +991,16 @@ impl Pipeline {
             Ok(_) => {
                 self.report.rollback = Some(format!("{why}; traffic sent back to A"));
                 // Let in-flight routing settle on A before B goes away.
-                let _ = self.hold(&load, Instant::now() + plan.drain.quiet, "back on A").await;
+                let _ = self
+                    .hold(&load, Instant::now() + plan.drain.quiet, "back on A")
+                    .await;
                 let stopped = self.stop_b().await;
                 let d = match stopped {
                     Ok(d) => format!("{} → {}; {d}", plan.b.address, plan.a.address),
-                    Err(StepFail(e)) => format!("{} → {}; B did not stop: {e}", plan.b.address, plan.a.address),
+                    Err(StepFail(e)) => format!(
+                        "{} → {}; B did not stop: {e}",
+                        plan.b.address, plan.a.address
+                    ),
                 };
                 self.end(step, StepOutcome::Ok, d);
                 let a_url = plan.a.url.clone();

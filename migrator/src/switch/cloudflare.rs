@@ -10,7 +10,9 @@ use std::fmt;
 use std::time::{Duration, Instant};
 
 use cloudflare::endpoints::account::user::GetUserTokenStatus;
-use cloudflare::endpoints::dns::dns::{DnsContent, DnsRecord, ListDnsRecords, ListDnsRecordsParams};
+use cloudflare::endpoints::dns::dns::{
+    DnsContent, DnsRecord, ListDnsRecords, ListDnsRecordsParams,
+};
 use cloudflare::endpoints::zones::zone::{ListZones, ListZonesParams};
 use cloudflare::framework::endpoint::spec::EndpointSpec;
 use cloudflare::framework::endpoint::{Method, RequestBody};
@@ -165,11 +167,7 @@ fn is_zone_id(s: &str) -> bool {
 }
 
 impl CloudflareSwitch {
-    pub fn new(
-        plan: &CloudflarePlan,
-        token: Token,
-        budget: Duration,
-    ) -> Result<Self, SwitchError> {
+    pub fn new(plan: &CloudflarePlan, token: Token, budget: Duration) -> Result<Self, SwitchError> {
         let mut base = plan.api_base.clone();
         if !base.path().ends_with('/') {
             let p = format!("{}/", base.path());
@@ -279,8 +277,9 @@ impl CloudflareSwitch {
             report.attempts += 1;
             match self.call(ep).await {
                 Ok(v) => return Ok(v),
-                Err(e) if e.status == Some(StatusCode::UNAUTHORIZED)
-                    || e.status == Some(StatusCode::FORBIDDEN) =>
+                Err(e)
+                    if e.status == Some(StatusCode::UNAUTHORIZED)
+                        || e.status == Some(StatusCode::FORBIDDEN) =>
                 {
                     return Err(SwitchError::Auth(e.to_string()))
                 }
@@ -292,9 +291,11 @@ impl CloudflareSwitch {
                         )));
                     }
                     tracing::warn!(%what, error = %e, wait_ms = wait.as_millis() as u64, "retrying");
-                    report
-                        .retries
-                        .push(format!("{what}: {}, waited {}", e.short(), crate::style::secs(wait)));
+                    report.retries.push(format!(
+                        "{what}: {}, waited {}",
+                        e.short(),
+                        crate::style::secs(wait)
+                    ));
                     tokio::time::sleep(wait).await;
                 }
                 Err(e) => return Err(SwitchError::Api(format!("{what}: {e}"))),
@@ -447,7 +448,9 @@ impl TrafficSwitch for CloudflareSwitch {
                 identifier: &record.id,
                 content: to,
             };
-            let updated = self.call_retrying("update record", &patch, &mut report).await?;
+            let updated = self
+                .call_retrying("update record", &patch, &mut report)
+                .await?;
             let after = self.locate(&mut report).await?.record;
             let now = content_of(&after.content);
             if now != to || content_of(&updated.content) != to {

@@ -68,8 +68,11 @@ pub trait TrafficSwitch: Send + Sync {
 
     /// Compare-and-set: if traffic goes to `from`, send it to `to`, then read it
     /// back. Refuses (changing nothing) if it goes anywhere else.
-    fn flip<'a>(&'a self, from: &'a str, to: &'a str)
-        -> BoxFuture<'a, Result<FlipReport, SwitchError>>;
+    fn flip<'a>(
+        &'a self,
+        from: &'a str,
+        to: &'a str,
+    ) -> BoxFuture<'a, Result<FlipReport, SwitchError>>;
 }
 
 /// Builds the switch the plan asks for. The Cloudflare token comes from
