@@ -342,7 +342,7 @@ impl Plan {
                 })?;
                 text.parse::<toml::Table>().map_err(|e| PlanError::Syntax {
                     path: p.to_path_buf(),
-                    message: e.to_string(),
+                    message: one_line(&text, &e),
                 })?
             }
             None => toml::Table::new(),
@@ -357,7 +357,7 @@ impl Plan {
     pub fn from_toml(text: &str) -> Result<Plan, PlanError> {
         let doc = text.parse::<toml::Table>().map_err(|e| PlanError::Syntax {
             path: PathBuf::from("<text>"),
-            message: e.to_string(),
+            message: one_line(text, &e),
         })?;
         Plan::from_table(doc)
     }
@@ -535,6 +535,20 @@ impl Plan {
     /// The plan as TOML (what `--dry-run` prints and the demo writes).
     pub fn to_toml(&self) -> String {
         toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot render plan: {e}\n"))
+    }
+}
+
+/// A TOML syntax error as one line: `line 3, column 7: expected a value`.
+fn one_line(text: &str, e: &toml::de::Error) -> String {
+    let msg = e.message().trim().replace('\n', " ");
+    match e.span() {
+        Some(span) => {
+            let before = &text[..span.start.min(text.len())];
+            let line = before.matches('\n').count() + 1;
+            let col = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+            format!("line {line}, column {col}: {msg}")
+        }
+        None => msg,
     }
 }
 

@@ -906,6 +906,12 @@ impl Pipeline {
         proc: Option<&mut Started>,
     ) -> Result<String, StepFail> {
         let mut proc = proc;
+        if let Probe::Down(why) = self.health.probe(&origin.health()).await {
+            let gone = proc.as_mut().is_none_or(|p| p.running_pid().is_none());
+            if gone {
+                return Ok(format!("{} was already down ({why})", origin.address));
+            }
+        }
         let pid = proc
             .as_mut()
             .and_then(|p| p.running_pid())

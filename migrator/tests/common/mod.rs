@@ -172,3 +172,137 @@ pub fn count_acks(path: &Path) -> (u64, u64, u64, u64) {
     }
     c
 }
+
+/// The stage `migrator run` tests migrate from: the edge (record
+/// `shop.handover.test` → A) and example-app A on a fresh SQLite store.
+pub struct Stage {
+    pub dir: tempfile::TempDir,
+    pub edge: Proc,
+    pub a: Proc,
+    pub api: SocketAddr,
+    pub proxy: SocketAddr,
+    pub port: u16,
+    pub token: String,
+    pub store: String,
+}
+
+pub const EDGE_TOKEN_ENV: &str = "HANDOVER_DEMO_EDGE_TOKEN";
+
+impl Stage {
+    /// `edge_extra` is appended to the edge's config (e.g. a `[faults]` table).
+    pub fn start(edge_extra: &str) -> Stage {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let port = migrator::demo::shared_free_port().expect("port");
+        let token = format!("test-token-{}", std::process::id());
+        let mut cfg = migrator::demo::edge_toml(
+            port,
+            Duration::from_millis(500),
+            Duration::from_secs(1),
+            &dir.path().join("edge-state.json"),
+        );
+        cfg.push_str(edge_extra);
+        let cfg_path = dir.path().join("edge.toml");
+        std::fs::write(&cfg_path, cfg).expect("edge.toml");
+        let mut cmd = Command::new(sibling_bin("edge"));
+        cmd.arg("--config")
+            .arg(&cfg_path)
+            .env(EDGE_TOKEN_ENV, &token);
+        let (edge, v) = spawn_server(cmd, "edge", &dir.path().join("edge.log"));
+        let api: SocketAddr = v["api"].as_str().expect("api").parse().expect("api addr");
+        let proxy: SocketAddr = v["proxy"]
+            .as_str()
+            .expect("proxy")
+            .parse()
+            .expect("proxy addr");
+        let store = format!("sqlite:{}", dir.path().join("events.db").display());
+        let a = start_app("127.0.0.2", port, &store, "a", &dir.path().join("a.log"));
+        Stage {
+            dir,
+            edge,
+            a,
+            api,
+            proxy,
+            port,
+            token,
+            store,
+        }
+    }
+
+    /// The demo's plan for this stage, with short waits.
+    pub fn plan(&self) -> migrator::plan::Plan {
+        let app = sibling_bin("example-app");
+        let mut plan = migrator::demo::demo_plan(migrator::demo::DemoStage {
+            rate: 100.0,
+            duration: Duration::from_secs(4),
+            port: self.port,
+            api: self.api,
+            proxy: self.proxy,
+            app: &app,
+            store: &self.store,
+            a_pid: self.a.pid(),
+            workdir: self.dir.path(),
+            propagation: Duration::from_millis(500),
+            idle_timeout: Duration::from_secs(1),
+        })
+        .expect("plan");
+        plan.host_checks.enabled = false;
+        plan
+    }
+
+    pub fn write_plan(&self, plan: &migrator::plan::Plan) -> PathBuf {
+        let p = self.dir.path().join("plan.toml");
+        std::fs::write(&p, plan.to_toml()).expect("plan.toml");
+        p
+    }
+
+    fn switch(&self) -> migrator::switch::cloudflare::CloudflareSwitch {
+        let plan = migrator::plan::CloudflarePlan {
+            zone: migrator::demo::ZONE.into(),
+            record: migrator::demo::RECORD.into(),
+            api_base: url::Url::parse(&format!("http://{}/client/v4/", self.api)).expect("url"),
+        };
+        migrator::switch::cloudflare::CloudflareSwitch::new(
+            &plan,
+            migrator::switch::cloudflare::Token::new(self.token.clone()),
+            Duration::from_secs(30),
+        )
+        .expect("switch")
+    }
+
+    /// Where the record points now (through the real API).
+    pub fn record(&self) -> String {
+        use migrator::switch::TrafficSwitch;
+        let rt = tokio::runtime::Runtime::new().expect("runtime");
+        rt.block_on(self.switch().current()).expect("read record")
+    }
+
+    /// Points the record somewhere else behind the migrator's back.
+    pub fn move_record(&self, from: &str, to: &str) {
+        use migrator::switch::TrafficSwitch;
+        let rt = tokio::runtime::Runtime::new().expect("runtime");
+        rt.block_on(self.switch().flip(from, to))
+            .expect("move record");
+    }
+
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        vec![("CLOUDFLARE_API_TOKEN", self.token.clone())]
+    }
+}
+
+/// Starts an example-app on `ip:port` and waits for its listening line.
+pub fn start_app(ip: &str, port: u16, store: &str, id: &str, log: &Path) -> Proc {
+    let mut cmd = Command::new(sibling_bin("example-app"));
+    cmd.arg("--listen")
+        .arg(format!("{ip}:{port}"))
+        .arg("--store")
+        .arg(store)
+        .arg("--instance-id")
+        .arg(id);
+    spawn_server(cmd, id, log).0
+}
+
+/// `run_migrator` with owned env pairs.
+pub fn run_with_env(args: &[&str], env: &[(&'static str, String)], timeout: Duration) -> Finished {
+    let e: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    run_migrator(args, &e, timeout)
+}

@@ -1,0 +1,304 @@
+//! `migrator run` against the real edge and example-app: every refusal stops
+//! at preflight with exit 2 and changes nothing; every rollback path ends with
+//! traffic on A and exit 1; API faults are retried.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use migrator::report::MigrationReport;
+
+const LONG: Duration = Duration::from_secs(180);
+
+fn report_of(path: &std::path::Path) -> MigrationReport {
+    serde_json::from_slice(&std::fs::read(path).expect("report written")).expect("report json")
+}
+
+fn b_addr(stage: &Stage) -> std::net::SocketAddr {
+    format!("127.0.0.3:{}", stage.port).parse().unwrap()
+}
+
+#[test]
+fn refuses_when_the_record_no_longer_points_at_a() {
+    let stage = Stage::start("");
+    stage.move_record("127.0.0.2", "127.0.0.9");
+    let plan = stage.write_plan(&stage.plan());
+    let out = run_with_env(
+        &["run", "--plan", plan.to_str().unwrap()],
+        &stage.env(),
+        LONG,
+    );
+    assert_eq!(out.code, 2, "{}\n{}", out.stdout, out.stderr);
+    assert!(
+        out.stderr
+            .contains("traffic goes to 127.0.0.9, not to A (127.0.0.2)"),
+        "{}",
+        out.stderr
+    );
+    assert!(!answers(b_addr(&stage)), "B must not have been started");
+    assert_eq!(stage.record(), "127.0.0.9", "nothing changed");
+}
+
+#[test]
+fn refuses_a_bad_token_and_never_prints_it() {
+    let stage = Stage::start("");
+    let plan = stage.write_plan(&stage.plan());
+    let bad = "wrong-token-do-not-print";
+    let out = run_with_env(
+        &["run", "--plan", plan.to_str().unwrap()],
+        &[("CLOUDFLARE_API_TOKEN", bad.to_string())],
+        LONG,
+    );
+    assert_eq!(out.code, 2, "{}\n{}", out.stdout, out.stderr);
+    assert!(out.stderr.contains("token was refused"), "{}", out.stderr);
+    assert!(!out.stdout.contains(bad) && !out.stderr.contains(bad));
+    assert!(!answers(b_addr(&stage)));
+    assert_eq!(stage.record(), "127.0.0.2");
+}
+
+#[test]
+fn refuses_a_missing_token() {
+    let stage = Stage::start("");
+    let plan = stage.write_plan(&stage.plan());
+    let out = run_with_env(&["run", "--plan", plan.to_str().unwrap()], &[], LONG);
+    assert_eq!(out.code, 2, "{}\n{}", out.stdout, out.stderr);
+    assert!(
+        out.stderr.contains("CLOUDFLARE_API_TOKEN is not set"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn refuses_when_b_is_already_serving() {
+    let stage = Stage::start("");
+    let _b = start_app(
+        "127.0.0.3",
+        stage.port,
+        &stage.store,
+        "b-early",
+        &stage.dir.path().join("b-early.log"),
+    );
+    let plan = stage.write_plan(&stage.plan());
+    let out = run_with_env(
+        &["run", "--plan", plan.to_str().unwrap()],
+        &stage.env(),
+        LONG,
+    );
+    assert_eq!(out.code, 2, "{}\n{}", out.stdout, out.stderr);
+    assert!(out.stderr.contains("is already serving"), "{}", out.stderr);
+    assert_eq!(stage.record(), "127.0.0.2");
+}
+
+#[test]
+fn dry_run_prints_the_plan_and_changes_nothing() {
+    let stage = Stage::start("");
+    let plan = stage.write_plan(&stage.plan());
+    let out = run_with_env(
+        &["run", "--plan", plan.to_str().unwrap(), "--dry-run"],
+        &stage.env(),
+        LONG,
+    );
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    assert!(out.stdout.contains("--- plan ---"), "{}", out.stdout);
+    assert!(out.stdout.contains("nothing was started or changed"));
+    assert!(!out.stdout.contains("start_b"), "{}", out.stdout);
+    assert!(!answers(b_addr(&stage)));
+    assert_eq!(stage.record(), "127.0.0.2");
+    assert!(
+        !stage.dir.path().join("acks.jsonl").exists(),
+        "no load was sent"
+    );
+}
+
+#[test]
+fn bad_plans_exit_2_naming_the_problem() {
+    let stage = Stage::start("");
+    let good = stage.plan().to_toml();
+    let cases: Vec<(String, &str)> = vec![
+        (good.replace("[feeder]", "[feeder]\nspeed = 5"), "speed"),
+        (good.replace("[budgets]", "[budget]"), "`budget`"),
+        (good.replacen("address = \"127.0.0.3\"", "", 1), "address"),
+        (
+            good.replacen("url = \"http://127.0.0.3", "url = \"htp:/127.0.0.3", 1),
+            "b.url",
+        ),
+        ("[a]\nurl = ".to_string(), "not valid TOML"),
+    ];
+    for (text, needle) in cases {
+        let p = stage.dir.path().join("bad.toml");
+        std::fs::write(&p, &text).unwrap();
+        let out = run_with_env(&["run", "--plan", p.to_str().unwrap()], &stage.env(), LONG);
+        assert_eq!(out.code, 2, "{needle}: {}\n{}", out.stdout, out.stderr);
+        assert!(out.stderr.contains(needle), "{needle}: {}", out.stderr);
+        assert_eq!(
+            out.stderr.trim().lines().count(),
+            1,
+            "one message: {}",
+            out.stderr
+        );
+    }
+    // An unreachable origin: A's URL on a port where nothing listens.
+    let mut plan = stage.plan();
+    plan.a.url = url::Url::parse("http://127.0.0.2:1/").unwrap();
+    let p = stage.write_plan(&plan);
+    let out = run_with_env(&["run", "--plan", p.to_str().unwrap()], &stage.env(), LONG);
+    assert_eq!(out.code, 2, "{}\n{}", out.stdout, out.stderr);
+    assert!(out.stderr.contains("is not healthy"), "{}", out.stderr);
+    assert!(!answers(b_addr(&stage)));
+    assert_eq!(stage.record(), "127.0.0.2");
+}
+
+#[test]
+fn b_never_healthy_is_stopped_and_traffic_stays_on_a() {
+    let stage = Stage::start("");
+    let mut plan = stage.plan();
+    // A start command that runs but never serves.
+    plan.b.start = Some("exec sleep 120".into());
+    plan.timeouts.health = Duration::from_secs(3);
+    let p = stage.write_plan(&plan);
+    let report = stage.dir.path().join("report.json");
+    let out = run_with_env(
+        &[
+            "run",
+            "--plan",
+            p.to_str().unwrap(),
+            "--report",
+            report.to_str().unwrap(),
+            "--workdir",
+            stage.dir.path().to_str().unwrap(),
+        ],
+        &stage.env(),
+        LONG,
+    );
+    assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
+    let r = report_of(&report);
+    assert!(!r.passed);
+    let rb = r.rollback.as_deref().expect("rollback recorded");
+    assert!(rb.contains("B did not start"), "{rb}");
+    let names: Vec<&str> = r.steps.iter().map(|s| s.name.as_str()).collect();
+    assert!(
+        names.contains(&"rollback") && !names.contains(&"flip"),
+        "{names:?}"
+    );
+    assert_eq!(stage.record(), "127.0.0.2", "the record stays on A");
+    // Reconciled against A: nothing acknowledged was lost on the way.
+    let rec = r.reconcile.expect("reconciled against A");
+    assert_eq!(rec.lost, 0);
+    assert!(rec.ok > 0);
+}
+
+#[test]
+fn b_failing_after_the_flip_sends_traffic_back_to_a() {
+    let stage = Stage::start("");
+    let mut plan = stage.plan();
+    let pid_file = stage.dir.path().join("b.pid");
+    let start = plan.b.start.clone().unwrap();
+    plan.b.start = Some(format!("echo $$ > {}; {start}", pid_file.display()));
+    plan.feeder.run_before_flip = Duration::from_secs(2);
+    // Allow the failures B's crash causes; the watch on B's health decides.
+    plan.watch.failed = Some(1_000_000);
+    let p = stage.write_plan(&plan);
+    let report = stage.dir.path().join("report.json");
+    // Kill B as soon as the record points at it.
+    let api_stage_token = stage.token.clone();
+    let api = stage.api;
+    let killer = std::thread::spawn(move || {
+        let sw_plan = migrator::plan::CloudflarePlan {
+            zone: migrator::demo::ZONE.into(),
+            record: migrator::demo::RECORD.into(),
+            api_base: url::Url::parse(&format!("http://{api}/client/v4/")).unwrap(),
+        };
+        let sw = migrator::switch::cloudflare::CloudflareSwitch::new(
+            &sw_plan,
+            migrator::switch::cloudflare::Token::new(api_stage_token),
+            Duration::from_secs(10),
+        )
+        .unwrap();
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let flipped = eventually(Duration::from_secs(120), || {
+            use migrator::switch::TrafficSwitch;
+            rt.block_on(sw.current()).ok().as_deref() == Some("127.0.0.3")
+        });
+        if flipped {
+            let pid: i32 = std::fs::read_to_string(&pid_file)
+                .unwrap()
+                .trim()
+                .parse()
+                .unwrap();
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+        flipped
+    });
+    let out = run_with_env(
+        &[
+            "run",
+            "--plan",
+            p.to_str().unwrap(),
+            "--report",
+            report.to_str().unwrap(),
+            "--workdir",
+            stage.dir.path().to_str().unwrap(),
+        ],
+        &stage.env(),
+        LONG,
+    );
+    assert!(
+        killer.join().unwrap(),
+        "the flip never happened: {}",
+        out.stdout
+    );
+    assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
+    let r = report_of(&report);
+    let rb = r.rollback.as_deref().expect("rollback recorded");
+    assert!(rb.contains("B failing after the flip"), "{rb}");
+    assert!(rb.contains("traffic sent back to A"), "{rb}");
+    assert_eq!(stage.record(), "127.0.0.2", "traffic is back on A");
+    let names: Vec<&str> = r.steps.iter().map(|s| s.name.as_str()).collect();
+    assert!(
+        names.contains(&"flip") && names.contains(&"rollback"),
+        "{names:?}"
+    );
+    assert!(!names.contains(&"stop_a"), "A must keep running: {names:?}");
+    let a_addr = format!("127.0.0.2:{}", stage.port).parse().unwrap();
+    assert!(answers(a_addr), "A still serves");
+}
+
+#[test]
+fn api_429s_on_the_flip_are_retried_and_the_run_passes() {
+    let stage =
+        Stage::start("\n[faults]\nstatus = 429\ncount = 2\nretry_after = 1\nmethod = \"PATCH\"\n");
+    let plan = stage.write_plan(&stage.plan());
+    let report = stage.dir.path().join("report.json");
+    let out = run_with_env(
+        &[
+            "run",
+            "--plan",
+            plan.to_str().unwrap(),
+            "--report",
+            report.to_str().unwrap(),
+            "--workdir",
+            stage.dir.path().to_str().unwrap(),
+        ],
+        &stage.env(),
+        LONG,
+    );
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    let r = report_of(&report);
+    assert!(r.passed, "{:?}", r.reasons);
+    let flip = r
+        .steps
+        .iter()
+        .find(|s| s.name == "flip")
+        .expect("flip step");
+    let d = flip.detail.as_deref().unwrap_or("");
+    assert!(d.contains("retried") && d.contains("429"), "{d}");
+    assert_eq!(stage.record(), "127.0.0.3");
+    let rec = r.reconcile.expect("reconcile");
+    assert_eq!((rec.lost, rec.unexpected, rec.duplicated), (0, 0, 0));
+}
