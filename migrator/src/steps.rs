@@ -567,7 +567,7 @@ impl Pipeline {
         match self.switch.flip(&plan.a.address, &plan.b.address).await {
             Ok(r) => {
                 let mut d = format!(
-                    "{} → {} ({} call{})",
+                    "{} → {} ({} API call{})",
                     plan.a.address,
                     plan.b.address,
                     r.attempts,
