@@ -659,9 +659,9 @@ impl Pipeline {
         let step = self.begin("verdict");
         self.report.finished_at = rfc3339_now();
         report::verdict(&mut self.report, &self.plan.budgets);
-        if let Some(rb) = &self.report.rollback {
+        if self.report.rollback.is_some() {
+            // The verdict names the rollback among its reasons.
             self.report.passed = false;
-            self.report.reasons.insert(0, format!("rolled back: {rb}"));
         }
         if !self.failures.is_empty() {
             self.report.passed = false;

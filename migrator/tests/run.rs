@@ -194,9 +194,7 @@ fn b_never_healthy_is_stopped_and_traffic_stays_on_a() {
 fn b_failing_after_the_flip_sends_traffic_back_to_a() {
     let stage = Stage::start("");
     let mut plan = stage.plan();
-    let pid_file = stage.dir.path().join("b.pid");
-    let start = plan.b.start.clone().unwrap();
-    plan.b.start = Some(format!("echo $$ > {}; {start}", pid_file.display()));
+    let pid_file = stage.b_pid_file();
     plan.feeder.run_before_flip = Duration::from_secs(2);
     // Allow the failures B's crash causes; the watch on B's health decides.
     plan.watch.failed = Some(1_000_000);
@@ -301,4 +299,37 @@ fn api_429s_on_the_flip_are_retried_and_the_run_passes() {
     assert_eq!(stage.record(), "127.0.0.3");
     let rec = r.reconcile.expect("reconcile");
     assert_eq!((rec.lost, rec.unexpected, rec.duplicated), (0, 0, 0));
+}
+
+#[test]
+fn a_failing_start_command_rolls_back_at_once() {
+    let stage = Stage::start("");
+    let mut plan = stage.plan();
+    plan.b.start = Some("echo 'no such image: shop:latest' >&2; exit 3".into());
+    plan.timeouts.health = Duration::from_secs(120);
+    let p = stage.write_plan(&plan);
+    let report = stage.dir.path().join("report.json");
+    let t0 = std::time::Instant::now();
+    let out = run_with_env(
+        &[
+            "run",
+            "--plan",
+            p.to_str().unwrap(),
+            "--report",
+            report.to_str().unwrap(),
+            "--workdir",
+            stage.dir.path().to_str().unwrap(),
+        ],
+        &stage.env(),
+        LONG,
+    );
+    assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
+    assert!(
+        t0.elapsed() < Duration::from_secs(60),
+        "a dead start command must not wait for the health timeout"
+    );
+    let r = report_of(&report);
+    let rb = r.rollback.as_deref().expect("rollback recorded");
+    assert!(rb.contains("start command exited"), "{rb}");
+    assert_eq!(stage.record(), "127.0.0.2");
 }

@@ -188,6 +188,26 @@ pub struct Stage {
 
 pub const EDGE_TOKEN_ENV: &str = "HANDOVER_DEMO_EDGE_TOKEN";
 
+impl Drop for Stage {
+    /// Ends B if a run left it serving (A and the edge end with their `Proc`).
+    fn drop(&mut self) {
+        let Some(pid) = std::fs::read_to_string(self.b_pid_file())
+            .ok()
+            .and_then(|s| s.trim().parse::<i32>().ok())
+        else {
+            return;
+        };
+        let pid = Pid::from_raw(pid);
+        if kill(pid, Signal::SIGTERM).is_ok() {
+            let deadline = Instant::now() + Duration::from_secs(15);
+            while Instant::now() < deadline && kill(pid, None).is_ok() {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = kill(pid, Signal::SIGKILL);
+        }
+    }
+}
+
 impl Stage {
     /// `edge_extra` is appended to the edge's config (e.g. a `[faults]` table).
     pub fn start(edge_extra: &str) -> Stage {
@@ -246,7 +266,18 @@ impl Stage {
         })
         .expect("plan");
         plan.host_checks.enabled = false;
+        // B outlives a successful `migrator run`: record its pid so the stage ends it.
+        let start = plan.b.start.take().expect("b.start");
+        plan.b.start = Some(format!(
+            "echo $$ > {}; {start}",
+            self.b_pid_file().display()
+        ));
         plan
+    }
+
+    /// Where B's start command writes its pid.
+    pub fn b_pid_file(&self) -> PathBuf {
+        self.dir.path().join("b.pid")
     }
 
     pub fn write_plan(&self, plan: &migrator::plan::Plan) -> PathBuf {
