@@ -333,3 +333,62 @@ fn a_failing_start_command_rolls_back_at_once() {
     assert!(rb.contains("start command exited"), "{rb}");
     assert_eq!(stage.record(), "127.0.0.2");
 }
+
+#[test]
+fn an_external_feeder_is_reconciled_from_its_ack_log() {
+    let stage = Stage::start("");
+    let acks = stage.dir.path().join("external-acks.jsonl");
+    let feeder_report = stage.dir.path().join("feeder.json");
+    let target = format!("http://{}:{}/", migrator::demo::RECORD, stage.proxy.port());
+    let mut cmd = std::process::Command::new(sibling_bin("feeder"));
+    cmd.arg(&target)
+        .arg("100")
+        .arg("--duration")
+        .arg("12s")
+        .arg("--ack-log")
+        .arg(&acks)
+        .arg("--report")
+        .arg(&feeder_report)
+        .arg("--resolve")
+        .arg(format!("{}={}", migrator::demo::RECORD, stage.proxy))
+        .stdin(std::process::Stdio::null())
+        .stdout(std::fs::File::create(stage.dir.path().join("feeder.out")).unwrap())
+        .stderr(std::fs::File::create(stage.dir.path().join("feeder.err")).unwrap());
+    let _feeder = Proc {
+        child: cmd.spawn().expect("spawn feeder"),
+        name: "feeder".into(),
+    };
+    assert!(
+        eventually(Duration::from_secs(30), || acks.exists()),
+        "the feeder never wrote its ack log"
+    );
+    let mut plan = stage.plan();
+    plan.feeder.mode = migrator::plan::FeederMode::External;
+    plan.feeder.target = None;
+    plan.feeder.ack_log = Some(acks.clone());
+    plan.feeder.report = Some(feeder_report.clone());
+    let p = stage.write_plan(&plan);
+    let report = stage.dir.path().join("report.json");
+    let out = run_with_env(
+        &[
+            "run",
+            "--plan",
+            p.to_str().unwrap(),
+            "--report",
+            report.to_str().unwrap(),
+            "--workdir",
+            stage.dir.path().to_str().unwrap(),
+        ],
+        &stage.env(),
+        LONG,
+    );
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    let r = report_of(&report);
+    let (lines, ok, _, _) = count_acks(&acks);
+    let rec = r.reconcile.expect("reconcile");
+    assert_eq!(rec.ok, ok, "every acknowledged order is on B");
+    assert_eq!(rec.lost, 0);
+    let f = r.feeder.expect("the external feeder's report is embedded");
+    assert_eq!(f.sent, lines);
+    assert!(f.instances.contains_key("b"), "{:?}", f.instances);
+}
