@@ -392,3 +392,110 @@ fn an_external_feeder_is_reconciled_from_its_ack_log() {
     assert_eq!(f.sent, lines);
     assert!(f.instances.contains_key("b"), "{:?}", f.instances);
 }
+
+/// A `/health` that says healthy but forever far behind the head, served
+/// until the process in `pid_file` is gone (so "stopped" can be confirmed).
+fn lagging_health(pid_file: std::path::PathBuf) -> std::net::SocketAddr {
+    use axum::routing::get;
+    let (tx, rx) = std::sync::mpsc::channel();
+    let pid_file_start = pid_file.clone();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(async move {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            tx.send(listener.local_addr().unwrap()).unwrap();
+            let health = handover_contract::Health {
+                healthy: true,
+                instance: "b-lagging".into(),
+                applied: 10,
+                head: 100_000,
+                lag: 99_990,
+                draining: false,
+                in_flight: 0,
+                requests_total: 0,
+                last_request_at: None,
+                checks: handover_contract::HealthChecks { store: "ok".into() },
+            };
+            let app = axum::Router::new().route(
+                "/health",
+                get(move || {
+                    let h = health.clone();
+                    async move { axum::Json(h) }
+                }),
+            );
+            let gone = async move {
+                let deadline = std::time::Instant::now() + Duration::from_secs(170);
+                loop {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    let pid = std::fs::read_to_string(&pid_file)
+                        .ok()
+                        .and_then(|s| s.trim().parse::<i32>().ok());
+                    if let Some(pid) = pid {
+                        let alive = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None)
+                            .is_ok()
+                            && !std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                                .map(|s| s.contains(") Z "))
+                                .unwrap_or(true);
+                        if !alive {
+                            break;
+                        }
+                    }
+                    if std::time::Instant::now() > deadline {
+                        break;
+                    }
+                }
+            };
+            // Not serving before B's start command ran (preflight must see B down).
+            while !pid_file_start.exists() {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            axum::serve(listener, app)
+                .with_graceful_shutdown(gone)
+                .await
+                .unwrap();
+        });
+    });
+    rx.recv_timeout(Duration::from_secs(30)).unwrap()
+}
+
+#[test]
+fn b_that_never_converges_is_stopped_and_traffic_stays_on_a() {
+    let stage = Stage::start("");
+    let mut plan = stage.plan();
+    let pid_file = stage.b_pid_file();
+    let health = lagging_health(pid_file.clone());
+    plan.b.start = Some(format!("echo $$ > {}; exec sleep 150", pid_file.display()));
+    plan.b.health_url = Some(url::Url::parse(&format!("http://{health}/health")).unwrap());
+    plan.timeouts.converge = Duration::from_secs(3);
+    let p = stage.write_plan(&plan);
+    let report = stage.dir.path().join("report.json");
+    let out = run_with_env(
+        &[
+            "run",
+            "--plan",
+            p.to_str().unwrap(),
+            "--report",
+            report.to_str().unwrap(),
+            "--workdir",
+            stage.dir.path().to_str().unwrap(),
+        ],
+        &stage.env(),
+        LONG,
+    );
+    assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
+    let r = report_of(&report);
+    let rb = r.rollback.as_deref().expect("rollback recorded");
+    assert!(rb.contains("B did not converge"), "{rb}");
+    use migrator::report::StepOutcome;
+    let steps: Vec<(&str, StepOutcome)> = r
+        .steps
+        .iter()
+        .map(|s| (s.name.as_str(), s.outcome))
+        .collect();
+    assert!(
+        steps.contains(&("converge", StepOutcome::Failed))
+            && steps.contains(&("rollback", StepOutcome::Ok)),
+        "{steps:?}"
+    );
+    assert_eq!(stage.record(), "127.0.0.2", "the record stays on A");
+}
