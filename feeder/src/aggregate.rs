@@ -73,7 +73,7 @@ impl Running {
         let half = t * self.stddev() / (self.n as f64).sqrt();
         Some(Interval {
             mean: self.mean,
-            low: self.mean - half,
+            low: (self.mean - half).max(0.0),
             high: self.mean + half,
             n: self.n,
         })

@@ -3,7 +3,7 @@
 
 use crate::merge;
 use crate::printer::{self, Style};
-use crate::{Error, Options, Progress, UserSource, Workload};
+use crate::{ClientKind, Error, Options, Progress, UserSource, Workload};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use handover_contract::{duration, exit, FeederReport};
 use std::io::{IsTerminal, Write};
@@ -60,6 +60,14 @@ pub struct RunArgs {
     /// [default: rate × timeout].
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     pub max_in_flight: Option<u64>,
+    /// Cap on concurrent exchanges, i.e. connections [default: the in-flight
+    /// cap, at most 256]. Extra slots wait for a connection; their latency
+    /// still counts from the due time.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub connections: Option<u64>,
+    /// HTTP client: auto (hyper for http, reqwest for https), hyper, reqwest.
+    #[arg(long, value_enum, default_value_t = ClientArg::Auto, hide = true)]
+    pub client: ClientArg,
     /// Write one JSON line per request sent (the ack log).
     #[arg(long, env = "FEEDER_ACK_LOG")]
     pub ack_log: Option<PathBuf>,
@@ -90,6 +98,13 @@ pub struct RunArgs {
     /// Exit 1 when any request was rejected, indeterminate or missed.
     #[arg(long)]
     pub fail_on_error: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ClientArg {
+    Auto,
+    Hyper,
+    Reqwest,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -150,6 +165,14 @@ impl RunArgs {
         o.max_in_flight = self
             .max_in_flight
             .map(|n| usize::try_from(n).unwrap_or(usize::MAX));
+        o.connections = self
+            .connections
+            .map(|n| usize::try_from(n).unwrap_or(usize::MAX));
+        o.client = match self.client {
+            ClientArg::Auto => ClientKind::Auto,
+            ClientArg::Hyper => ClientKind::Hyper,
+            ClientArg::Reqwest => ClientKind::Reqwest,
+        };
         o.ack_log.clone_from(&self.ack_log);
         if let Some(id) = &self.run_id {
             o.run_id.clone_from(id);

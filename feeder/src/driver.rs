@@ -213,16 +213,20 @@ async fn pace(
                 shared.missed.fetch_add(1, Ordering::Relaxed);
             } else {
                 shared.in_flight.fetch_add(1, Ordering::Relaxed);
-                shared.sent.fetch_add(1, Ordering::Relaxed);
                 let due_ns = clock.t0_unix_ns().saturating_add(
                     u64::try_from(schedule.due(next).as_nanos()).unwrap_or(u64::MAX),
                 );
                 let (transport, plan, shared, tx) =
                     (transport.clone(), plan.clone(), shared.clone(), tx.clone());
                 let seq = next;
+                let released = std::time::Instant::now();
                 tokio::spawn(async move {
-                    let record = worker::send(&transport, &plan, &clock, seq, due_ns).await;
-                    let _ = tx.send(record).await;
+                    let record =
+                        worker::send(&transport, &plan, &clock, &shared, seq, due_ns, released)
+                            .await;
+                    if let Some(record) = record {
+                        let _ = tx.send(record).await;
+                    }
                     shared.in_flight.fetch_sub(1, Ordering::Relaxed);
                 });
             }

@@ -43,4 +43,4 @@ pub mod workload;
 pub use driver::{start, Finished, Handle, Stopper};
 pub use error::Error;
 pub use live::Live;
-pub use options::{Options, Progress, UserSource, Workload};
+pub use options::{ClientKind, Options, Progress, UserSource, Workload};

@@ -5,11 +5,15 @@ use std::collections::BTreeMap;
 /// A cheap snapshot of a running feeder (see [`crate::Handle::live`]).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Live {
+    /// Requests actually sent (a slot waiting for a connection is not yet).
     pub sent: u64,
     pub ok: u64,
     pub rejected: u64,
     pub indeterminate: u64,
+    /// Slots never sent: the in-flight cap was hit, or no connection was
+    /// free within the timeout.
     pub missed: u64,
+    /// Slots handed to the client and not finished (waiting or sending).
     pub in_flight: u64,
     pub by_instance: BTreeMap<String, u64>,
     pub last_instance: Option<String>,

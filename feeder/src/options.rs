@@ -31,6 +31,22 @@ pub struct Options {
     pub resolve: Vec<(String, SocketAddr)>,
     /// Per-second lines and events.
     pub progress: Progress,
+    /// Cap on concurrent exchanges (and so on connections); `None`: the
+    /// in-flight cap, at most 256. Slots beyond it wait for a connection,
+    /// their latency still counted from the due time.
+    pub connections: Option<usize>,
+    /// Which HTTP client carries the load.
+    pub client: ClientKind,
+}
+
+/// The HTTP client implementation (see [`crate::transport`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ClientKind {
+    /// hyper-util for `http`, reqwest for `https`.
+    #[default]
+    Auto,
+    Hyper,
+    Reqwest,
 }
 
 /// What each request is.
@@ -77,6 +93,8 @@ impl Options {
             },
             resolve: Vec::new(),
             progress: Progress::Off,
+            connections: None,
+            client: ClientKind::Auto,
         }
     }
 
@@ -93,6 +111,13 @@ impl Options {
                 }
             }
         }
+    }
+
+    /// The cap on concurrent exchanges actually used.
+    pub fn connection_cap(&self) -> usize {
+        self.connections
+            .unwrap_or_else(|| self.in_flight_cap().min(256))
+            .max(1)
     }
 
     /// Refuses anything that would make the run meaningless or unsafe.
@@ -115,6 +140,9 @@ impl Options {
         }
         if self.duration.is_some_and(|d| d.is_zero()) {
             return Err(Error::Usage("duration must be > 0".into()));
+        }
+        if self.connections == Some(0) {
+            return Err(Error::Usage("connections must be at least 1".into()));
         }
         if self.max_in_flight == Some(0) {
             return Err(Error::Usage("max in flight must be at least 1".into()));

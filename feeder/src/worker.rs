@@ -1,10 +1,14 @@
-//! One slot of the schedule: build the request, send it, turn the reply into
-//! a [`Record`].
+//! One slot of the schedule: wait for a connection, build the request, send
+//! it, turn the reply into a [`Record`].
 
 use crate::clock::Clock;
+use crate::collector::Shared;
 use crate::record::Record;
 use crate::transport::Transport;
 use crate::workload;
+use bytes::Bytes;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
 use url::Url;
 
 /// What every request of a run is made from; shared by all workers.
@@ -20,14 +24,19 @@ pub enum PlanKind {
     Probe { url: Url },
 }
 
-/// Sends slot `seq` (due at `due_ns`) and records what happened.
+/// Sends slot `seq` (due at `due_ns`, handed over at `released`) and records
+/// what happened. `None`: no connection was free within the timeout, so the
+/// slot was never sent (counted as missed, no ack line: the server cannot
+/// have it).
 pub async fn send(
     transport: &Transport,
     plan: &Plan,
     clock: &Clock,
+    shared: &Shared,
     seq: u64,
     due_ns: u64,
-) -> Record {
+    released: Instant,
+) -> Option<Record> {
     let id = workload::order_id(&plan.run_id, seq);
     let (url, body, user_id, items_digest) = match &plan.kind {
         PlanKind::Orders { url, users } => {
@@ -35,13 +44,23 @@ pub async fn send(
             let digest = workload::digest(&order);
             // A NewOrder always serializes; an empty body would be rejected (4xx), never lost.
             let body = serde_json::to_vec(&order).unwrap_or_default();
-            (url.clone(), Some(body), Some(order.user_id), Some(digest))
+            (
+                url,
+                Some(Bytes::from(body)),
+                Some(order.user_id),
+                Some(digest),
+            )
         }
-        PlanKind::Probe { url } => (url.clone(), None, None, None),
+        PlanKind::Probe { url } => (url, None, None, None),
     };
-    let (sent, reply) = transport.exchange(url, body).await;
+    let Some(_permit) = transport.permit(released).await else {
+        shared.missed.fetch_add(1, Ordering::Relaxed);
+        return None;
+    };
+    shared.sent.fetch_add(1, Ordering::Relaxed);
+    let (sent, reply) = transport.exchange(url, body, released).await;
     let done_ns = clock.now_ns();
-    Record {
+    Some(Record {
         id,
         due_ns,
         sent_ns: clock.unix_ns(sent),
@@ -50,5 +69,5 @@ pub async fn send(
         instance: reply.instance,
         user_id,
         items_digest,
-    }
+    })
 }

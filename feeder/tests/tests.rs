@@ -105,10 +105,13 @@ async fn outcomes_ack_log_and_order_content() {
     let acks = dir.path().join("acks.jsonl");
     let mut o = opts(&server.url(), 40.0, 1_000);
     o.timeout = Duration::from_millis(400);
+    // The default cap (rate × timeout = 16) could be hit on a loaded machine;
+    // this test is about outcomes, not the cap.
+    o.max_in_flight = Some(1_000);
     o.ack_log = Some(acks.clone());
     o.run_id = "t1".into();
     let report = feeder::start(o).await.unwrap().finish().await.unwrap();
-    assert_eq!(report.sent, 40);
+    assert_eq!(report.sent, 40, "{report:#?}");
     assert_eq!(
         (report.ok, report.rejected, report.indeterminate),
         (10, 10, 20),
@@ -517,4 +520,27 @@ async fn sigterm_stops_and_prints_the_summary() {
         .unwrap();
     assert_eq!(status.code(), Some(0), "{text}");
     assert!(text.contains("result: failed = 0 succeeded = "), "{text}");
+}
+
+/// The reqwest client (used for https) behaves like the default one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reqwest_client_resolves_and_classifies_alike() {
+    let server = serve(|c| {
+        if c.n % 2 == 0 {
+            Reply::ok("a")
+        } else {
+            Reply::ok("a").status(409)
+        }
+    })
+    .await;
+    let mut o = opts("http://shop.handover.test:8080/", 20.0, 1_000);
+    o.resolve = vec![("shop.handover.test".into(), server.addr)];
+    o.client = feeder::ClientKind::Reqwest;
+    let r = feeder::start(o).await.unwrap().finish().await.unwrap();
+    assert_eq!((r.sent, r.ok, r.rejected), (20, 10, 10), "{r:#?}");
+    let hosts = server.seen.hosts.lock().unwrap().clone();
+    assert!(
+        hosts.iter().all(|h| h == "shop.handover.test:8080"),
+        "{hosts:?}"
+    );
 }
