@@ -111,6 +111,8 @@ impl RunArgs {
 /// What ended a command; decides the exit code.
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {
+    #[error("{0}")]
+    Usage(String),
     #[error(transparent)]
     Plan(#[from] PlanError),
     #[error(transparent)]
@@ -124,15 +126,18 @@ pub enum CliError {
 impl CliError {
     pub fn exit_code(&self) -> i32 {
         match self {
-            CliError::Plan(_) | CliError::Run(RunError::Preflight(_)) => exit::USAGE,
+            CliError::Usage(_) | CliError::Plan(_) | CliError::Run(RunError::Preflight(_)) => {
+                exit::USAGE
+            }
             CliError::Demo(e) => e.exit_code(),
             CliError::Reconcile(_) => exit::FAILED,
         }
     }
 }
 
-/// A token cancelled by the first Ctrl-C (or SIGTERM).
-pub fn interrupt_token() -> CancellationToken {
+/// A token cancelled by the first Ctrl-C (or SIGTERM). A second Ctrl-C ends
+/// the process at once, after ending what `reaper` tracks.
+pub fn interrupt_token(reaper: Option<Reaper>) -> CancellationToken {
     let token = CancellationToken::new();
     let t = token.clone();
     tokio::spawn(async move {
@@ -151,6 +156,9 @@ pub fn interrupt_token() -> CancellationToken {
         eprintln!("interrupted: finishing the current step safely (Ctrl-C again to force)");
         t.cancel();
         let _ = tokio::signal::ctrl_c().await;
+        if let Some(r) = reaper {
+            r.reap(std::time::Duration::from_secs(2));
+        }
         std::process::exit(130);
     });
     token
@@ -160,7 +168,19 @@ pub fn interrupt_token() -> CancellationToken {
 pub async fn run(opts: Opts) -> Result<i32, CliError> {
     match opts.command {
         Command::Run(args) => {
-            let plan = Plan::load(args.plan.as_deref(), &args.overrides())?;
+            let overrides = args.overrides();
+            if args.plan.is_none() && overrides.is_empty() {
+                return Err(CliError::Usage(
+                    "no plan: give --plan FILE (see docs/plan.md), or every key with --set".into(),
+                ));
+            }
+            if !args.workdir.is_dir() {
+                return Err(CliError::Usage(format!(
+                    "--workdir {} is not a directory",
+                    args.workdir.display()
+                )));
+            }
+            let plan = Plan::load(args.plan.as_deref(), &overrides)?;
             let outcome = steps::run(RunOptions {
                 plan,
                 dry_run: args.dry_run,
@@ -169,7 +189,7 @@ pub async fn run(opts: Opts) -> Result<i32, CliError> {
                 workdir: args.workdir,
                 style: Style::detect(),
                 reaper: Reaper::default(),
-                cancel: interrupt_token(),
+                cancel: interrupt_token(None),
                 token: None,
             })
             .await?;

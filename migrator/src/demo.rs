@@ -275,7 +275,7 @@ pub async fn run(args: DemoArgs) -> Result<i32, DemoError> {
         }
     };
     let reaper = Reaper::owning();
-    let cancel = crate::cli::interrupt_token();
+    let cancel = crate::cli::interrupt_token(Some(reaper.clone()));
     let style = Style::detect();
     let result = stage_and_run(&args, &bins, &workdir, &reaper, cancel, style).await;
     reaper.reap(Duration::from_secs(10));

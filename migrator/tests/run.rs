@@ -499,3 +499,28 @@ fn b_that_never_converges_is_stopped_and_traffic_stays_on_a() {
     );
     assert_eq!(stage.record(), "127.0.0.2", "the record stays on A");
 }
+
+#[test]
+fn usage_errors_exit_2() {
+    let out = run_migrator(&["run"], &[], Duration::from_secs(30));
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(out.stderr.contains("--plan"), "{}", out.stderr);
+    let out = run_migrator(
+        &["run", "--plan", "/nonexistent/plan.toml"],
+        &[],
+        Duration::from_secs(30),
+    );
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("/nonexistent/plan.toml"),
+        "{}",
+        out.stderr
+    );
+    let out = run_migrator(&["run", "--frobnicate"], &[], Duration::from_secs(30));
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    let out = run_migrator(&["--help"], &[], Duration::from_secs(30));
+    assert_eq!(out.code, 0);
+    for sub in ["run", "demo", "reconcile"] {
+        assert!(out.stdout.contains(sub), "{}", out.stdout);
+    }
+}
