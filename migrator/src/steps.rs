@@ -636,8 +636,32 @@ impl Pipeline {
 
         if let Some(app) = app {
             let step = self.begin("reconcile");
+            let style = self.printer.style;
+            let last = std::sync::Mutex::new(None::<Instant>);
+            let progress: reconcile::ProgressFn =
+                std::sync::Arc::new(move |p: &reconcile::Progress| {
+                    let line = match p {
+                        reconcile::Progress::Applying { applied, head } => {
+                            // Reported on every poll: one line per second is enough.
+                            let Ok(mut last) = last.lock() else { return };
+                            if last.is_some_and(|t: Instant| t.elapsed() < PROGRESS_EVERY) {
+                                return;
+                            }
+                            *last = Some(Instant::now());
+                            format!("waiting for B to apply the head: {applied} of {head}")
+                        }
+                        reconcile::Progress::Indexed { acks, distinct } => {
+                            format!("ack log indexed: {acks} lines, {distinct} ids")
+                        }
+                        reconcile::Progress::Fetched { orders } => {
+                            format!("B's orders read: {orders}")
+                        }
+                    };
+                    println!("  {}", style.dim(&line));
+                });
             let opts = ReconcileOptions {
                 apply_timeout: self.plan.timeouts.reconcile,
+                progress: Some(progress),
                 ..ReconcileOptions::default()
             };
             match reconcile::reconcile(&self.ack_log, &app, &opts).await {
