@@ -134,6 +134,7 @@ impl PostgresStore {
             rx,
             shared.clone(),
             opts.max_batch.max(1),
+            opts.append_timeout,
         ));
         tokio::spawn(listener_loop(
             config.clone(),
@@ -204,6 +205,7 @@ async fn writer_loop(
     mut rx: mpsc::Receiver<AppendRequest>,
     shared: Arc<Shared>,
     max_batch: usize,
+    timeout: Duration,
 ) {
     let mut client: Option<Client> = None;
     let mut batch: Vec<AppendRequest> = Vec::with_capacity(max_batch);
@@ -220,9 +222,11 @@ async fn writer_loop(
                 client = Some(connect(&config).await.map_err(|e| pg_err("connect", &e))?);
             }
             let c = client.as_mut().ok_or("no connection")?;
-            commit_batch(c, &batch)
-                .await
-                .map_err(|e| pg_err("append", &e))
+            // A server that stops answering must not wedge the writer.
+            match tokio::time::timeout(timeout, commit_batch(c, &batch)).await {
+                Ok(r) => r.map_err(|e| pg_err("append", &e)),
+                Err(_) => Err(format!("append: no answer within {timeout:?}")),
+            }
         }
         .await;
         match result {

@@ -216,3 +216,81 @@ async fn sigterm_stops_accepting_and_reports_draining() {
         Some(0)
     );
 }
+
+/// In process: `/health` is 503 while the projection lags beyond the
+/// threshold, 200 once caught up, and reports draining after shutdown begins.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_is_503_while_lagging_or_draining() {
+    use std::sync::Arc;
+
+    use example_app::api::{ApiConfig, App};
+    use example_app::projection::Projection;
+    use example_app::store::NewEvent;
+
+    let (_dir, url) = temp_store();
+    let store = open_store(&url).await;
+    for i in 0..20 {
+        store
+            .append(NewEvent {
+                kind: "CompanyRegistered".into(),
+                key: format!("c-{i}"),
+                payload: format!("{{\"id\":\"c-{i}\",\"name\":\"Co {i}\"}}"),
+            })
+            .await
+            .expect("append");
+    }
+    let projection = Arc::new(Projection::new());
+    let config = ApiConfig {
+        max_lag: 5,
+        ..ApiConfig::default()
+    };
+    let app = Arc::new(
+        App::new("lagger".into(), store.clone(), projection.clone(), config).expect("app"),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(example_app::server::serve(
+        listener,
+        app.clone(),
+        async move {
+            let _ = stop_rx.await;
+        },
+        Duration::from_secs(10),
+    ));
+    let c = client();
+    let r = send(c.get(format!("{base}/health"))).await.expect("health");
+    assert_eq!(r.status, 503, "{}", r.body);
+    assert_eq!(r.body["healthy"], false);
+    assert_eq!(r.body["lag"], 20);
+    assert_eq!(r.instance.as_deref(), Some("lagger"));
+
+    let cancel = tokio_util::sync::CancellationToken::new();
+    tokio::spawn(example_app::follower::follow(
+        store.clone(),
+        projection.clone(),
+        cancel.clone(),
+    ));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let r = send(c.get(format!("{base}/health"))).await.expect("health");
+        if r.status == 200 {
+            assert_eq!(r.body["lag"], 0);
+            break;
+        }
+        assert!(Instant::now() < deadline, "never caught up: {}", r.body);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let companies = send(c.get(format!("{base}/companies")))
+        .await
+        .expect("companies");
+    assert_eq!(companies.body.as_array().map(Vec::len), Some(20));
+
+    stop_tx.send(()).expect("stop");
+    server.await.expect("join").expect("clean shutdown");
+    let h = app.health();
+    assert!(h.draining && !h.healthy, "{h:?}");
+    cancel.cancel();
+}

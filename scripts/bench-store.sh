@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# Event-store benchmark (not a test): append throughput and subscriber lag
+# p50/p99 at a paced rate, for SQLite and PostgreSQL, as a table.
+# PostgreSQL: HANDOVER_TEST_PG_URL if set, else a throwaway cluster (scripts/pg.sh).
+# Usage: scripts/bench-store.sh [RATE=1000] [SECONDS=10] [COUNT=50000]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+RATE="${1:-1000}"
+SECS="${2:-10}"
+COUNT="${3:-50000}"
+TARGET="${CARGO_TARGET_DIR:-target}"
+
+echo "== building (release)"
+cargo build --release -q -p example-app --example store_bench
+BENCH="$TARGET/release/examples/store_bench"
+
+WORK="$(mktemp -d)"
+PGDIR=""
+cleanup() {
+  [ -n "$PGDIR" ] && scripts/pg.sh stop "$PGDIR" >/dev/null 2>&1 || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+if [ -n "${HANDOVER_TEST_PG_URL:-}" ]; then
+  PG_ADMIN="$HANDOVER_TEST_PG_URL"
+else
+  PGDIR="$WORK/pg"
+  PG_ADMIN="$(scripts/pg.sh start "$PGDIR")"
+fi
+
+declare -A RESULT
+run_backend() {
+  local name="$1" url_t="$2" url_l="$3"
+  echo "== $name: throughput ($COUNT appends)"
+  "$BENCH" "$url_t" throughput "$COUNT" | tee "$WORK/$name-t.txt"
+  echo "== $name: lag at $RATE/s for ${SECS}s"
+  "$BENCH" "$url_l" lag "$RATE" "$SECS" | tee "$WORK/$name-l.txt"
+  RESULT[$name,batched]="$(awk -F'\t' '$1=="throughput_batched" {print $2}' "$WORK/$name-t.txt")"
+  RESULT[$name,single]="$(awk -F'\t' '$1=="throughput_single" {print $2}' "$WORK/$name-t.txt")"
+  RESULT[$name,batch]="$(awk -F'\t' '$1=="throughput_batched" {print $4}' "$WORK/$name-t.txt" | sed 's/(commits \([0-9]*\) for \([0-9]*\) appends, max batch \([0-9]*\))/\1\/\2\/\3/')"
+  RESULT[$name,delivered]="$(awk -F'\t' '$1=="lag" {print $2"/"'"$RATE*$SECS"'" (failed "$4")"}' "$WORK/$name-l.txt")"
+  RESULT[$name,p50]="$(awk -F'\t' '$1=="lag" {print $6}' "$WORK/$name-l.txt")"
+  RESULT[$name,p99]="$(awk -F'\t' '$1=="lag" {print $8}' "$WORK/$name-l.txt")"
+  RESULT[$name,max]="$(awk -F'\t' '$1=="lag" {print $10}' "$WORK/$name-l.txt")"
+  RESULT[$name,cp50]="$(awk -F'\t' '$1=="lag" {print $12}' "$WORK/$name-l.txt")"
+  RESULT[$name,cp99]="$(awk -F'\t' '$1=="lag" {print $14}' "$WORK/$name-l.txt")"
+}
+
+run_backend sqlite "sqlite:$WORK/t.db" "sqlite:$WORK/l.db"
+# Separate databases so the lag run starts on a small table, as the SQLite one does.
+for db in bench_t bench_l; do
+  psql "$PG_ADMIN" -qAtc "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db" >/dev/null
+done
+run_backend postgres "${PG_ADMIN%/*}/bench_t" "${PG_ADMIN%/*}/bench_l"
+
+printf '\n%-38s %-22s %-22s\n' "metric" "sqlite" "postgres"
+printf '%-38s %-22s %-22s\n' "--------------------------------------" "----------------------" "----------------------"
+row() { printf '%-38s %-22s %-22s\n' "$1" "${RESULT[sqlite,$2]}" "${RESULT[postgres,$2]}"; }
+row "appends/s, 1024 in flight (group)" batched
+row "appends/s, one at a time" single
+row "group commit (commits/appends/max)" batch
+row "lag: delivered at ${RATE}/s" delivered
+row "lag p50 (ms, append start->seen)" p50
+row "lag p99 (ms)" p99
+row "lag max (ms)" max
+row "lag p50 (ms, commit ack->seen)" cp50
+row "lag p99 (ms, commit ack->seen)" cp99
