@@ -103,6 +103,8 @@ pub struct Aggregate {
     sec_index: u64,
     sec_sent_before: u64,
     sec_missed_before: u64,
+    /// When the previous second was closed (or the run started).
+    sec_started_ns: Option<u64>,
     rate: Running,
     steady_p99: Running,
 }
@@ -114,6 +116,11 @@ impl Default for Aggregate {
 }
 
 impl Aggregate {
+    /// Sets when the first second starts, so its rate is over the real span.
+    pub fn start_at(&mut self, t0_ns: u64) {
+        self.sec_started_ns = Some(t0_ns);
+    }
+
     pub fn new(settle_ns: u64) -> Self {
         Aggregate {
             ok: 0,
@@ -135,6 +142,7 @@ impl Aggregate {
             sec_index: 0,
             sec_sent_before: 0,
             sec_missed_before: 0,
+            sec_started_ns: None,
             rate: Running::default(),
             steady_p99: Running::default(),
         }
@@ -209,8 +217,15 @@ impl Aggregate {
             in_flight,
             by_instance: std::mem::take(&mut self.sec_by_instance),
         };
+        // A late tick makes a long second: the rate is over the real span.
+        let span_s = self
+            .sec_started_ns
+            .map(|t| now_ns.saturating_sub(t) as f64 / 1e9)
+            .filter(|s| *s > 0.0)
+            .unwrap_or(1.0);
+        self.sec_started_ns = Some(now_ns);
         if full {
-            self.rate.push(sec.sent as f64);
+            self.rate.push(sec.sent as f64 / span_s);
             if !self.sec_hist.is_empty() {
                 self.steady_p99.push(sec.p99_ms);
             }

@@ -22,6 +22,9 @@ pub struct Shared {
     pub in_flight: AtomicU64,
     /// Unix ns at which the pacer released its last slot; 0 while sending.
     pub sending_ended_ns: AtomicU64,
+    /// Unix ns of the latest request actually sent: the sending period ends
+    /// there when requests had to wait for a connection.
+    pub last_sent_ns: AtomicU64,
     /// The reply-side totals, refreshed after every batch of records.
     pub replies: Mutex<Live>,
 }
@@ -77,6 +80,7 @@ pub async fn collect(
     mut output: Option<Output>,
 ) -> Result<Collected, Error> {
     let mut agg = Aggregate::default();
+    agg.start_at(clock.t0_unix_ns());
     let mut ack_error: Option<Error> = None;
     let mut ticker = tokio::time::interval_at(
         tokio::time::Instant::from_std(clock.t0() + Duration::from_secs(1)),

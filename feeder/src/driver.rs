@@ -31,6 +31,7 @@ pub struct Handle {
     collector: Option<JoinHandle<Result<Collected, Error>>>,
     rate: f64,
     run_id: String,
+    clock: Clock,
 }
 
 /// Stops a run from anywhere (a signal handler, another task).
@@ -119,6 +120,7 @@ pub async fn start(opts: Options) -> Result<Handle, Error> {
         collector: Some(collector),
         rate: opts.rate,
         run_id: opts.run_id,
+        clock,
     })
 }
 
@@ -165,6 +167,12 @@ impl Handle {
         let collected = collector
             .await
             .map_err(|e| Error::Internal(format!("collector: {e}")))??;
+        // Slots that waited for a connection stretch the sending period: the
+        // achieved rate is what really went out, not what was scheduled.
+        let last_sent = self.shared.last_sent_ns.load(Ordering::Relaxed);
+        let period = period.max(Duration::from_nanos(
+            last_sent.saturating_sub(self.clock.t0_unix_ns()),
+        ));
         let sent = self.shared.sent.load(Ordering::Relaxed);
         let missed = self.shared.missed.load(Ordering::Relaxed);
         let duration_ms = u64::try_from(period.as_millis()).unwrap_or(u64::MAX);

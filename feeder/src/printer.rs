@@ -232,17 +232,27 @@ pub fn summary(
         };
         writeln!(
             out,
-            "  handover: {} → {}  first {} at {} ns, last {} at {} ns, overlap {}{window}",
+            "  handover: {} → {}  first {} at {}, last {} at {}, overlap {}{window}",
             h.from,
             h.to,
             h.to,
-            h.first_new_ns,
+            utc(h.first_new_ns),
             h.from,
-            h.last_old_ns,
+            utc(h.last_old_ns),
             ms(h.overlap_ms)
         )?;
     }
     Ok(())
+}
+
+/// Unix ns as a UTC wall-clock time with milliseconds.
+fn utc(ns: u64) -> String {
+    let secs = i64::try_from(ns / 1_000_000_000).unwrap_or(i64::MAX);
+    let nanos = u32::try_from(ns % 1_000_000_000).unwrap_or(0);
+    match chrono::DateTime::from_timestamp(secs, nanos) {
+        Some(t) => t.format("%H:%M:%S%.3fZ").to_string(),
+        None => format!("{ns} ns"),
+    }
 }
 
 /// Milliseconds with sensible precision.
@@ -282,8 +292,8 @@ mod tests {
             handover: Some(Handover {
                 from: "a".into(),
                 to: "b".into(),
-                first_new_ns: 1,
-                last_old_ns: 2,
+                first_new_ns: 1_500_000_000,
+                last_old_ns: 1_400_000_000,
                 overlap_ms: 0.0,
                 window_p99_ms: Some(3.0),
             }),
@@ -298,7 +308,10 @@ mod tests {
             out.contains("longest gap between successes: 250ms"),
             "{out}"
         );
-        assert!(out.contains("handover: a → b"), "{out}");
+        assert!(
+            out.contains("handover: a → b  first b at 00:00:01.500Z, last a at 00:00:01.400Z"),
+            "{out}"
+        );
         assert!(!out.contains('\u{1b}'));
     }
 

@@ -58,6 +58,9 @@ pub async fn send(
         return None;
     };
     shared.sent.fetch_add(1, Ordering::Relaxed);
+    shared
+        .last_sent_ns
+        .fetch_max(clock.now_ns(), Ordering::Relaxed);
     let (sent, reply) = transport.exchange(url, body, released).await;
     let done_ns = clock.now_ns();
     Some(Record {
