@@ -26,7 +26,7 @@ impl AckLog {
     }
 
     pub fn write(&mut self, r: &Record) -> Result<(), Error> {
-        serde_json::to_writer(&mut self.out, &r.to_ack())
+        serde_json::to_writer(&mut self.out, &r.ack_line())
             .map_err(|e| Error::file("writing ack log", &self.path, e.into()))?;
         self.out
             .write_all(b"\n")

@@ -126,6 +126,20 @@ pub async fn collect(
             }
         }
     }
+    // The last, partial second (not part of the rate statistics).
+    let sec = agg.close_second(
+        clock.now_ns(),
+        shared.sent.load(Ordering::Relaxed),
+        shared.missed.load(Ordering::Relaxed),
+        shared.in_flight.load(Ordering::Relaxed),
+        false,
+    );
+    print_events(&mut agg, output.as_mut(), &clock);
+    if let Some(o) = output.as_mut() {
+        if sec.sent + sec.ok + sec.rejected + sec.indeterminate + sec.missed > 0 {
+            let _ = printer::second(&mut o.out, &o.style, &sec);
+        }
+    }
     agg.finish();
     print_events(&mut agg, output.as_mut(), &clock);
     publish(&agg, &shared);
