@@ -32,7 +32,8 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use futures::{FutureExt, StreamExt};
 use tokio::sync::{mpsc, oneshot, watch, Mutex};
-use tokio_postgres::{AsyncMessage, Client, Config, NoTls};
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{AsyncMessage, Client, Config, NoTls, Statement};
 use tokio_util::sync::CancellationToken;
 
 use super::shared::Shared;
@@ -207,7 +208,7 @@ async fn writer_loop(
     max_batch: usize,
     timeout: Duration,
 ) {
-    let mut client: Option<Client> = None;
+    let mut writer: Option<Writer> = None;
     let mut batch: Vec<AppendRequest> = Vec::with_capacity(max_batch);
     while let Some(first) = rx.recv().await {
         batch.push(first);
@@ -218,12 +219,15 @@ async fn writer_loop(
             }
         }
         let result = async {
-            if client.as_ref().is_none_or(Client::is_closed) {
-                client = Some(connect(&config).await.map_err(|e| pg_err("connect", &e))?);
+            if writer.as_ref().is_none_or(|w| w.client.is_closed()) {
+                let w = tokio::time::timeout(timeout, Writer::connect(&config))
+                    .await
+                    .map_err(|_| format!("connect: no answer within {timeout:?}"))?;
+                writer = Some(w.map_err(|e| pg_err("connect", &e))?);
             }
-            let c = client.as_mut().ok_or("no connection")?;
+            let w = writer.as_ref().ok_or("no connection")?;
             // A server that stops answering must not wedge the writer.
-            match tokio::time::timeout(timeout, commit_batch(c, &batch)).await {
+            match tokio::time::timeout(timeout, commit_batch(w, &batch)).await {
                 Ok(r) => r.map_err(|e| pg_err("append", &e)),
                 Err(_) => Err(format!("append: no answer within {timeout:?}")),
             }
@@ -249,8 +253,9 @@ async fn writer_loop(
             }
             Err(msg) => {
                 // The outcome of a failed commit is unknown to the caller (503);
-                // a fresh connection next time rules out a wedged session.
-                client = None;
+                // a fresh connection next time rules out a wedged session
+                // (closing this one rolls back whatever was left open).
+                writer = None;
                 tracing::warn!(error = %msg, batch = batch.len(), "postgres group commit failed");
                 shared.set_error(Some(msg.clone()));
                 for req in batch.drain(..) {
@@ -261,28 +266,67 @@ async fn writer_loop(
     }
 }
 
+/// The writer's connection and its prepared statements.
+struct Writer {
+    client: Client,
+    lock_head: Statement,
+    existing: Statement,
+    insert: Statement,
+    advance: Statement,
+    notify: Statement,
+}
+
+impl Writer {
+    async fn connect(config: &Config) -> Result<Writer, tokio_postgres::Error> {
+        let client = connect(config).await?;
+        let (lock_head, existing, insert, advance, notify) = futures::try_join!(
+            client.prepare("SELECT position FROM event_head FOR UPDATE"),
+            client.prepare(
+                "SELECT e.kind, e.key, e.position, e.payload
+                 FROM events e
+                 JOIN unnest($1::text[], $2::text[]) AS b(kind, key)
+                   ON e.kind = b.kind AND e.key = b.key"
+            ),
+            client.prepare(
+                "INSERT INTO events (position, kind, key, payload)
+                 SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[])"
+            ),
+            client.prepare("UPDATE event_head SET position = $1"),
+            client.prepare("SELECT pg_notify($1, $2)"),
+        )?;
+        Ok(Writer {
+            client,
+            lock_head,
+            existing,
+            insert,
+            advance,
+            notify,
+        })
+    }
+}
+
 /// One transaction for the batch under the `event_head` row lock: per
 /// request, its position and, when the key already existed, the stored payload.
+///
+/// Two round trips: the statements of each step are pipelined (sent
+/// together, run by the server in order). Any failed statement fails the
+/// batch; the caller then drops the connection, which rolls back.
 async fn commit_batch(
-    client: &mut Client,
+    w: &Writer,
     batch: &[AppendRequest],
 ) -> Result<Vec<(u64, Option<String>)>, tokio_postgres::Error> {
-    let tx = client.transaction().await?;
-    let head: i64 = tx
-        .query_one("SELECT position FROM event_head FOR UPDATE", &[])
-        .await?
-        .get(0);
+    let c = &w.client;
     let kinds: Vec<&str> = batch.iter().map(|r| r.event.kind.as_str()).collect();
     let keys: Vec<&str> = batch.iter().map(|r| r.event.key.as_str()).collect();
-    let rows = tx
-        .query(
-            "SELECT e.kind, e.key, e.position, e.payload
-             FROM events e
-             JOIN unnest($1::text[], $2::text[]) AS b(kind, key)
-               ON e.kind = b.kind AND e.key = b.key",
-            &[&kinds, &keys],
-        )
-        .await?;
+    // The lookup runs after the lock is granted (same session, in order),
+    // so it sees every event committed before this transaction.
+    let lookup: [&(dyn ToSql + Sync); 2] = [&kinds, &keys];
+    let (_, head_row, rows) = futures::try_join!(
+        c.batch_execute("BEGIN"),
+        c.query_one(&w.lock_head, &[]),
+        c.query(&w.existing, &lookup),
+    )?;
+    let head: i64 = head_row.get(0);
     let mut known: HashMap<(String, String), (i64, String)> = rows
         .into_iter()
         .map(|r| ((r.get(0), r.get(1)), (r.get(2), r.get(3))))
@@ -309,18 +353,19 @@ async fn commit_batch(
         known.insert(k, (next, e.payload.clone()));
     }
     if next > head {
-        tx.execute(
-            "INSERT INTO events (position, kind, key, payload)
-             SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[])",
-            &[&positions, &new_kinds, &new_keys, &payloads],
-        )
-        .await?;
-        tx.execute("UPDATE event_head SET position = $1", &[&next])
-            .await?;
-        tx.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &next.to_string()])
-            .await?;
+        let head_text = next.to_string();
+        let rows: [&(dyn ToSql + Sync); 4] = [&positions, &new_kinds, &new_keys, &payloads];
+        let advance: [&(dyn ToSql + Sync); 1] = [&next];
+        let notify: [&(dyn ToSql + Sync); 2] = [&CHANNEL, &head_text];
+        futures::try_join!(
+            c.execute(&w.insert, &rows),
+            c.execute(&w.advance, &advance),
+            c.execute(&w.notify, &notify),
+            c.batch_execute("COMMIT"),
+        )?;
+    } else {
+        c.batch_execute("COMMIT").await?;
     }
-    tx.commit().await?;
     Ok(out)
 }
 
