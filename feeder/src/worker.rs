@@ -37,6 +37,11 @@ pub async fn send(
     due_ns: u64,
     released: Instant,
 ) -> Option<Record> {
+    // Waiting slots hold no request yet: memory stays small in a stall.
+    let Some(_permit) = transport.permit(released).await else {
+        shared.missed.fetch_add(1, Ordering::Relaxed);
+        return None;
+    };
     let id = workload::order_id(&plan.run_id, seq);
     let (url, body, user_id, items_digest) = match &plan.kind {
         PlanKind::Orders { url, users } => {
@@ -52,10 +57,6 @@ pub async fn send(
             )
         }
         PlanKind::Probe { url } => (url, None, None, None),
-    };
-    let Some(_permit) = transport.permit(released).await else {
-        shared.missed.fetch_add(1, Ordering::Relaxed);
-        return None;
     };
     shared.sent.fetch_add(1, Ordering::Relaxed);
     shared
