@@ -253,7 +253,7 @@ pub async fn reconcile_files(
 fn index_files(paths: &[PathBuf]) -> Result<Ledger, AckLogError> {
     let mut index = AckIndex::new();
     for path in paths {
-        acklog::for_each(path, |ack| index.push(ack).map_err(|e| e.to_string()))?;
+        acklog::for_each_view(path, |ack| index.push(ack).map_err(|e| e.to_string()))?;
     }
     Ok(index.seal())
 }
@@ -280,7 +280,9 @@ pub struct ReconcileArgs {
 }
 
 /// Runs `migrator reconcile`: prints the summary, writes the report, and
-/// returns the exit code (0 all ok, 1 not). `Err` is bad input (exit 2).
+/// returns the exit code: 0 all ok, 1 not (or B never caught up), 2 bad input
+/// (missing or malformed ack log, bad URL, unreachable app), after printing
+/// the reason to stderr. `Err` only when the report cannot be written.
 pub async fn run_cli(args: ReconcileArgs) -> Result<i32, ReconcileError> {
     let progress: ProgressFn = Arc::new(|p: &Progress| match p {
         Progress::Applying { applied, head } => {
@@ -321,7 +323,12 @@ pub async fn run_cli(args: ReconcileArgs) -> Result<i32, ReconcileError> {
             ));
             out.reconcile = Some(r);
         }
-        Err(e) if e.is_usage() => return Err(e),
+        Err(e) if e.is_usage() => {
+            // Bad input ends here with its one clear message and exit 2,
+            // whatever the caller maps an `Err` to.
+            eprintln!("error: {e}");
+            return Ok(exit::USAGE);
+        }
         Err(e) => {
             step.outcome = StepOutcome::Failed;
             step.detail = Some(e.to_string());

@@ -342,3 +342,144 @@ async fn a_json_array_instead_of_ndjson_is_refused() {
     assert!(matches!(err, ReconcileError::BadResponse { .. }), "{err}");
     assert!(err.to_string().contains("NDJSON"), "{err}");
 }
+
+/// Runs `migrator reconcile …`; killed if the test is dropped or times out.
+async fn migrator(args: &[&str]) -> std::process::Output {
+    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_migrator"))
+        .args(args)
+        .env("NO_COLOR", "1")
+        .kill_on_drop(true)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn migrator");
+    tokio::time::timeout(Duration::from_secs(120), child.wait_with_output())
+        .await
+        .expect("migrator reconcile finished in time")
+        .expect("migrator output")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[tokio::test]
+async fn the_binary_passes_a_clean_set_and_writes_the_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let acks: Vec<_> = (0..50)
+        .map(|i| ack(&format!("c-{i}"), Outcome::Ok))
+        .collect();
+    let path = write_acks(dir.path(), "acks.jsonl", &acks);
+    let stored: Vec<_> = acks.iter().map(|a| order(&a.id)).collect();
+    let (url, _fake) = serve(fake(&stored)).await;
+    let report = dir.path().join("report.json");
+    let out = migrator(&[
+        "reconcile",
+        "--acks",
+        path.to_str().unwrap(),
+        "--app",
+        url.as_str(),
+        "--report",
+        report.to_str().unwrap(),
+    ])
+    .await;
+    let stdout = text(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        text(&out.stderr)
+    );
+    assert!(
+        stdout.contains("result: failed = 0 succeeded = 50"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("PASS"), "{stdout}");
+    assert!(!stdout.contains('\x1b'), "NO_COLOR ignored: {stdout}");
+    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    assert_eq!(json["passed"], true);
+    assert_eq!(json["reconcile"]["ok"], 50);
+    assert_eq!(json["reconcile"]["lost"], 0);
+    assert_eq!(json["steps"][0]["name"], "reconcile");
+}
+
+#[tokio::test]
+async fn the_binary_fails_on_a_lost_order_and_names_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_acks(
+        dir.path(),
+        "acks.jsonl",
+        &[ack("kept-1", Outcome::Ok), ack("gone-1", Outcome::Ok)],
+    );
+    let (url, _fake) = serve(fake(&[order("kept-1")])).await;
+    let out = migrator(&[
+        "reconcile",
+        "--acks",
+        path.to_str().unwrap(),
+        "--app",
+        url.as_str(),
+    ])
+    .await;
+    let stdout = text(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{stdout}\n{}",
+        text(&out.stderr)
+    );
+    assert!(stdout.contains("lost ids: gone-1"), "{stdout}");
+    assert!(stdout.contains("FAIL"), "{stdout}");
+}
+
+#[tokio::test]
+async fn the_binary_exits_2_on_bad_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_acks(dir.path(), "acks.jsonl", &[ack("x", Outcome::Ok)]);
+    let (url, _fake) = serve(fake(&[order("x")])).await;
+
+    let missing = dir.path().join("no-such-acks.jsonl");
+    let out = migrator(&[
+        "reconcile",
+        "--acks",
+        missing.to_str().unwrap(),
+        "--app",
+        url.as_str(),
+    ])
+    .await;
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("no-such-acks.jsonl"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(out.stdout.is_empty(), "{}", text(&out.stdout));
+
+    let out = migrator(&[
+        "reconcile",
+        "--acks",
+        path.to_str().unwrap(),
+        "--app",
+        "not a url",
+    ])
+    .await;
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let nowhere = format!("http://127.0.0.1:{port}/");
+    let out = migrator(&[
+        "reconcile",
+        "--acks",
+        path.to_str().unwrap(),
+        "--app",
+        &nowhere,
+    ])
+    .await;
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("unreachable"),
+        "{}",
+        text(&out.stderr)
+    );
+}

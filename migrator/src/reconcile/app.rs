@@ -4,9 +4,14 @@
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use handover_contract::{Health, Order};
+use std::borrow::Cow;
+
+use handover_contract::Health;
+use serde::de::{Deserializer, SeqAccess, Visitor};
+use serde::Deserialize;
 use url::Url;
 
+use super::ledger::OrderView;
 use super::{Progress, ReconcileError, ReconcileOptions};
 
 /// A line of `/orders` longer than this is refused rather than buffered.
@@ -34,6 +39,72 @@ fn chain(e: &dyn std::error::Error) -> String {
         cause = c.source();
     }
     text
+}
+
+/// One line of `/orders`, borrowed: the fields of
+/// [`handover_contract::Order`] (all required, as there), with the line items
+/// folded into their digest as they are read instead of into a `Vec`.
+#[derive(Deserialize)]
+struct OrderLine<'a> {
+    #[serde(borrow)]
+    id: Cow<'a, str>,
+    #[serde(borrow)]
+    user_id: Cow<'a, str>,
+    #[serde(deserialize_with = "items_digest")]
+    line_items: u64,
+    #[serde(borrow)]
+    #[allow(dead_code)]
+    placed_at: Cow<'a, str>,
+    #[serde(borrow)]
+    #[allow(dead_code)]
+    placed_by: Cow<'a, str>,
+}
+
+impl OrderLine<'_> {
+    fn view(&self) -> OrderView<'_> {
+        OrderView {
+            id: &self.id,
+            user_id: &self.user_id,
+            items_digest: self.line_items,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct ItemLine<'a> {
+    #[serde(borrow)]
+    product: Cow<'a, str>,
+    quantity: u32,
+}
+
+/// [`handover_contract::order::line_items_digest`] computed while the array
+/// is read (FNV-1a 64 over product, 0, quantity LE, 0xff per item); a test
+/// pins it to the contract's function.
+fn items_digest<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    struct Fold;
+    impl<'de> Visitor<'de> for Fold {
+        type Value = u64;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("an array of line items")
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<u64, A::Error> {
+            let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+            let mut eat = |bytes: &[u8]| {
+                for b in bytes {
+                    h ^= u64::from(*b);
+                    h = h.wrapping_mul(0x0000_0100_0000_01b3);
+                }
+            };
+            while let Some(item) = seq.next_element::<ItemLine<'de>>()? {
+                eat(item.product.as_bytes());
+                eat(&[0]);
+                eat(&item.quantity.to_le_bytes());
+                eat(&[0xff]);
+            }
+            Ok(h)
+        }
+    }
+    d.deserialize_seq(Fold)
 }
 
 pub struct App {
@@ -157,7 +228,10 @@ impl App {
     }
 
     /// Streams `GET /orders` as NDJSON into `each`; returns the count.
-    pub async fn stream_orders(&self, mut each: impl FnMut(&Order)) -> Result<u64, ReconcileError> {
+    pub async fn stream_orders(
+        &self,
+        mut each: impl FnMut(OrderView<'_>),
+    ) -> Result<u64, ReconcileError> {
         let url = self.shown.clone();
         let resp = self
             .http
@@ -187,7 +261,7 @@ impl App {
             if line.is_empty() {
                 return Ok(());
             }
-            let order: Order =
+            let order: OrderLine<'_> =
                 serde_json::from_slice(line).map_err(|e| ReconcileError::BadResponse {
                     url: url.clone(),
                     reason: format!(
@@ -195,7 +269,7 @@ impl App {
                         String::from_utf8_lossy(&line[..line.len().min(80)])
                     ),
                 })?;
-            each(&order);
+            each(order.view());
             count += 1;
             Ok(())
         };
@@ -252,6 +326,40 @@ impl App {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn borrowed_order_lines_agree_with_the_contract() {
+        use handover_contract::{LineItem, Order};
+        let item = |p: &str, q: u32| LineItem {
+            product: p.into(),
+            quantity: q,
+        };
+        let orders = [
+            vec![],
+            vec![item("apple", 1)],
+            vec![item("pear \"quoted\" é", 1000), item("x", 2), item("", 7)],
+        ];
+        for (i, line_items) in orders.into_iter().enumerate() {
+            let order = Order {
+                id: format!("o-{i}"),
+                user_id: "user-1".into(),
+                line_items,
+                placed_at: "2024-01-01T00:00:00Z".into(),
+                placed_by: "b".into(),
+            };
+            let json = serde_json::to_string(&order).unwrap();
+            let line: OrderLine<'_> = serde_json::from_str(&json).unwrap();
+            assert_eq!(line.view(), OrderView::from(&order), "{json}");
+        }
+        for bad in [
+            r#"{"id":"x","user_id":"u","line_items":[],"placed_at":"t"}"#,
+            r#"{"id":"x","user_id":"u","line_items":[{"product":"p"}],"placed_at":"t","placed_by":"b"}"#,
+            r#"{"id":"x","user_id":"u","line_items":{},"placed_at":"t","placed_by":"b"}"#,
+        ] {
+            assert!(serde_json::from_str::<Order>(bad).is_err(), "{bad}");
+            assert!(serde_json::from_str::<OrderLine<'_>>(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn urls_are_checked_and_secrets_hidden() {

@@ -67,6 +67,46 @@ fn outcome_code(o: Outcome) -> u8 {
     }
 }
 
+/// The fields of one ack the reconciliation needs, borrowed from wherever
+/// the ack was parsed (an [`AckRecord`], or a line of the log directly).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AckView<'a> {
+    pub id: &'a str,
+    pub outcome: Outcome,
+    pub user_id: Option<&'a str>,
+    pub items_digest: Option<&'a str>,
+}
+
+impl<'a> From<&'a AckRecord> for AckView<'a> {
+    fn from(a: &'a AckRecord) -> Self {
+        AckView {
+            id: &a.id,
+            outcome: a.outcome,
+            user_id: a.user_id.as_deref(),
+            items_digest: a.items_digest.as_deref(),
+        }
+    }
+}
+
+/// What the reconciliation needs of a stored order: its id, its user and
+/// the [`line_items_digest`] of its line items (as a number).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OrderView<'a> {
+    pub id: &'a str,
+    pub user_id: &'a str,
+    pub items_digest: u64,
+}
+
+impl<'a> From<&'a Order> for OrderView<'a> {
+    fn from(o: &'a Order) -> Self {
+        OrderView {
+            id: &o.id,
+            user_id: &o.user_id,
+            items_digest: parse_digest(&line_items_digest(&o.line_items)).unwrap_or(0),
+        }
+    }
+}
+
 /// Collects acks; [`AckIndex::seal`] turns it into a [`Ledger`].
 pub struct AckIndex {
     hasher: RandomState,
@@ -95,7 +135,8 @@ impl AckIndex {
     }
 
     /// Takes in one ack line. A bad line changes nothing.
-    pub fn push(&mut self, ack: &AckRecord) -> Result<(), LedgerError> {
+    pub fn push<'a>(&mut self, ack: impl Into<AckView<'a>>) -> Result<(), LedgerError> {
+        let ack = ack.into();
         let id = ack.id.as_bytes();
         if id.is_empty() {
             return Err(LedgerError::EmptyId);
@@ -104,17 +145,17 @@ impl AckIndex {
             return Err(LedgerError::IdTooLong(id.len()));
         }
         let mut flags = 0;
-        let items = match &ack.items_digest {
+        let items = match ack.items_digest {
             Some(d) => {
                 flags |= HAS_ITEMS;
-                parse_digest(d).ok_or_else(|| LedgerError::BadDigest(d.clone()))?
+                parse_digest(d).ok_or_else(|| LedgerError::BadDigest(d.to_string()))?
             }
             None => 0,
         };
-        let user = match &ack.user_id {
+        let user = match ack.user_id {
             Some(u) => {
                 flags |= HAS_USER;
-                self.hasher.hash_one(u.as_str())
+                self.hasher.hash_one(u)
             }
             None => 0,
         };
@@ -175,7 +216,10 @@ impl AckIndex {
             true
         });
         entries.shrink_to_fit();
+        let (shift, directory) = directory(&entries);
         Ledger {
+            shift,
+            directory,
             hasher,
             mask,
             entries,
@@ -188,8 +232,28 @@ impl AckIndex {
     }
 }
 
+/// A table of where each hash prefix starts in the sorted `entries`:
+/// 2 bytes per entry buys lookups with no search at all.
+fn directory(entries: &[Entry]) -> (u32, Vec<u32>) {
+    let slots = (entries.len() / 2).max(2).next_power_of_two();
+    let shift = 64 - slots.trailing_zeros();
+    let mut dir = vec![0u32; slots + 1];
+    let mut at = 0usize;
+    for (slot, start) in dir.iter_mut().enumerate() {
+        while at < entries.len() && ((entries[at].hash >> shift) as usize) < slot {
+            at += 1;
+        }
+        *start = at as u32;
+    }
+    (shift, dir)
+}
+
 /// The sealed ack index, now taking in B's orders.
 pub struct Ledger {
+    /// `directory[h >> shift]..directory[(h >> shift) + 1]` is where entries
+    /// with hash `h` are: about two per slot, so a lookup is O(1).
+    shift: u32,
+    directory: Vec<u32>,
     hasher: RandomState,
     mask: u64,
     entries: Vec<Entry>,
@@ -213,11 +277,12 @@ impl Ledger {
     }
 
     /// Takes in one order as B lists it.
-    pub fn observe(&mut self, order: &Order) {
+    pub fn observe<'a>(&mut self, order: impl Into<OrderView<'a>>) {
+        let order = order.into();
         self.stored_total += 1;
         let id = order.id.as_bytes();
         let Some(i) = self.find(id) else {
-            *self.unknown.entry(order.id.as_str().into()).or_insert(0) += 1;
+            *self.unknown.entry(order.id.into()).or_insert(0) += 1;
             return;
         };
         let first_sight = self.entries[i].stored == 0;
@@ -226,35 +291,21 @@ impl Ledger {
         if !first_sight {
             return;
         }
-        let user_differs =
-            e.flags & HAS_USER != 0 && self.hasher.hash_one(&order.user_id) != e.user;
-        let items_differ = e.flags & HAS_ITEMS != 0
-            && parse_digest(&line_items_digest(&order.line_items)) != Some(e.items);
+        let user_differs = e.flags & HAS_USER != 0 && self.hasher.hash_one(order.user_id) != e.user;
+        let items_differ = e.flags & HAS_ITEMS != 0 && order.items_digest != e.items;
         if user_differs || items_differ {
             e.flags |= MISMATCH;
         }
     }
 
     fn find(&self, id: &[u8]) -> Option<usize> {
-        let n = self.entries.len();
-        if n == 0 {
-            return None;
-        }
         let h = self.hasher.hash_one(id) & self.mask;
-        let mut i = ((u128::from(h) * n as u128) >> 64) as usize;
-        while i > 0 && self.entries[i].hash >= h {
-            i -= 1;
-        }
-        while i < n && self.entries[i].hash < h {
-            i += 1;
-        }
-        while i < n && self.entries[i].hash == h {
-            if id_of(&self.arena, &self.entries[i]) == id {
-                return Some(i);
-            }
-            i += 1;
-        }
-        None
+        let b = (h >> self.shift) as usize;
+        let (lo, hi) = (self.directory[b] as usize, self.directory[b + 1] as usize);
+        self.entries[lo..hi]
+            .iter()
+            .position(|e| e.hash == h && id_of(&self.arena, e) == id)
+            .map(|at| lo + at)
     }
 
     /// Classifies every id; keeps at most `max_ids` ids per category, the
