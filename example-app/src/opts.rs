@@ -16,7 +16,13 @@ pub struct Opts {
     pub listen: SocketAddr,
 
     /// Event store URL: `sqlite:PATH` or `postgres://user:pass@host:port/db`.
-    #[arg(long, env = "HANDOVER_STORE", default_value = "sqlite:./events.db")]
+    /// Its value is never shown by `--help` (it may carry a password).
+    #[arg(
+        long,
+        env = "HANDOVER_STORE",
+        hide_env_values = true,
+        default_value = "sqlite:./events.db"
+    )]
     pub store: String,
 
     /// Instance id sent as `X-Instance` on every reply [default: host name plus a short random suffix].
