@@ -227,16 +227,15 @@ pub async fn reconcile_files(
         tokio::task::spawn_blocking(move || index_files(&paths))
             .await
             .map_err(|e| ReconcileError::Internal(format!("ack indexing task: {e}")))?
-            .map_err(ReconcileError::from)
     };
-    let (mut ledger, (health, waited)) = tokio::try_join!(index, client.wait_applied(opts))?;
+    let (ledger, (health, waited)) = tokio::try_join!(index, client.wait_applied(opts))?;
     if let Some(report) = &opts.progress {
         report(&Progress::Indexed {
             acks: ledger.acked_total(),
             distinct: ledger.distinct_acked() as u64,
         });
     }
-    let orders = client.stream_orders(|o| ledger.observe(o)).await?;
+    let (ledger, orders) = client.stream_orders(ledger).await?;
     if let Some(report) = &opts.progress {
         report(&Progress::Fetched { orders });
     }
@@ -250,10 +249,64 @@ pub async fn reconcile_files(
     Ok(report)
 }
 
-fn index_files(paths: &[PathBuf]) -> Result<Ledger, AckLogError> {
+/// Below this size an ack log is read by one thread.
+const PARALLEL_FROM_BYTES: u64 = 8 << 20;
+
+/// Indexes the ack logs, each split across the available cores (parsing
+/// JSON is most of the work); parts are appended in file order.
+fn index_files(paths: &[PathBuf]) -> Result<Ledger, ReconcileError> {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mut index = AckIndex::new();
     for path in paths {
-        acklog::for_each_view(path, |ack| index.push(ack).map_err(|e| e.to_string()))?;
+        let size = std::fs::metadata(path).map_or(0, |m| m.len());
+        let parts = if size < PARALLEL_FROM_BYTES {
+            1
+        } else {
+            cores.clamp(1, 4) as u64
+        };
+        let bound = |k: u64| {
+            if k == parts {
+                u64::MAX
+            } else {
+                size * k / parts
+            }
+        };
+        let results: Vec<_> = std::thread::scope(|scope| {
+            let workers: Vec<_> = (0..parts)
+                .map(|k| {
+                    let mut part = index.fork();
+                    scope.spawn(move || {
+                        acklog::for_each_view_in(path, bound(k)..bound(k + 1), |ack| {
+                            part.push(ack).map_err(|e| e.to_string())
+                        })
+                        .map(|span| (part, span))
+                    })
+                })
+                .collect();
+            workers.into_iter().map(|w| w.join()).collect()
+        });
+        let mut lines_before = 0;
+        for result in results {
+            match result {
+                Ok(Ok((part, span))) => {
+                    index
+                        .append(part)
+                        .map_err(|e| ReconcileError::Internal(e.to_string()))?;
+                    lines_before += span.lines;
+                }
+                Ok(Err(mut e)) => {
+                    if let AckLogError::Line { line, .. } = &mut e {
+                        *line += lines_before;
+                    }
+                    return Err(e.into());
+                }
+                Err(_) => {
+                    return Err(ReconcileError::Internal(
+                        "ack indexing thread panicked".into(),
+                    ))
+                }
+            }
+        }
     }
     Ok(index.seal())
 }

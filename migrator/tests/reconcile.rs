@@ -483,3 +483,26 @@ async fn the_binary_exits_2_on_bad_input() {
         text(&out.stderr)
     );
 }
+
+#[tokio::test]
+async fn a_large_log_is_indexed_in_parts_with_true_line_numbers() {
+    // Above the size where indexing is split across threads.
+    let dir = tempfile::tempdir().unwrap();
+    let acks: Vec<_> = (0..60_000)
+        .map(|i| ack(&format!("big-{i:06}"), Outcome::Ok))
+        .collect();
+    let path = write_acks(dir.path(), "big.jsonl", &acks);
+    assert!(std::fs::metadata(&path).unwrap().len() > 8 << 20);
+    let stored: Vec<_> = acks.iter().skip(1).map(|a| order(&a.id)).collect();
+    let (url, _fake) = serve(fake(&stored)).await;
+    let r = reconcile(&path, &url, &quick()).await.unwrap();
+    assert_eq!((r.acked_total, r.ok, r.lost), (60_000, 59_999, 1));
+    assert_eq!(r.ids.lost, ["big-000000"]);
+
+    let mut text = std::fs::read_to_string(&path).unwrap();
+    let at = text.match_indices('\n').nth(49_999).unwrap().0 + 1;
+    text.insert_str(at, "{\"id\": oops}\n");
+    std::fs::write(&path, text).unwrap();
+    let err = reconcile(&path, &url, &quick()).await.unwrap_err();
+    assert!(err.to_string().contains("line 50001"), "{err}");
+}

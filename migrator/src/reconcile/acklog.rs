@@ -2,7 +2,8 @@
 //! one reused line buffer, whatever the file size.
 
 use std::fs::File;
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Seek, SeekFrom};
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use std::borrow::Cow;
@@ -67,6 +68,17 @@ struct AckLine<'a> {
     items_digest: Option<Cow<'a, str>>,
 }
 
+impl AckLine<'_> {
+    fn view(&self) -> AckView<'_> {
+        AckView {
+            id: &self.id,
+            outcome: self.outcome,
+            user_id: self.user_id.as_deref(),
+            items_digest: self.items_digest.as_deref(),
+        }
+    }
+}
+
 /// Like [`for_each`], handing out borrowed [`AckView`]s without allocating.
 pub fn for_each_view(
     path: &Path,
@@ -74,46 +86,81 @@ pub fn for_each_view(
 ) -> Result<u64, AckLogError> {
     for_each_line(path, |text| {
         let line: AckLine<'_> = serde_json::from_str(text).map_err(|e| e.to_string())?;
-        each(AckView {
-            id: &line.id,
-            outcome: line.outcome,
-            user_id: line.user_id.as_deref(),
-            items_digest: line.items_digest.as_deref(),
-        })
+        each(line.view())
     })
+}
+
+/// Lines (blank ones included) and records read from one part of a file.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Span {
+    pub lines: u64,
+    pub records: u64,
 }
 
 /// Calls `each` with every non-blank line (trimmed) of `path`.
 fn for_each_line(
     path: &Path,
-    mut each: impl FnMut(&str) -> Result<(), String>,
+    each: impl FnMut(&str) -> Result<(), String>,
 ) -> Result<u64, AckLogError> {
+    for_each_line_in(path, 0..u64::MAX, each).map(|span| span.records)
+}
+
+/// Calls `each` with every non-blank line of `path` that starts at a byte
+/// offset within `range`, so that adjacent ranges read every line exactly
+/// once. Line numbers in errors count from the first line of the range.
+fn for_each_line_in(
+    path: &Path,
+    range: Range<u64>,
+    mut each: impl FnMut(&str) -> Result<(), String>,
+) -> Result<Span, AckLogError> {
     let io = |source| AckLogError::Io {
         path: path.to_path_buf(),
         source,
     };
     let file = File::open(path).map_err(io)?;
     let mut reader = BufReader::with_capacity(1 << 20, file);
+    let mut pos = 0u64;
+    if range.start > 0 {
+        // Skip the line that began before the range (its owner reads it).
+        reader.seek(SeekFrom::Start(range.start - 1)).map_err(io)?;
+        let mut skipped = Vec::new();
+        pos = range.start - 1 + reader.read_until(b'\n', &mut skipped).map_err(io)? as u64;
+    }
     let mut line = String::new();
-    let mut number = 0u64;
-    let mut records = 0u64;
-    loop {
+    let mut span = Span::default();
+    while pos < range.end {
         line.clear();
-        if reader.read_line(&mut line).map_err(io)? == 0 {
-            return Ok(records);
+        let read = reader.read_line(&mut line).map_err(io)?;
+        if read == 0 {
+            break;
         }
-        number += 1;
+        pos += read as u64;
+        span.lines += 1;
         let text = line.trim();
         if text.is_empty() {
             continue;
         }
         each(text).map_err(|reason| AckLogError::Line {
             path: path.to_path_buf(),
-            line: number,
+            line: span.lines,
             reason,
         })?;
-        records += 1;
+        span.records += 1;
     }
+    Ok(span)
+}
+
+/// [`for_each_view`] over the lines starting within `range` (see
+/// [`Span`]): lets several threads index one large log.
+pub fn for_each_view_in(
+    path: &Path,
+    range: Range<u64>,
+    mut each: impl FnMut(AckView<'_>) -> Result<(), String>,
+) -> Result<Span, AckLogError> {
+    for_each_line_in(path, range, |text| {
+        let line: AckLine<'_> = serde_json::from_str(text).map_err(|e| e.to_string())?;
+        each(line.view())
+    })
 }
 
 #[cfg(test)]
@@ -153,6 +200,41 @@ mod tests {
 
         let err = for_each(&dir.path().join("missing.jsonl"), |_| Ok(())).unwrap_err();
         assert!(err.to_string().contains("missing.jsonl"), "{err}");
+    }
+
+    #[test]
+    fn adjacent_ranges_read_every_line_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("acks.jsonl");
+        let mut f = File::create(&path).unwrap();
+        for i in 0..40 {
+            writeln!(
+                f,
+                r#"{{"id":"id-{i}","due_ns":1,"done_ns":2,"outcome":"ok","latency_us":1}}"#
+            )
+            .unwrap();
+            if i % 7 == 0 {
+                writeln!(f).unwrap();
+            }
+        }
+        drop(f);
+        let size = std::fs::metadata(&path).unwrap().len();
+        for parts in [1u64, 2, 3, 5, 97] {
+            let mut ids = Vec::new();
+            let mut lines = 0;
+            for k in 0..parts {
+                let range = size * k / parts..size * (k + 1) / parts;
+                let span = for_each_view_in(&path, range, |a| {
+                    ids.push(a.id.to_string());
+                    Ok(())
+                })
+                .unwrap();
+                lines += span.lines;
+            }
+            let want: Vec<String> = (0..40).map(|i| format!("id-{i}")).collect();
+            assert_eq!(ids, want, "{parts} parts");
+            assert_eq!(lines, 46, "{parts} parts");
+        }
     }
 
     #[test]

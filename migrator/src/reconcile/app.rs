@@ -11,7 +11,9 @@ use serde::de::{Deserializer, SeqAccess, Visitor};
 use serde::Deserialize;
 use url::Url;
 
-use super::ledger::OrderView;
+use bytes::Bytes;
+
+use super::ledger::{Ledger, OrderView};
 use super::{Progress, ReconcileError, ReconcileOptions};
 
 /// A line of `/orders` longer than this is refused rather than buffered.
@@ -227,11 +229,11 @@ impl App {
         }
     }
 
-    /// Streams `GET /orders` as NDJSON into `each`; returns the count.
-    pub async fn stream_orders(
-        &self,
-        mut each: impl FnMut(OrderView<'_>),
-    ) -> Result<u64, ReconcileError> {
+    /// Streams `GET /orders` as NDJSON into `ledger`; returns it and the
+    /// count. Receiving (here) and parsing (on a blocking thread, fed through
+    /// a short bounded channel) overlap, so a large set uses two cores while
+    /// memory stays at a few chunks.
+    pub async fn stream_orders(&self, ledger: Ledger) -> Result<(Ledger, u64), ReconcileError> {
         let url = self.shown.clone();
         let resp = self
             .http
@@ -252,31 +254,19 @@ impl App {
                 body: body.chars().take(200).collect(),
             });
         }
-        let mut stream = resp.bytes_stream();
-        let mut pending: Vec<u8> = Vec::with_capacity(64 * 1024);
-        let mut line_no = 0u64;
-        let mut count = 0u64;
-        let mut take = |line: &[u8], line_no: u64| -> Result<(), ReconcileError> {
-            let line = line.trim_ascii();
-            if line.is_empty() {
-                return Ok(());
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(32);
+        let parser = tokio::task::spawn_blocking(move || {
+            let mut lines = NdjsonOrders::new(url, ledger);
+            while let Some(chunk) = rx.blocking_recv() {
+                lines.feed(&chunk)?;
             }
-            let order: OrderLine<'_> =
-                serde_json::from_slice(line).map_err(|e| ReconcileError::BadResponse {
-                    url: url.clone(),
-                    reason: format!(
-                        "/orders line {line_no} is not an order as NDJSON ({e}); starts {:?}",
-                        String::from_utf8_lossy(&line[..line.len().min(80)])
-                    ),
-                })?;
-            each(order.view());
-            count += 1;
-            Ok(())
-        };
-        loop {
+            lines.finish()
+        });
+        let mut stream = resp.bytes_stream();
+        let received: Result<(), ReconcileError> = loop {
             let chunk = match tokio::time::timeout(self.idle_timeout, stream.next()).await {
                 Err(_) => {
-                    return Err(ReconcileError::Stream {
+                    break Err(ReconcileError::Stream {
                         url: self.shown.clone(),
                         reason: format!(
                             "no data for {:?} while reading /orders",
@@ -284,41 +274,103 @@ impl App {
                         ),
                     })
                 }
-                Ok(None) => break,
+                Ok(None) => break Ok(()),
                 Ok(Some(Err(e))) => {
-                    return Err(ReconcileError::Stream {
+                    break Err(ReconcileError::Stream {
                         url: self.shown.clone(),
                         reason: chain(&e),
                     })
                 }
                 Ok(Some(Ok(chunk))) => chunk,
             };
-            let mut rest: &[u8] = &chunk;
-            while let Some(nl) = rest.iter().position(|b| *b == b'\n') {
-                line_no += 1;
-                if pending.is_empty() {
-                    take(&rest[..nl], line_no)?;
-                } else {
-                    pending.extend_from_slice(&rest[..nl]);
-                    take(&pending, line_no)?;
-                    pending.clear();
-                }
-                rest = &rest[nl + 1..];
+            // A closed channel means the parser stopped on a bad line: its
+            // error is the one to report.
+            if tx.send(chunk).await.is_err() {
+                break Ok(());
             }
-            pending.extend_from_slice(rest);
-            if pending.len() > MAX_LINE {
-                return Err(ReconcileError::BadResponse {
-                    url: self.shown.clone(),
-                    reason: format!(
-                        "/orders line {} is longer than {MAX_LINE} bytes",
-                        line_no + 1
-                    ),
-                });
-            }
+        };
+        drop(tx);
+        let parsed = parser
+            .await
+            .map_err(|e| ReconcileError::Internal(format!("order parser task: {e}")))?;
+        received?;
+        parsed
+    }
+}
+
+/// Splits NDJSON chunks into lines (a line may straddle chunks) and feeds
+/// each order to the ledger.
+struct NdjsonOrders {
+    url: String,
+    ledger: Ledger,
+    pending: Vec<u8>,
+    line_no: u64,
+    count: u64,
+}
+
+impl NdjsonOrders {
+    fn new(url: String, ledger: Ledger) -> Self {
+        NdjsonOrders {
+            url,
+            ledger,
+            pending: Vec::with_capacity(64 * 1024),
+            line_no: 0,
+            count: 0,
         }
-        line_no += 1;
-        take(&pending, line_no)?;
-        Ok(count)
+    }
+
+    fn feed(&mut self, chunk: &[u8]) -> Result<(), ReconcileError> {
+        let mut rest = chunk;
+        while let Some(nl) = rest.iter().position(|b| *b == b'\n') {
+            self.line_no += 1;
+            if self.pending.is_empty() {
+                self.take(&rest[..nl])?;
+            } else {
+                let mut line = std::mem::take(&mut self.pending);
+                line.extend_from_slice(&rest[..nl]);
+                self.take(&line)?;
+                line.clear();
+                self.pending = line;
+            }
+            rest = &rest[nl + 1..];
+        }
+        self.pending.extend_from_slice(rest);
+        if self.pending.len() > MAX_LINE {
+            return Err(ReconcileError::BadResponse {
+                url: self.url.clone(),
+                reason: format!(
+                    "/orders line {} is longer than {MAX_LINE} bytes",
+                    self.line_no + 1
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    fn finish(mut self) -> Result<(Ledger, u64), ReconcileError> {
+        self.line_no += 1;
+        let last = std::mem::take(&mut self.pending);
+        self.take(&last)?;
+        Ok((self.ledger, self.count))
+    }
+
+    fn take(&mut self, line: &[u8]) -> Result<(), ReconcileError> {
+        let line = line.trim_ascii();
+        if line.is_empty() {
+            return Ok(());
+        }
+        let order: OrderLine<'_> =
+            serde_json::from_slice(line).map_err(|e| ReconcileError::BadResponse {
+                url: self.url.clone(),
+                reason: format!(
+                    "/orders line {} is not an order as NDJSON ({e}); starts {:?}",
+                    self.line_no,
+                    String::from_utf8_lossy(&line[..line.len().min(80)])
+                ),
+            })?;
+        self.ledger.observe(order.view());
+        self.count += 1;
+        Ok(())
     }
 }
 
@@ -359,6 +411,40 @@ mod tests {
             assert!(serde_json::from_str::<Order>(bad).is_err(), "{bad}");
             assert!(serde_json::from_str::<OrderLine<'_>>(bad).is_err(), "{bad}");
         }
+    }
+
+    fn ndjson(ids: &[&str]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for id in ids {
+            out.extend_from_slice(
+                format!(
+                    r#"{{"id":"{id}","user_id":"u","line_items":[],"placed_at":"t","placed_by":"b"}}"#
+                )
+                .as_bytes(),
+            );
+            out.extend_from_slice(b"\r\n\n");
+        }
+        out
+    }
+
+    #[test]
+    fn lines_straddling_chunks_are_joined_and_bad_lines_named() {
+        let body = ndjson(&["a", "b", "c"]);
+        for size in [1, 7, 64, body.len()] {
+            let mut lines =
+                NdjsonOrders::new("u".into(), super::super::ledger::AckIndex::new().seal());
+            for chunk in body.chunks(size) {
+                lines.feed(chunk).unwrap();
+            }
+            let (ledger, count) = lines.finish().unwrap();
+            assert_eq!(count, 3, "chunk size {size}");
+            assert_eq!(ledger.finish(10).never_sent, 3);
+        }
+        let mut body = ndjson(&["a"]);
+        body.extend_from_slice(b"{\"id\":\"b\"}\n");
+        let mut lines = NdjsonOrders::new("u".into(), super::super::ledger::AckIndex::new().seal());
+        let err = lines.feed(&body).unwrap_err();
+        assert!(err.to_string().contains("line 3"), "{err}");
     }
 
     #[test]

@@ -134,6 +134,39 @@ impl AckIndex {
         }
     }
 
+    /// An empty index that hashes like this one, to be filled on another
+    /// thread and [`AckIndex::append`]ed.
+    pub fn fork(&self) -> AckIndex {
+        AckIndex {
+            hasher: self.hasher.clone(),
+            mask: self.mask,
+            entries: Vec::new(),
+            arena: Vec::new(),
+            counts: [0; 3],
+        }
+    }
+
+    /// Adds a fork's acks after this index's own, keeping send order.
+    pub fn append(&mut self, other: AckIndex) -> Result<(), LedgerError> {
+        let seq_base = u32::try_from(self.entries.len()).map_err(|_| LedgerError::Full)?;
+        let off_base = self.arena.len() as u64;
+        if u32::try_from(self.entries.len() + other.entries.len()).is_err()
+            || off_base + other.arena.len() as u64 >= 1 << 48
+        {
+            return Err(LedgerError::Full);
+        }
+        self.entries.extend(other.entries.into_iter().map(|mut e| {
+            e.seq += seq_base;
+            e.id += off_base << 16;
+            e
+        }));
+        self.arena.extend_from_slice(&other.arena);
+        for (mine, theirs) in self.counts.iter_mut().zip(other.counts) {
+            *mine += theirs;
+        }
+        Ok(())
+    }
+
     /// Takes in one ack line. A bad line changes nothing.
     pub fn push<'a>(&mut self, ack: impl Into<AckView<'a>>) -> Result<(), LedgerError> {
         let ack = ack.into();
@@ -667,6 +700,34 @@ mod tests {
             AckIndex::new().push(&a),
             Err(LedgerError::IdTooLong(_))
         ));
+    }
+
+    #[test]
+    fn forks_appended_in_order_equal_one_index() {
+        let acks: Vec<_> = (0..30)
+            .map(|i| ack(&format!("f{i:02}"), Outcome::Ok))
+            .collect();
+        let mut index = AckIndex::new();
+        index.push(&acks[0]).unwrap();
+        let mut parts = vec![index.fork(), index.fork()];
+        for a in &acks[1..20] {
+            parts[0].push(a).unwrap();
+        }
+        for a in &acks[20..] {
+            parts[1].push(a).unwrap();
+        }
+        parts[1].push(&acks[3]).unwrap();
+        for part in parts {
+            index.append(part).unwrap();
+        }
+        let mut ledger = index.seal();
+        ledger.observe(&order("f29"));
+        let r = ledger.finish(5);
+        assert_eq!(r.acked_total, 31);
+        assert_eq!(r.acked_distinct, 30);
+        assert_eq!(r.ok, 1);
+        assert_eq!(r.ids.lost, ["f00", "f01", "f02", "f03", "f04"]);
+        assert_eq!(r.ids.duplicated, ["f03"]);
     }
 
     #[test]
