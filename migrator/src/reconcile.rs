@@ -289,9 +289,14 @@ fn index_files(paths: &[PathBuf]) -> Result<Ledger, ReconcileError> {
         for result in results {
             match result {
                 Ok(Ok((part, span))) => {
-                    index
-                        .append(part)
-                        .map_err(|e| ReconcileError::Internal(e.to_string()))?;
+                    if index.is_empty() {
+                        // Take the first part as it is: no copy, lower peak memory.
+                        index = part;
+                    } else {
+                        index
+                            .append(part)
+                            .map_err(|e| ReconcileError::Internal(e.to_string()))?;
+                    }
                     lines_before += span.lines;
                 }
                 Ok(Err(mut e)) => {

@@ -134,6 +134,11 @@ impl AckIndex {
         }
     }
 
+    /// No ack taken in yet.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
     /// An empty index that hashes like this one, to be filled on another
     /// thread and [`AckIndex::append`]ed.
     pub fn fork(&self) -> AckIndex {
