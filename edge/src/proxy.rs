@@ -3,9 +3,12 @@
 //! keep-alive connection.
 //!
 //! Stickiness is modeled per client connection: once routed, a client
-//! connection keeps its origin until it has been idle for `idle_timeout` or the
-//! origin closes the connection; only then is the route decided again (and
-//! during a propagation window that decision may still pick the old origin).
+//! connection keeps its origin until it has been idle for `idle_timeout`, the
+//! origin closes the connection, or the record moved away from that origin
+//! more than `propagation + idle_timeout` ago; only then is the route decided
+//! again (and during a propagation window that decision may still pick the old
+//! origin). The last bound keeps a busy connection from pinning the old origin
+//! forever, which no real edge does.
 //!
 //! Errors the edge produces itself, with Cloudflare's status codes:
 //! - unknown host: 530, error 1001 (DNS resolution error);
@@ -153,6 +156,9 @@ impl Proxy {
             s.host == host
                 && now.saturating_duration_since(s.last_done) < self.idle_timeout
                 && !s.sender.is_closed()
+                && self
+                    .routes
+                    .still_serves(&host, s.origin.ip(), now, self.idle_timeout)
         });
         let (mut origin, sender) = if sticky_ok {
             let Some(s) = previous else {

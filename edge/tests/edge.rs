@@ -628,6 +628,20 @@ async fn a_busy_keep_alive_connection_sticks_until_idle_or_origin_closes() {
         via_proxy(&fresh_client(), edge.proxy).await,
         (200, Some("b".into()))
     );
+    // Kept busy, it still moves once the old origin's grace (propagation +
+    // idle_timeout) is over: a busy connection never pins A forever.
+    let mut moved = false;
+    for _ in 0..40 {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        if sticky.get().await == (200, Some("b".into())) {
+            moved = true;
+            break;
+        }
+    }
+    assert!(
+        moved,
+        "a busy connection stayed on the old origin past the grace"
+    );
     // Idle longer than idle_timeout: the next request is routed afresh.
     tokio::time::sleep(Duration::from_millis(3500)).await;
     assert_eq!(sticky.get().await, (200, Some("b".into())));
