@@ -67,8 +67,12 @@ pub struct DemoArgs {
     /// The edge's propagation window.
     #[arg(long, default_value = "2s", value_parser = handover_contract::duration::parse)]
     pub propagation: Duration,
-    /// The edge's idle timeout for sticky client connections.
-    #[arg(long, default_value = "3s", value_parser = handover_contract::duration::parse)]
+    /// The edge's idle timeout for sticky client connections. Above 0, a
+    /// busy client connection stays on A until A closes it, so A never goes
+    /// quiet under steady load and stopping it races the edge (520s); 0 routes
+    /// every request afresh, and the propagation window alone makes both
+    /// instances answer for a while.
+    #[arg(long, default_value = "0s", value_parser = handover_contract::duration::parse)]
     pub idle_timeout: Duration,
 }
 

@@ -23,6 +23,8 @@ use crate::switch::{self, SwitchError, TrafficSwitch};
 
 /// How often the waiting steps poll.
 const POLL: Duration = Duration::from_millis(100);
+/// The longest wait for an external feeder to finish after B took over.
+const EXTERNAL_WAIT: Duration = Duration::from_secs(600);
 /// How often a waiting step prints its progress line.
 const PROGRESS_EVERY: Duration = Duration::from_secs(1);
 
@@ -148,13 +150,15 @@ enum Load {
     },
     External {
         started: Instant,
+        /// Files older than this belong to an earlier run.
+        since: SystemTime,
     },
 }
 
 impl Load {
     fn started(&self) -> Instant {
         match self {
-            Load::InProcess { started, .. } | Load::External { started } => *started,
+            Load::InProcess { started, .. } | Load::External { started, .. } => *started,
         }
     }
 
@@ -419,6 +423,7 @@ impl Pipeline {
         match f.mode {
             FeederMode::External => Ok(Load::External {
                 started: Instant::now(),
+                since: SystemTime::now(),
             }),
             FeederMode::InProcess => {
                 let Some(target) = f.target.clone() else {
@@ -464,35 +469,76 @@ impl Pipeline {
                     }
                 }
             }
-            Load::External { .. } => {
-                self.printer
-                    .note("waiting for the external feeder's ack log to stop growing");
-                let quiet = self.plan.feeder.timeout * 2 + Duration::from_secs(1);
-                let deadline = Instant::now() + Duration::from_secs(120);
-                let mut last = (file_len(&self.ack_log), Instant::now());
-                while Instant::now() < deadline && last.1.elapsed() < quiet {
-                    if self.tick().await.is_err() {
-                        break;
-                    }
-                    let len = file_len(&self.ack_log);
-                    if len != last.0 {
-                        last = (len, Instant::now());
-                    }
+            Load::External { since, .. } => match self.plan.feeder.report.clone() {
+                // The report is written last, after the ack log is flushed:
+                // the one sure sign that the external feeder is done.
+                Some(path) => self.wait_external_report(&path, since).await,
+                None => {
+                    self.wait_ack_log_quiet().await;
+                    None
                 }
-                let path = self.plan.feeder.report.clone()?;
-                match std::fs::read(&path)
+            },
+        }
+    }
+
+    async fn wait_external_report(
+        &mut self,
+        path: &Path,
+        since: SystemTime,
+    ) -> Option<FeederReport> {
+        let deadline = Instant::now() + EXTERNAL_WAIT;
+        let mut last_err = String::from("not written yet");
+        loop {
+            let fresh = std::fs::metadata(path)
+                .and_then(|m| m.modified())
+                .is_ok_and(|t| t >= since);
+            if fresh {
+                match std::fs::read(path)
                     .map_err(|e| e.to_string())
                     .and_then(|b| {
                         serde_json::from_slice::<FeederReport>(&b).map_err(|e| e.to_string())
                     }) {
-                    Ok(r) => Some(r),
-                    Err(e) => {
-                        self.printer
-                            .warn(&format!("feeder.report {}: {e}", path.display()));
-                        None
-                    }
+                    Ok(r) => return Some(r),
+                    // Possibly caught mid-write: try again.
+                    Err(e) => last_err = e,
                 }
             }
+            if Instant::now() >= deadline || self.tick().await.is_err() {
+                self.failures.push(format!(
+                    "the external feeder's report {} did not appear ({last_err}); reconciled what the ack log had",
+                    path.display()
+                ));
+                return None;
+            }
+            self.printer.progress(|| {
+                format!(
+                    "waiting for the external feeder to finish (its report {})",
+                    path.display()
+                )
+            });
+        }
+    }
+
+    async fn wait_ack_log_quiet(&mut self) {
+        // Feeders buffer their ack log: only a long silence means "done".
+        let quiet =
+            (self.plan.feeder.timeout * 2 + Duration::from_secs(1)).max(Duration::from_secs(10));
+        self.printer.warn(&format!(
+            "no feeder.report: taking {} without ack-log growth as the end of the external load",
+            secs(quiet)
+        ));
+        let deadline = Instant::now() + EXTERNAL_WAIT;
+        let mut last = (file_len(&self.ack_log), Instant::now());
+        while Instant::now() < deadline && last.1.elapsed() < quiet {
+            if self.tick().await.is_err() {
+                break;
+            }
+            let len = file_len(&self.ack_log);
+            if len != last.0 {
+                last = (len, Instant::now());
+            }
+            self.printer
+                .progress(|| format!("ack log {} bytes, quiet {}", last.0, secs(last.1.elapsed())));
         }
     }
 

@@ -217,7 +217,7 @@ impl Stage {
         let mut cfg = migrator::demo::edge_toml(
             port,
             Duration::from_millis(500),
-            Duration::from_secs(1),
+            Duration::ZERO,
             &dir.path().join("edge-state.json"),
         );
         cfg.push_str(edge_extra);
@@ -262,7 +262,7 @@ impl Stage {
             a_pid: self.a.pid(),
             workdir: self.dir.path(),
             propagation: Duration::from_millis(500),
-            idle_timeout: Duration::from_secs(1),
+            idle_timeout: Duration::ZERO,
         })
         .expect("plan");
         plan.host_checks.enabled = false;
