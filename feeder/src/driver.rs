@@ -1,14 +1,13 @@
 //! Starting, observing and stopping a run: wires the pipeline
-//! pacer → workers → records → collector together.
+//! pacer → slot queue → workers → records → collector together.
 
 use crate::ack_log::AckLog;
 use crate::aggregate::Interval;
 use crate::clock::Clock;
 use crate::collector::{self, Collected, Output, Shared};
 use crate::pacer::Schedule;
-use crate::record::Record;
 use crate::transport::Transport;
-use crate::worker::{self, Plan, PlanKind};
+use crate::worker::{self, Plan, PlanKind, Slot, SlotQueue};
 use crate::{Error, Live, Options, UserSource, Workload};
 use handover_contract::FeederReport;
 use std::sync::atomic::Ordering;
@@ -83,6 +82,7 @@ pub async fn start(opts: Options) -> Result<Handle, Error> {
     };
     let output = Output::new(opts.progress);
     let cap = opts.in_flight_cap() as u64;
+    let connections = opts.connection_cap();
     let schedule = Schedule::new(opts.rate, opts.duration);
     let shared = Arc::new(Shared::default());
     let stop = CancellationToken::new();
@@ -92,6 +92,7 @@ pub async fn start(opts: Options) -> Result<Handle, Error> {
         target = %opts.target,
         rate = opts.rate,
         cap,
+        connections,
         run_id = %opts.run_id,
         "feeder starting"
     );
@@ -103,15 +104,26 @@ pub async fn start(opts: Options) -> Result<Handle, Error> {
         ack,
         output,
     ));
+    let queue = Arc::new(SlotQueue::default());
+    let cx = Arc::new(worker::Context {
+        transport,
+        plan,
+        clock,
+        shared: shared.clone(),
+        queue: queue.clone(),
+    });
+    for _ in 0..connections {
+        tokio::spawn(worker::work(cx.clone(), tx.clone()));
+    }
+    // The workers hold the only senders: the collector ends when they do.
+    drop(tx);
     let pacer = tokio::spawn(pace(
         schedule,
         clock,
         cap,
         stop.clone(),
         shared.clone(),
-        transport,
-        plan,
-        tx,
+        queue,
     ));
     Ok(Handle {
         stop,
@@ -198,16 +210,13 @@ impl Drop for Handle {
 }
 
 /// Releases every due slot each wake-up; returns the sending period.
-#[allow(clippy::too_many_arguments)]
 async fn pace(
     schedule: Schedule,
     clock: Clock,
     cap: u64,
     stop: CancellationToken,
     shared: Arc<Shared>,
-    transport: Arc<Transport>,
-    plan: Arc<Plan>,
-    tx: mpsc::Sender<Record>,
+    queue: Arc<SlotQueue>,
 ) -> Duration {
     let mut next: u64 = 0;
     loop {
@@ -216,6 +225,7 @@ async fn pace(
         } else {
             schedule.due_by(clock.elapsed())
         };
+        let released = std::time::Instant::now();
         while next < due {
             if shared.in_flight.load(Ordering::Relaxed) >= cap {
                 shared.missed.fetch_add(1, Ordering::Relaxed);
@@ -224,18 +234,10 @@ async fn pace(
                 let due_ns = clock.t0_unix_ns().saturating_add(
                     u64::try_from(schedule.due(next).as_nanos()).unwrap_or(u64::MAX),
                 );
-                let (transport, plan, shared, tx) =
-                    (transport.clone(), plan.clone(), shared.clone(), tx.clone());
-                let seq = next;
-                let released = std::time::Instant::now();
-                tokio::spawn(async move {
-                    let record =
-                        worker::send(&transport, &plan, &clock, &shared, seq, due_ns, released)
-                            .await;
-                    if let Some(record) = record {
-                        let _ = tx.send(record).await;
-                    }
-                    shared.in_flight.fetch_sub(1, Ordering::Relaxed);
+                queue.push(Slot {
+                    seq: next,
+                    due_ns,
+                    released,
                 });
             }
             next += 1;
@@ -250,6 +252,7 @@ async fn pace(
             _ = stop.cancelled() => {}
         }
     }
+    queue.close();
     let released = clock.elapsed();
     shared
         .sending_ended_ns

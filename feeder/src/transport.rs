@@ -1,29 +1,32 @@
-//! The HTTP side: one pooled keep-alive client shared by every request, a
-//! cap on concurrent exchanges (connections), the `--resolve` rewriting, and
+//! The HTTP side: keep-alive connections, the `--resolve` rewriting, and
 //! one exchange with its timeout.
 //!
-//! Plain `http` goes through hyper-util's pooled client (the same pool
-//! reqwest wraps, without its per-request layers: measurably cheaper at tens
-//! of thousands of requests per second, see `scripts/bench-feeder.sh`);
-//! `https` goes through reqwest for TLS.
+//! Plain `http` runs on hyper's HTTP/1 connections, one per worker and
+//! reused for every request it sends (no pool lookup, no per-request task:
+//! measurably cheaper at tens of thousands of requests per second, see
+//! `scripts/bench-feeder.sh`). `https` goes through one shared reqwest
+//! client (TLS), its pool holding at most one connection per worker.
 
 use crate::options::ClientKind;
 use crate::{Error, Options};
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue};
 use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
-use std::sync::Arc;
+use hyper::client::conn::http1::SendRequest;
+use hyper_util::rt::TokioIo;
 use std::time::{Duration, Instant};
-use tokio::sync::Semaphore;
 use url::Url;
 
 const USER_AGENT: &str = concat!("handover-feeder/", env!("CARGO_PKG_VERSION"));
 
 #[derive(Debug)]
 enum Client {
-    Hyper(Box<hyper_util::client::legacy::Client<HttpConnector, Full<Bytes>>>),
+    /// Each worker dials its own keep-alive connection to `host:port` (the
+    /// `--resolve` address when one applies).
+    Direct {
+        host: String,
+        port: u16,
+    },
     Reqwest(reqwest::Client),
 }
 
@@ -31,16 +34,18 @@ enum Client {
 #[derive(Debug)]
 pub struct Transport {
     client: Client,
-    /// At most this many exchanges at once: bounds the connection count, so
-    /// a slow server meets a queue (measured from the due time) instead of a
-    /// connection storm.
-    permits: Arc<Semaphore>,
-    /// The URL requests connect to (the target, or its `--resolve` address).
+    /// The URL requests are built from (the target, or its `--resolve` address).
     base: Url,
-    /// The Host header to keep when the connection goes to another address.
-    host: Option<HeaderValue>,
+    /// The Host header every request carries.
+    host: HeaderValue,
     instance_header: HeaderName,
     timeout: Duration,
+}
+
+/// A worker's own connection (plain http only); re-dialled when it breaks.
+#[derive(Debug, Default)]
+pub struct Conn {
+    send: Option<SendRequest<Full<Bytes>>>,
 }
 
 /// What came back, if anything.
@@ -65,23 +70,21 @@ impl Transport {
             let p = format!("{}/", base.path());
             base.set_path(&p);
         }
-        let mut host = None;
         let target_host = opts.target.host_str().unwrap_or_default().to_string();
+        // Every request names the target as Host, also when `--resolve`
+        // sends it elsewhere (that is how a proxy picks the record).
+        let authority = match opts.target.port() {
+            Some(p) => format!("{target_host}:{p}"),
+            None => target_host.clone(),
+        };
+        let host = HeaderValue::from_str(&authority)
+            .map_err(|e| Error::Usage(format!("bad host {authority:?}: {e}")))?;
         if let Some((_, addr)) = opts
             .resolve
             .iter()
             .find(|(h, _)| h.eq_ignore_ascii_case(target_host.trim_matches(['[', ']'])))
         {
             if base.scheme() == "http" {
-                // Connect to the address, keep the original authority as Host.
-                let authority = match opts.target.port() {
-                    Some(p) => format!("{target_host}:{p}"),
-                    None => target_host.clone(),
-                };
-                host =
-                    Some(HeaderValue::from_str(&authority).map_err(|e| {
-                        Error::Usage(format!("resolve: bad host {authority:?}: {e}"))
-                    })?);
                 base.set_ip_host(addr.ip())
                     .map_err(|()| Error::Usage(format!("resolve: cannot use {addr}")))?;
                 base.set_port(Some(addr.port()))
@@ -91,7 +94,7 @@ impl Transport {
                 builder = builder.resolve(&target_host, *addr);
             }
         }
-        let use_hyper = match opts.client {
+        let use_direct = match opts.client {
             ClientKind::Auto => base.scheme() == "http",
             ClientKind::Hyper if base.scheme() == "http" => true,
             ClientKind::Hyper => {
@@ -102,25 +105,34 @@ impl Transport {
             }
             ClientKind::Reqwest => false,
         };
-        let client = if use_hyper {
-            let mut connector = HttpConnector::new();
-            connector.set_nodelay(true);
-            Client::Hyper(Box::new(
-                hyper_util::client::legacy::Client::builder(TokioExecutor::new())
-                    .pool_idle_timeout(Duration::from_secs(90))
-                    .build(connector),
-            ))
+        let client = if use_direct {
+            Client::Direct {
+                host: base
+                    .host_str()
+                    .unwrap_or_default()
+                    .trim_matches(['[', ']'])
+                    .to_string(),
+                port: base.port_or_known_default().unwrap_or(80),
+            }
         } else {
-            Client::Reqwest(builder.build().map_err(|e| Error::Client(e.to_string()))?)
+            Client::Reqwest(
+                builder
+                    .pool_max_idle_per_host(opts.connection_cap())
+                    .build()
+                    .map_err(|e| Error::Client(e.to_string()))?,
+            )
         };
         Ok(Transport {
             client,
-            permits: Arc::new(Semaphore::new(opts.connection_cap())),
             base,
             host,
             instance_header,
             timeout: opts.timeout,
         })
+    }
+
+    pub fn timeout(&self) -> Duration {
+        self.timeout
     }
 
     /// `path` (with an optional query) under the target's base path.
@@ -140,56 +152,38 @@ impl Transport {
         u
     }
 
-    /// Waits for a free connection slot until `released + timeout` (the
-    /// timeout runs from when the slot was handed to the client). `None`: no
-    /// connection became free in time, and nothing may be sent.
-    pub async fn permit(&self, released: Instant) -> Option<tokio::sync::SemaphorePermit<'_>> {
-        let deadline = tokio::time::Instant::from_std(released + self.timeout);
-        tokio::time::timeout_at(deadline, self.permits.acquire())
-            .await
-            .ok()?
-            .ok()
-    }
-
     /// One request, POST with a JSON body or GET without, bounded by
-    /// `released + timeout`. Returns the send instant and what came back; the
-    /// reply counts once its status line is in (the app answers only after
-    /// the order is durable); the body is drained for keep-alive.
+    /// `deadline`. Returns the send instant and what came back; the reply
+    /// counts once its status line is in (the app answers only after the
+    /// order is durable); the body is drained for keep-alive.
     pub async fn exchange(
         &self,
+        conn: &mut Conn,
         url: &Url,
         body: Option<Bytes>,
-        released: Instant,
+        deadline: Instant,
     ) -> (Instant, Reply) {
-        let deadline = tokio::time::Instant::from_std(released + self.timeout);
+        let deadline = tokio::time::Instant::from_std(deadline);
         let sent = Instant::now();
         let reply = match &self.client {
-            Client::Hyper(c) => self.via_hyper(c, url, body, deadline).await,
+            Client::Direct { host, port } => {
+                let target = Target { host, port: *port };
+                self.via_conn(conn, &target, url, body, deadline).await
+            }
             Client::Reqwest(c) => self.via_reqwest(c, url, body, deadline).await,
         };
         (sent, reply)
     }
 
-    async fn via_hyper(
+    async fn via_conn(
         &self,
-        client: &hyper_util::client::legacy::Client<HttpConnector, Full<Bytes>>,
+        conn: &mut Conn,
+        target: &Target<'_>,
         url: &Url,
         body: Option<Bytes>,
         deadline: tokio::time::Instant,
     ) -> Reply {
-        let mut req = http::Request::builder()
-            .uri(url.as_str())
-            .header(http::header::USER_AGENT, USER_AGENT);
-        if let Some(h) = &self.host {
-            req = req.header(http::header::HOST, h.clone());
-        }
-        let req = match body {
-            Some(b) => req
-                .method(http::Method::POST)
-                .header(http::header::CONTENT_TYPE, "application/json")
-                .body(Full::new(b)),
-            None => req.method(http::Method::GET).body(Full::new(Bytes::new())),
-        };
+        let req = self.request(url, body);
         let mut reply = Reply::default();
         let req = match req {
             Ok(r) => r,
@@ -198,8 +192,18 @@ impl Transport {
                 return reply;
             }
         };
-        let resp = match tokio::time::timeout_at(deadline, client.request(req)).await {
-            Ok(Ok(resp)) => resp,
+        let outcome = tokio::time::timeout_at(deadline, async {
+            let mut send = match conn.send.take() {
+                Some(s) if !s.is_closed() => s,
+                _ => dial(target).await?,
+            };
+            send.ready().await.map_err(|e| e.to_string())?;
+            let resp = send.send_request(req).await.map_err(|e| e.to_string())?;
+            Ok::<_, String>((send, resp))
+        })
+        .await;
+        let (send, resp) = match outcome {
+            Ok(Ok(x)) => x,
             Ok(Err(e)) => {
                 tracing::debug!(error = %e, "request failed");
                 return reply;
@@ -209,11 +213,43 @@ impl Transport {
         reply.status = Some(resp.status().as_u16());
         reply.instance = self.instance_of(resp.headers());
         let mut body = resp.into_body();
-        let _ = tokio::time::timeout_at(deadline, async {
-            while let Some(Ok(_)) = body.frame().await {}
+        let drained = tokio::time::timeout_at(deadline, async {
+            loop {
+                match body.frame().await {
+                    None => return true,
+                    Some(Ok(_)) => {}
+                    Some(Err(_)) => return false,
+                }
+            }
         })
         .await;
+        if drained == Ok(true) {
+            // Only a fully read reply leaves the connection reusable.
+            conn.send = Some(send);
+        }
         reply
+    }
+
+    fn request(
+        &self,
+        url: &Url,
+        body: Option<Bytes>,
+    ) -> Result<http::Request<Full<Bytes>>, http::Error> {
+        let path = match url.query() {
+            Some(q) => format!("{}?{q}", url.path()),
+            None => url.path().to_string(),
+        };
+        let req = http::Request::builder()
+            .uri(path)
+            .header(http::header::HOST, self.host.clone())
+            .header(http::header::USER_AGENT, USER_AGENT);
+        match body {
+            Some(b) => req
+                .method(http::Method::POST)
+                .header(http::header::CONTENT_TYPE, "application/json")
+                .body(Full::new(b)),
+            None => req.method(http::Method::GET).body(Full::new(Bytes::new())),
+        }
     }
 
     async fn via_reqwest(
@@ -230,9 +266,7 @@ impl Transport {
                 .body(b),
             None => client.get(url.clone()),
         };
-        if let Some(h) = &self.host {
-            req = req.header(http::header::HOST, h.clone());
-        }
+        req = req.header(http::header::HOST, self.host.clone());
         let mut reply = Reply::default();
         let mut resp = match tokio::time::timeout_at(deadline, req.send()).await {
             Ok(Ok(resp)) => resp,
@@ -261,17 +295,12 @@ impl Transport {
     /// A GET with the whole body (set-up requests only, not the load).
     async fn get_whole(&self, url: &Url) -> Result<(u16, Bytes), String> {
         match &self.client {
-            Client::Hyper(c) => {
-                let mut req = http::Request::builder()
-                    .uri(url.as_str())
-                    .header(http::header::USER_AGENT, USER_AGENT);
-                if let Some(h) = &self.host {
-                    req = req.header(http::header::HOST, h.clone());
-                }
-                let req = req
-                    .body(Full::new(Bytes::new()))
-                    .map_err(|e| e.to_string())?;
-                let resp = c.request(req).await.map_err(|e| e.to_string())?;
+            Client::Direct { host, port } => {
+                let target = Target { host, port: *port };
+                let mut send = dial(&target).await?;
+                let req = self.request(url, None).map_err(|e| e.to_string())?;
+                send.ready().await.map_err(|e| e.to_string())?;
+                let resp = send.send_request(req).await.map_err(|e| e.to_string())?;
                 let status = resp.status().as_u16();
                 let body = resp
                     .into_body()
@@ -282,11 +311,12 @@ impl Transport {
                 Ok((status, body))
             }
             Client::Reqwest(c) => {
-                let mut req = c.get(url.clone());
-                if let Some(h) = &self.host {
-                    req = req.header(http::header::HOST, h.clone());
-                }
-                let resp = req.send().await.map_err(|e| e.to_string())?;
+                let resp = c
+                    .get(url.clone())
+                    .header(http::header::HOST, self.host.clone())
+                    .send()
+                    .await
+                    .map_err(|e| e.to_string())?;
                 let status = resp.status().as_u16();
                 let body = resp.bytes().await.map_err(|e| e.to_string())?;
                 Ok((status, body))
@@ -315,6 +345,30 @@ impl Transport {
         }
         Ok(ids)
     }
+}
+
+/// Where a direct connection goes.
+struct Target<'a> {
+    host: &'a str,
+    port: u16,
+}
+
+/// Opens a keep-alive HTTP/1 connection; its driver runs as a task that ends
+/// when the connection closes.
+async fn dial(target: &Target<'_>) -> Result<SendRequest<Full<Bytes>>, String> {
+    let stream = tokio::net::TcpStream::connect((target.host, target.port))
+        .await
+        .map_err(|e| format!("connecting to {}:{}: {e}", target.host, target.port))?;
+    let _ = stream.set_nodelay(true);
+    let (send, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(|e| e.to_string())?;
+    tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            tracing::debug!(error = %e, "connection ended");
+        }
+    });
+    Ok(send)
 }
 
 /// A JSON array of users, or NDJSON (one user per line).
@@ -360,6 +414,6 @@ mod tests {
             t.url("/health?x=1").as_str(),
             "http://127.0.0.1:9999/api/health?x=1"
         );
-        assert_eq!(t.host.as_ref().unwrap(), "shop.test:8080");
+        assert_eq!(t.host, "shop.test:8080");
     }
 }

@@ -1,14 +1,21 @@
-//! One slot of the schedule: wait for a connection, build the request, send
-//! it, turn the reply into a [`Record`].
+//! The workers: a fixed set of tasks, one per connection, each taking the
+//! next released slot, sending it and turning the reply into a [`Record`].
+//!
+//! A fixed set (rather than a task per request) keeps the per-request cost
+//! to the exchange itself and bounds the connection count, so a slow server
+//! meets a queue measured from the due time instead of a connection storm.
 
 use crate::clock::Clock;
 use crate::collector::Shared;
 use crate::record::Record;
-use crate::transport::Transport;
+use crate::transport::{Conn, Transport};
 use crate::workload;
 use bytes::Bytes;
-use std::sync::atomic::Ordering;
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
+use tokio::sync::{mpsc, Notify};
 use url::Url;
 
 /// What every request of a run is made from; shared by all workers.
@@ -24,28 +31,98 @@ pub enum PlanKind {
     Probe { url: Url },
 }
 
-/// Sends slot `seq` (due at `due_ns`, handed over at `released`) and records
-/// what happened. `None`: no connection was free within the timeout, so the
-/// slot was never sent (counted as missed, no ack line: the server cannot
-/// have it).
-pub async fn send(
-    transport: &Transport,
-    plan: &Plan,
-    clock: &Clock,
-    shared: &Shared,
-    seq: u64,
-    due_ns: u64,
-    released: Instant,
-) -> Option<Record> {
-    // Waiting slots hold no request yet: memory stays small in a stall.
-    let Some(_permit) = transport.permit(released).await else {
-        shared.missed.fetch_add(1, Ordering::Relaxed);
+/// A schedule slot handed to the workers.
+#[derive(Debug, Clone, Copy)]
+pub struct Slot {
+    pub seq: u64,
+    pub due_ns: u64,
+    /// When the pacer released it: its timeout runs from here.
+    pub released: Instant,
+}
+
+/// The released slots not yet taken: many workers take, the pacer adds.
+/// Bounded by the in-flight cap, which the pacer checks before adding.
+#[derive(Debug, Default)]
+pub struct SlotQueue {
+    slots: Mutex<VecDeque<Slot>>,
+    ready: Notify,
+    closed: AtomicBool,
+}
+
+impl SlotQueue {
+    pub fn push(&self, slot: Slot) {
+        match self.slots.lock() {
+            Ok(mut q) => q.push_back(slot),
+            Err(p) => p.into_inner().push_back(slot),
+        }
+        self.ready.notify_one();
+    }
+
+    /// No more slots will come; workers finish what is queued, then stop.
+    pub fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        self.ready.notify_waiters();
+    }
+
+    fn pop(&self) -> Option<Slot> {
+        match self.slots.lock() {
+            Ok(mut q) => q.pop_front(),
+            Err(p) => p.into_inner().pop_front(),
+        }
+    }
+
+    /// The next slot, or `None` once closed and drained.
+    pub async fn next(&self) -> Option<Slot> {
+        loop {
+            let notified = self.ready.notified();
+            tokio::pin!(notified);
+            // Registered before looking, so a push in between is not lost.
+            notified.as_mut().enable();
+            if let Some(slot) = self.pop() {
+                return Some(slot);
+            }
+            if self.closed.load(Ordering::Acquire) {
+                return None;
+            }
+            notified.await;
+        }
+    }
+}
+
+/// Everything a worker needs, shared.
+pub struct Context {
+    pub transport: Arc<Transport>,
+    pub plan: Arc<Plan>,
+    pub clock: Clock,
+    pub shared: Arc<Shared>,
+    pub queue: Arc<SlotQueue>,
+}
+
+/// One worker: its own connection, slots until the queue closes.
+pub async fn work(cx: Arc<Context>, tx: mpsc::Sender<Record>) {
+    let mut conn = Conn::default();
+    while let Some(slot) = cx.queue.next().await {
+        if let Some(record) = send(&cx, &mut conn, slot).await {
+            let _ = tx.send(record).await;
+        }
+        cx.shared.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Sends one slot. `None`: its timeout ran out while it waited for a free
+/// worker, so it was never sent (counted as missed, no ack line: the server
+/// cannot have it).
+async fn send(cx: &Context, conn: &mut Conn, slot: Slot) -> Option<Record> {
+    let deadline = slot.released + cx.transport.timeout();
+    if Instant::now() >= deadline {
+        cx.shared.missed.fetch_add(1, Ordering::Relaxed);
         return None;
-    };
-    let id = workload::order_id(&plan.run_id, seq);
+    }
+    let plan = &cx.plan;
+    let id = workload::order_id(&plan.run_id, slot.seq);
     let (url, body, user_id, items_digest) = match &plan.kind {
         PlanKind::Orders { url, users } => {
-            let order = workload::order(&plan.run_id, users, seq);
+            let order = workload::order(&plan.run_id, users, slot.seq);
             let digest = workload::digest(&order);
             // A NewOrder always serializes; an empty body would be rejected (4xx), never lost.
             let body = serde_json::to_vec(&order).unwrap_or_default();
@@ -58,20 +135,68 @@ pub async fn send(
         }
         PlanKind::Probe { url } => (url, None, None, None),
     };
-    shared.sent.fetch_add(1, Ordering::Relaxed);
-    shared
+    cx.shared.sent.fetch_add(1, Ordering::Relaxed);
+    cx.shared
         .last_sent_ns
-        .fetch_max(clock.now_ns(), Ordering::Relaxed);
-    let (sent, reply) = transport.exchange(url, body, released).await;
-    let done_ns = clock.now_ns();
+        .fetch_max(cx.clock.now_ns(), Ordering::Relaxed);
+    let (sent, reply) = cx.transport.exchange(conn, url, body, deadline).await;
     Some(Record {
         id,
-        due_ns,
-        sent_ns: clock.unix_ns(sent),
-        done_ns,
+        due_ns: slot.due_ns,
+        sent_ns: cx.clock.unix_ns(sent),
+        done_ns: cx.clock.now_ns(),
         status: reply.status,
         instance: reply.instance,
         user_id,
         items_digest,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[tokio::test]
+    async fn queue_hands_out_in_order_and_ends_when_closed() {
+        let q = Arc::new(SlotQueue::default());
+        let now = Instant::now();
+        for seq in 0..3 {
+            q.push(Slot {
+                seq,
+                due_ns: seq,
+                released: now,
+            });
+        }
+        q.close();
+        let mut got = Vec::new();
+        while let Some(s) = q.next().await {
+            got.push(s.seq);
+        }
+        assert_eq!(got, vec![0, 1, 2]);
+    }
+
+    #[tokio::test]
+    async fn a_waiting_worker_wakes_on_push_and_on_close() {
+        let q = Arc::new(SlotQueue::default());
+        let q2 = q.clone();
+        let waiter = tokio::spawn(async move {
+            let first = q2.next().await.map(|s| s.seq);
+            let second = q2.next().await.map(|s| s.seq);
+            (first, second)
+        });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        q.push(Slot {
+            seq: 7,
+            due_ns: 0,
+            released: Instant::now(),
+        });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        q.close();
+        let got = tokio::time::timeout(Duration::from_secs(10), waiter)
+            .await
+            .expect("worker woke")
+            .expect("join");
+        assert_eq!(got, (Some(7), None));
+    }
 }
