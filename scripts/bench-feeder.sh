@@ -8,13 +8,13 @@
 # 4. measure the feeder's peak RSS over a 60 s run at 10,000/s;
 # 5. print a table.
 #
-# Env: STEP_SECS (10), START_RATE (2000), MAX_STEPS (12), RSS_SECS (60),
+# Env: STEP_SECS (10), START_RATE (5000), MAX_STEPS (12), RSS_SECS (60),
 #      RSS_RATE (10000), OHA_CONNECTIONS (50), CARGO_TARGET_DIR.
 # Loopback only. Every child is killed on exit.
 set -euo pipefail
 
 STEP_SECS=${STEP_SECS:-10}
-START_RATE=${START_RATE:-2000}
+START_RATE=${START_RATE:-5000}
 MAX_STEPS=${MAX_STEPS:-12}
 RSS_SECS=${RSS_SECS:-60}
 RSS_RATE=${RSS_RATE:-10000}
@@ -58,13 +58,15 @@ echo "   target $URL" >&2
 # run_feeder RATE SECS -> prints "pass achieved missed failed p50 p99"
 run_feeder() {
     local rate=$1 secs=$2
+    rm -f "$WORK/report.json"
     "$FEEDER" "$URL" "$rate" --duration "${secs}s" --progress off \
         --ack-log "$WORK/acks.jsonl" --report "$WORK/report.json" > /dev/null 2> "$WORK/feeder.err" || true
     jq -r --argjson rate "$rate" '
         [ (if (.achieved_rate >= 0.99 * $rate and .missed == 0 and .rejected + .indeterminate == 0)
            then "pass" else "fail" end),
           .achieved_rate, .missed, (.rejected + .indeterminate),
-          .latency_ms.p50, .latency_ms.p99 ] | @tsv' "$WORK/report.json"
+          .latency_ms.p50, .latency_ms.p99 ] | @tsv' "$WORK/report.json" 2>/dev/null \
+        || printf 'fail\t0\t0\t0\t0\t0\n'
 }
 
 echo "== stepping the feeder's rate (${STEP_SECS}s per step, ack log on)" >&2

@@ -60,8 +60,8 @@ pub struct RunArgs {
     /// [default: rate × timeout].
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     pub max_in_flight: Option<u64>,
-    /// Cap on concurrent exchanges, i.e. connections [default: the in-flight
-    /// cap, at most 256]. Extra slots wait for a connection; their latency
+    /// Workers, each with one keep-alive connection [default: the in-flight
+    /// cap, at most 256]. Extra slots wait for a free worker; their latency
     /// still counts from the due time.
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     pub connections: Option<u64>,

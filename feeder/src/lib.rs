@@ -1,15 +1,15 @@
 //! The open-loop order driver: exact rate, per-order ack log, instance-change
 //! detection.
 //!
-//! A run is a pipeline: pacer → workers → records → collector (aggregate,
-//! ack log, printer). Library users call [`start`], poll [`Handle::live`],
+//! A run is a pipeline: pacer → slot queue → workers (one keep-alive
+//! connection each) → records → collector (aggregate, ack log, printer). Library users call [`start`], poll [`Handle::live`],
 //! [`Handle::stop`] it, and [`Handle::finish`] it for the report.
 //!
 //! - [`options`]: what a run is asked to do, and its validation.
 //! - [`driver`]: [`start`], [`Handle`]; wires the pipeline and the pacer loop.
 //! - [`pacer`]: the absolute open-loop schedule.
-//! - [`worker`]: one slot → one request → one [`record::Record`].
-//! - [`transport`]: the shared HTTP client, `--resolve`, timeouts.
+//! - [`worker`]: the slot queue and the workers: slot → request → [`record::Record`].
+//! - [`transport`]: connections (hyper for http, reqwest for https), `--resolve`, timeouts.
 //! - [`workload`]: order ids and bodies, a pure function of the slot.
 //! - [`collector`]: records → ack log, aggregate, progress output.
 //! - [`aggregate`]: the pure aggregator (histograms, seconds, gaps, report).

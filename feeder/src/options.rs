@@ -31,9 +31,10 @@ pub struct Options {
     pub resolve: Vec<(String, SocketAddr)>,
     /// Per-second lines and events.
     pub progress: Progress,
-    /// Cap on concurrent exchanges (and so on connections); `None`: the
-    /// in-flight cap, at most 256. Slots beyond it wait for a connection,
-    /// their latency still counted from the due time.
+    /// Workers, each with its own keep-alive connection: the cap on
+    /// concurrent exchanges. `None`: the in-flight cap, at most 256. Slots
+    /// beyond it wait for a free worker, their latency still counted from
+    /// the due time; one still waiting when its timeout runs out is missed.
     pub connections: Option<usize>,
     /// Which HTTP client carries the load.
     pub client: ClientKind,
@@ -113,7 +114,7 @@ impl Options {
         }
     }
 
-    /// The cap on concurrent exchanges actually used.
+    /// The number of workers (connections) actually used.
     pub fn connection_cap(&self) -> usize {
         self.connections
             .unwrap_or_else(|| self.in_flight_cap().min(256))

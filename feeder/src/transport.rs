@@ -193,13 +193,34 @@ impl Transport {
             }
         };
         let outcome = tokio::time::timeout_at(deadline, async {
-            let mut send = match conn.send.take() {
-                Some(s) if !s.is_closed() => s,
-                _ => dial(target).await?,
+            let (mut send, mut reused) = match conn.send.take() {
+                Some(s) if !s.is_closed() => (s, true),
+                _ => (dial(target).await?, false),
             };
-            send.ready().await.map_err(|e| e.to_string())?;
-            let resp = send.send_request(req).await.map_err(|e| e.to_string())?;
-            Ok::<_, String>((send, resp))
+            let mut req = req;
+            loop {
+                if send.ready().await.is_err() {
+                    if reused {
+                        send = dial(target).await?;
+                        reused = false;
+                        continue;
+                    }
+                    return Err("connection closed before the request was sent".to_string());
+                }
+                match send.try_send_request(req).await {
+                    Ok(resp) => return Ok((send, resp)),
+                    Err(mut e) => match e.take_message() {
+                        // Never written (a keep-alive connection the server
+                        // had just closed): safe to send on a fresh one.
+                        Some(back) if reused => {
+                            req = back;
+                            send = dial(target).await?;
+                            reused = false;
+                        }
+                        _ => return Err(e.into_error().to_string()),
+                    },
+                }
+            }
         })
         .await;
         let (send, resp) = match outcome {

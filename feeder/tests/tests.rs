@@ -549,3 +549,16 @@ async fn reqwest_client_resolves_and_classifies_alike() {
         "{hosts:?}"
     );
 }
+
+/// A server that closes idle keep-alive connections: the feeder re-dials and
+/// nothing is lost or reported as failed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconnects_when_the_server_closes_idle_connections() {
+    let server =
+        util::serve_with_idle_close(|_| Reply::ok("a"), Some(Duration::from_millis(50))).await;
+    let mut o = opts(&server.url(), 20.0, 2_000);
+    o.connections = Some(2);
+    let r = feeder::start(o).await.unwrap().finish().await.unwrap();
+    assert_eq!((r.sent, r.ok, r.indeterminate), (40, 40, 0), "{r:#?}");
+    assert_eq!(server.count(), 40);
+}

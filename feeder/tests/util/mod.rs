@@ -105,6 +105,14 @@ pub async fn serve<F>(behave: F) -> TestServer
 where
     F: Fn(&Ctx) -> Reply + Send + Sync + 'static,
 {
+    serve_with_idle_close(behave, None).await
+}
+
+/// Like [`serve`], but closes a keep-alive connection idle for `idle`.
+pub async fn serve_with_idle_close<F>(behave: F, idle: Option<Duration>) -> TestServer
+where
+    F: Fn(&Ctx) -> Reply + Send + Sync + 'static,
+{
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     let seen = Arc::new(Seen::default());
@@ -125,9 +133,13 @@ where
                         Ok::<_, std::convert::Infallible>(handle(req, &*behave, &seen, t0).await)
                     }
                 });
-                let _ = http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), svc)
-                    .await;
+                let mut builder = http1::Builder::new();
+                if let Some(idle) = idle {
+                    builder
+                        .timer(hyper_util::rt::TokioTimer::new())
+                        .header_read_timeout(idle);
+                }
+                let _ = builder.serve_connection(TokioIo::new(stream), svc).await;
             });
         }
     });
