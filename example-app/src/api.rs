@@ -558,5 +558,12 @@ async fn metrics_text(State(app): State<Arc<App>>) -> Response {
         "Most appends carried by one transaction (group commit).",
         s.max_batch,
     );
+    metrics::single(
+        &mut out,
+        "handover_store_handed_over_total",
+        "counter",
+        "Own commits applied from memory instead of read back from the store.",
+        s.handed_over,
+    );
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
 }

@@ -70,6 +70,9 @@ pub struct StoreStats {
     pub appends: u64,
     /// The most appends one transaction carried: > 1 shows group commit.
     pub max_batch: u64,
+    /// Own commits a subscriber in this process took from memory instead of
+    /// reading them back from the store.
+    pub handed_over: u64,
 }
 
 /// An event log shared by every instance.
@@ -88,6 +91,12 @@ pub trait EventStore: Send + Sync {
         after: u64,
         limit: usize,
     ) -> BoxFuture<'_, Result<Vec<StoredEvent>, StoreError>>;
+
+    /// Events this process committed at `after + 1`, `after + 2`, …, up to
+    /// `limit`, without asking the store; empty when `after + 1` is not such a
+    /// commit (then read it with [`EventStore::read_after`]). They are taken:
+    /// a second caller with the same `after` gets nothing.
+    fn take_own_after(&self, after: u64, limit: usize) -> Vec<StoredEvent>;
 
     /// The highest committed position (0 for an empty store), asked of the store.
     fn head(&self) -> BoxFuture<'_, Result<u64, StoreError>>;
@@ -173,7 +182,13 @@ impl Subscription {
             // Mark the current head as seen before reading, so a commit that
             // lands after the read still wakes the wait below.
             self.head.borrow_and_update();
-            let events = self.store.read_after(self.cursor, self.batch).await?;
+            // This process's own commits come from memory when they are
+            // next in line; anything else (another process's commit first)
+            // is read from the store, so positions still apply strictly in order.
+            let mut events = self.store.take_own_after(self.cursor, self.batch);
+            if events.is_empty() {
+                events = self.store.read_after(self.cursor, self.batch).await?;
+            }
             if let Some(last) = events.last() {
                 let mut prev = self.cursor;
                 for e in &events {

@@ -36,7 +36,7 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::{AsyncMessage, Client, Config, NoTls, Statement};
 use tokio_util::sync::CancellationToken;
 
-use super::shared::Shared;
+use super::shared::{settle, Shared};
 use super::url::StoreUrl;
 use super::{Appended, EventStore, NewEvent, StoreError, StoreOptions, StoreStats, StoredEvent};
 
@@ -235,21 +235,7 @@ async fn writer_loop(
         .await;
         match result {
             Ok(results) => {
-                shared.record_commit(batch.len() as u64);
-                shared.set_error(None);
-                let top = results.iter().map(|(p, _)| *p).max().unwrap_or(0);
-                shared.publish_head(top);
-                for (req, (position, existing)) in batch.drain(..).zip(results) {
-                    let NewEvent { kind, key, payload } = req.event;
-                    let created = existing.is_none();
-                    let event = StoredEvent {
-                        position,
-                        kind,
-                        key,
-                        payload: existing.unwrap_or(payload),
-                    };
-                    let _ = req.reply.send(Ok(Appended { event, created }));
-                }
+                shared.committed(settle(batch.drain(..).map(|r| (r.event, r.reply)), results))
             }
             Err(msg) => {
                 // The outcome of a failed commit is unknown to the caller (503);
@@ -493,6 +479,10 @@ impl EventStore for PostgresStore {
                 .collect())
         }
         .boxed()
+    }
+
+    fn take_own_after(&self, after: u64, limit: usize) -> Vec<StoredEvent> {
+        self.shared.take_next(after, limit)
     }
 
     fn head(&self) -> BoxFuture<'_, Result<u64, StoreError>> {

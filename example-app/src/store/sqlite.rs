@@ -24,7 +24,7 @@ use futures::FutureExt;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, TransactionBehavior};
 use tokio::sync::{mpsc, oneshot, watch};
 
-use super::shared::Shared;
+use super::shared::{settle, Shared};
 use super::{Appended, EventStore, NewEvent, StoreError, StoreOptions, StoreStats, StoredEvent};
 
 /// How long a connection waits for another process's write lock.
@@ -166,21 +166,7 @@ fn writer_loop(
         }
         match commit_batch(&mut conn, &batch) {
             Ok(results) => {
-                shared.record_commit(batch.len() as u64);
-                shared.set_error(None);
-                let top = results.iter().map(|(p, _)| *p).max().unwrap_or(0);
-                shared.publish_head(top);
-                for (req, (position, existing)) in batch.drain(..).zip(results) {
-                    let NewEvent { kind, key, payload } = req.event;
-                    let created = existing.is_none();
-                    let event = StoredEvent {
-                        position,
-                        kind,
-                        key,
-                        payload: existing.unwrap_or(payload),
-                    };
-                    let _ = req.reply.send(Ok(Appended { event, created }));
-                }
+                shared.committed(settle(batch.drain(..).map(|r| (r.event, r.reply)), results))
             }
             Err(e) => {
                 let msg = format!("append failed: {e}");
@@ -309,6 +295,10 @@ impl EventStore for SqliteStore {
             .await
         }
         .boxed()
+    }
+
+    fn take_own_after(&self, after: u64, limit: usize) -> Vec<StoredEvent> {
+        self.shared.take_next(after, limit)
     }
 
     fn head(&self) -> BoxFuture<'_, Result<u64, StoreError>> {

@@ -2,9 +2,11 @@
 //! backend runs the same suite (see `sqlite.rs`, `postgres.rs`).
 
 use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use example_app::store::{NewEvent, Subscription};
+use example_app::store::{EventStore, NewEvent, StoredEvent, Subscription};
 use futures::future::join_all;
 use handover_contract::Order;
 
@@ -393,4 +395,73 @@ pub async fn many_appenders_every_subscriber_sees_each_once(url: &str) {
         let keys: HashSet<&str> = seen.iter().map(|e| e.key.as_str()).collect();
         assert_eq!(keys.len() as u64, total);
     }
+}
+
+/// A subscriber takes its own process's commits from memory only when they
+/// are next in line: with another store handle (another process's writer)
+/// committing before, between and after them, it still sees every position
+/// exactly once, in order, the other's events read from the store.
+pub async fn own_commits_interleaved_gap_free(url: &str) {
+    let mine = open_store(url).await;
+    let other = open_store(url).await;
+    let start = head(&*mine).await;
+    let rounds = 30;
+    let n = 5;
+    let total = (rounds * n * 4) as u64;
+
+    let progress = Arc::new(AtomicU64::new(start));
+    let (sub_store, reached) = (mine.clone(), progress.clone());
+    let collector = tokio::spawn(async move {
+        let mut sub = Subscription::new(sub_store, start);
+        let mut seen = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while (seen.len() as u64) < total && Instant::now() < deadline {
+            if let Ok(r) = tokio::time::timeout(Duration::from_secs(5), sub.next()).await {
+                seen.extend(r.expect("subscription"));
+                reached.store(sub.position(), Ordering::SeqCst);
+            }
+        }
+        seen
+    });
+    let append_all = |store: Arc<dyn EventStore>, tag: String| async move {
+        let r = join_all((0..n).map(|i| store.append(event(&format!("{tag}-{i}"), "1")))).await;
+        for x in r {
+            assert!(x.expect("append").created);
+        }
+    };
+    for r in 0..rounds {
+        // Caught up, so the own commits below are next in line (handed over).
+        let h = head(&*mine).await;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while progress.load(Ordering::SeqCst) < h && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        append_all(mine.clone(), format!("own-a-{r}")).await;
+        // Both at once: commits interleave.
+        futures::join!(
+            append_all(mine.clone(), format!("own-b-{r}")),
+            append_all(other.clone(), format!("other-b-{r}")),
+        );
+        // Another process's commits ahead of the subscriber.
+        append_all(other.clone(), format!("other-c-{r}")).await;
+    }
+    let seen = collector.await.expect("collector");
+    let positions: Vec<u64> = seen.iter().map(|e| e.position).collect();
+    let want: Vec<u64> = (start + 1..=start + total).collect();
+    assert_eq!(positions, want, "not every position once, in order");
+    let stored: HashMap<u64, StoredEvent> = all_events(&*mine)
+        .await
+        .into_iter()
+        .map(|e| (e.position, e))
+        .collect();
+    for e in &seen {
+        assert_same!("delivered vs stored", Some(e), stored.get(&e.position));
+    }
+    let handed = mine.stats().handed_over;
+    assert!(
+        handed >= (rounds * n) as u64 && handed <= total / 2,
+        "own commits handed over: {handed} of {}",
+        total / 2
+    );
+    assert_eq!(other.stats().handed_over, 0);
 }

@@ -33,6 +33,12 @@ async fn pg_many_appenders_every_subscriber_sees_each_once() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pg_own_commits_interleaved_gap_free() {
+    let db = db().await;
+    contract::own_commits_interleaved_gap_free(&db.url).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pg_same_id_on_two_instances() {
     let db = db().await;
     contract::same_id_on_two_instances(&db.url, &[]).await;

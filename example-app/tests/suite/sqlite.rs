@@ -26,6 +26,12 @@ async fn sqlite_two_writers_gap_free_and_converge() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_own_commits_interleaved_gap_free() {
+    let (_dir, url) = temp_store();
+    contract::own_commits_interleaved_gap_free(&url).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_same_id_on_two_instances() {
     let (_dir, url) = temp_store();
     contract::same_id_on_two_instances(&url, &[]).await;
