@@ -112,18 +112,19 @@ pub async fn start(opts: Options) -> Result<Handle, Error> {
         shared: shared.clone(),
         queue: queue.clone(),
     });
-    for _ in 0..connections {
-        tokio::spawn(worker::work(cx.clone(), tx.clone()));
-    }
-    // The workers hold the only senders: the collector ends when they do.
-    drop(tx);
+    let workers = Workers {
+        cx,
+        tx,
+        spawned: 0,
+        max: connections,
+    };
     let pacer = tokio::spawn(pace(
         schedule,
         clock,
         cap,
         stop.clone(),
         shared.clone(),
-        queue,
+        workers,
     ));
     Ok(Handle {
         stop,
@@ -209,6 +210,36 @@ impl Drop for Handle {
     }
 }
 
+/// The worker set, grown on demand up to `max`.
+struct Workers {
+    cx: Arc<worker::Context>,
+    tx: mpsc::Sender<crate::record::Record>,
+    spawned: usize,
+    max: usize,
+}
+
+impl Workers {
+    /// Fewest workers to start with; the rest come when slots wait.
+    const INITIAL: usize = 4;
+
+    fn grow_to(&mut self, n: usize) {
+        while self.spawned < n.min(self.max) {
+            tokio::spawn(worker::work(self.cx.clone(), self.tx.clone()));
+            self.spawned += 1;
+        }
+    }
+
+    /// Adds a worker for every waiting slot no idle worker will take.
+    fn keep_up(&mut self) {
+        let queue = &self.cx.queue;
+        let backlog = queue.len();
+        let idle = queue.idle();
+        if backlog > idle {
+            self.grow_to(self.spawned + (backlog - idle));
+        }
+    }
+}
+
 /// Releases every due slot each wake-up; returns the sending period.
 async fn pace(
     schedule: Schedule,
@@ -216,8 +247,10 @@ async fn pace(
     cap: u64,
     stop: CancellationToken,
     shared: Arc<Shared>,
-    queue: Arc<SlotQueue>,
+    mut workers: Workers,
 ) -> Duration {
+    let queue = workers.cx.queue.clone();
+    workers.grow_to(Workers::INITIAL);
     let mut next: u64 = 0;
     loop {
         let due = if stop.is_cancelled() {
@@ -242,6 +275,7 @@ async fn pace(
             }
             next += 1;
         }
+        workers.keep_up();
         let done = schedule.limit().is_some_and(|l| next >= l);
         if done || stop.is_cancelled() {
             break;
@@ -253,6 +287,8 @@ async fn pace(
         }
     }
     queue.close();
+    // The workers hold the remaining senders: the collector ends when they do.
+    drop(workers);
     let released = clock.elapsed();
     shared
         .sending_ended_ns

@@ -1,9 +1,12 @@
-//! The workers: a fixed set of tasks, one per connection, each taking the
-//! next released slot, sending it and turning the reply into a [`Record`].
+//! The workers: long-lived tasks, one per connection, each taking the next
+//! released slot, sending it and turning the reply into a [`Record`].
 //!
-//! A fixed set (rather than a task per request) keeps the per-request cost
-//! to the exchange itself and bounds the connection count, so a slow server
-//! meets a queue measured from the due time instead of a connection storm.
+//! Long-lived workers (rather than a task per request) keep the per-request
+//! cost to the exchange itself. Their number grows with demand (the pacer
+//! adds one when slots wait and no worker is idle) up to a cap, so a fast
+//! server is driven over few connections (cheapest) and a slow one gets as
+//! many as it needs, never a connection storm: beyond the cap slots queue,
+//! their latency measured from the due time.
 
 use crate::clock::Clock;
 use crate::collector::Shared;
@@ -12,7 +15,7 @@ use crate::transport::{Conn, Transport};
 use crate::workload;
 use bytes::Bytes;
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 use tokio::sync::{mpsc, Notify};
@@ -47,6 +50,9 @@ pub struct SlotQueue {
     slots: Mutex<VecDeque<Slot>>,
     ready: Notify,
     closed: AtomicBool,
+    /// Workers waiting for a slot: the pacer adds workers when the backlog
+    /// outgrows them.
+    idle: AtomicUsize,
 }
 
 impl SlotQueue {
@@ -62,6 +68,23 @@ impl SlotQueue {
     pub fn close(&self) {
         self.closed.store(true, Ordering::Release);
         self.ready.notify_waiters();
+    }
+
+    /// Slots waiting for a worker.
+    pub fn len(&self) -> usize {
+        match self.slots.lock() {
+            Ok(q) => q.len(),
+            Err(p) => p.into_inner().len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Workers currently waiting for a slot.
+    pub fn idle(&self) -> usize {
+        self.idle.load(Ordering::Relaxed)
     }
 
     fn pop(&self) -> Option<Slot> {
@@ -84,7 +107,9 @@ impl SlotQueue {
             if self.closed.load(Ordering::Acquire) {
                 return None;
             }
+            self.idle.fetch_add(1, Ordering::Relaxed);
             notified.await;
+            self.idle.fetch_sub(1, Ordering::Relaxed);
         }
     }
 }
