@@ -148,6 +148,7 @@ TOML
 
 echo "== migrator run on host client"
 set +e
+cd "$WORK" # the migrator keeps its step logs (b-start.log) in its working directory
 HANDOVER_STORE=$STORE_URL CLOUDFLARE_API_TOKEN=$TOKEN NO_COLOR=1 netns_exec client "$BIN/migrator" run --plan "$WORK/plan.toml" \
   --report "$WORK/report.json" 2>"$WORK/migrator.log"
 RC=$?

@@ -130,6 +130,7 @@ impl CliError {
                 exit::USAGE
             }
             CliError::Demo(e) => e.exit_code(),
+            CliError::Reconcile(e) if e.is_usage() => exit::USAGE,
             CliError::Reconcile(_) => exit::FAILED,
         }
     }

@@ -781,7 +781,7 @@ impl Pipeline {
             }
         }
         if let Some(path) = self.opts_plot.clone() {
-            match crate::plot::render(&self.ack_log, &self.report.steps, &path) {
+            match crate::plot::render_report(&self.ack_log, &self.report, &path) {
                 Ok(()) => self.printer.note(&format!("plot: {}", path.display())),
                 Err(e) => self
                     .printer
