@@ -99,9 +99,9 @@ if command -v oha >/dev/null; then
         -m POST -T application/json -d "$body" "${URL}orders" > "$WORK/oha.json" 2> "$WORK/oha.err" \
         || oha -z "${STEP_SECS}s" -c "$OHA_CONNECTIONS" --no-tui -j \
         -m POST -T application/json -d "$body" "${URL}orders" > "$WORK/oha.json" 2>> "$WORK/oha.err"; then
-        oha_rate=$(jq -r '.summary.requestsPerSec' "$WORK/oha.json")
-        oha_p50=$(jq -r '.latencyPercentiles.p50 * 1000' "$WORK/oha.json")
-        oha_p99=$(jq -r '.latencyPercentiles.p99 * 1000' "$WORK/oha.json")
+        oha_rate=$(jq -r '.summary.requestsPerSec | floor' "$WORK/oha.json")
+        oha_p50=$(jq -r '.latencyPercentiles.p50 * 1000000 | round / 1000' "$WORK/oha.json")
+        oha_p99=$(jq -r '.latencyPercentiles.p99 * 1000000 | round / 1000' "$WORK/oha.json")
     else
         echo "bench-feeder: oha failed: $(cat "$WORK/oha.err")" >&2
     fi
