@@ -104,13 +104,12 @@ pub async fn start(opts: Options) -> Result<Handle, Error> {
         ack,
         output,
     ));
-    let queue = Arc::new(SlotQueue::default());
     let cx = Arc::new(worker::Context {
         transport,
         plan,
         clock,
         shared: shared.clone(),
-        queue: queue.clone(),
+        queue: Arc::new(SlotQueue::default()),
     });
     let workers = Workers {
         cx,
