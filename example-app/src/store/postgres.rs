@@ -69,7 +69,7 @@ pub struct PostgresStore {
     url: StoreUrl,
     config: Config,
     writer: mpsc::Sender<AppendRequest>,
-    reader: Mutex<Option<Client>>,
+    reader: Mutex<Option<Reader>>,
     shared: Arc<Shared>,
     cancel: CancellationToken,
     timeout: Duration,
@@ -126,6 +126,9 @@ impl PostgresStore {
         let head = read_head(&client)
             .await
             .map_err(|e| config_err(pg_err("head", &e)))?;
+        let reader = Reader::prepare(client)
+            .await
+            .map_err(|e| config_err(pg_err("prepare", &e)))?;
 
         let shared = Arc::new(Shared::new(head));
         let cancel = CancellationToken::new();
@@ -146,7 +149,7 @@ impl PostgresStore {
             url: url.clone(),
             config,
             writer: tx,
-            reader: Mutex::new(Some(client)),
+            reader: Mutex::new(Some(reader)),
             shared,
             cancel,
             timeout: opts.append_timeout,
@@ -157,15 +160,18 @@ impl PostgresStore {
     async fn read<T>(
         &self,
         what: &'static str,
-        f: impl for<'c> FnOnce(&'c Client) -> BoxFuture<'c, Result<T, tokio_postgres::Error>>,
+        f: impl for<'c> FnOnce(&'c Reader) -> BoxFuture<'c, Result<T, tokio_postgres::Error>>,
     ) -> Result<T, StoreError> {
         let attempt = async {
             let mut slot = self.reader.lock().await;
-            if slot.as_ref().is_none_or(Client::is_closed) {
+            if slot.as_ref().is_none_or(|r| r.client.is_closed()) {
+                let client = connect(&self.config)
+                    .await
+                    .map_err(|e| StoreError::Unavailable(pg_err("reconnect", &e)))?;
                 *slot = Some(
-                    connect(&self.config)
+                    Reader::prepare(client)
                         .await
-                        .map_err(|e| StoreError::Unavailable(pg_err("reconnect", &e)))?,
+                        .map_err(|e| StoreError::Unavailable(pg_err("prepare", &e)))?,
                 );
             }
             let client = slot
@@ -190,6 +196,25 @@ impl PostgresStore {
 impl Drop for PostgresStore {
     fn drop(&mut self) {
         self.cancel.cancel();
+    }
+}
+
+/// The reader's connection and its prepared read (one round trip per read,
+/// not a parse and an execute).
+struct Reader {
+    client: Client,
+    read_after: Statement,
+}
+
+impl Reader {
+    async fn prepare(client: Client) -> Result<Reader, tokio_postgres::Error> {
+        let read_after = client
+            .prepare(
+                "SELECT position, kind, key, payload FROM events
+                 WHERE position > $1 ORDER BY position LIMIT $2",
+            )
+            .await?;
+        Ok(Reader { client, read_after })
     }
 }
 
@@ -365,13 +390,20 @@ async fn listener_loop(config: Config, shared: Arc<Shared>, cancel: Cancellation
                 .connect(NoTls)
                 .await
                 .map_err(|e| pg_err("listen connect", &e))?;
-            let (tx, mut rx) = mpsc::unbounded_channel::<Option<u64>>();
+            // Dropped when the connection ends: tells the session it is lost.
+            let (alive, mut lost) = mpsc::channel::<()>(1);
+            let notified = shared.clone();
+            // Publishes straight from the connection's task: one wake-up
+            // fewer between a commit and its subscribers.
             let driver = tokio::spawn(async move {
+                let _alive = alive;
                 let mut messages = futures::stream::poll_fn(move |cx| connection.poll_message(cx));
                 while let Some(msg) = messages.next().await {
                     match msg {
                         Ok(AsyncMessage::Notification(n)) => {
-                            let _ = tx.send(n.payload().parse().ok());
+                            if let Ok(head) = n.payload().parse() {
+                                notified.publish_head(head);
+                            }
                         }
                         Ok(_) => {}
                         Err(e) => {
@@ -390,15 +422,9 @@ async fn listener_loop(config: Config, shared: Arc<Shared>, cancel: Cancellation
                 let head = read_head(&client).await.map_err(|e| pg_err("head", &e))?;
                 shared.publish_head(head);
                 shared.set_error(None);
-                loop {
-                    tokio::select! {
-                        _ = cancel.cancelled() => return Ok(()),
-                        msg = rx.recv() => match msg {
-                            Some(Some(head)) => shared.publish_head(head),
-                            Some(None) => {}
-                            None => return Err("listen connection lost".to_string()),
-                        }
-                    }
+                tokio::select! {
+                    _ = cancel.cancelled() => Ok(()),
+                    _ = lost.recv() => Err("listen connection lost".to_string()),
                 }
             }
             .await;
@@ -456,16 +482,8 @@ impl EventStore for PostgresStore {
             let after = i64::try_from(after).unwrap_or(i64::MAX);
             let limit = i64::try_from(limit).unwrap_or(i64::MAX);
             let rows = self
-                .read("read", move |c| {
-                    async move {
-                        c.query(
-                            "SELECT position, kind, key, payload FROM events
-                             WHERE position > $1 ORDER BY position LIMIT $2",
-                            &[&after, &limit],
-                        )
-                        .await
-                    }
-                    .boxed()
+                .read("read", move |r| {
+                    async move { r.client.query(&r.read_after, &[&after, &limit]).await }.boxed()
                 })
                 .await?;
             Ok(rows
@@ -488,7 +506,9 @@ impl EventStore for PostgresStore {
     fn head(&self) -> BoxFuture<'_, Result<u64, StoreError>> {
         async move {
             let head = self
-                .read("head", |c| async move { read_head(c).await }.boxed())
+                .read("head", |r| {
+                    async move { read_head(&r.client).await }.boxed()
+                })
                 .await?;
             self.shared.publish_head(head);
             Ok(head)
