@@ -30,6 +30,7 @@ pub mod driver;
 pub mod error;
 pub mod handover;
 pub mod histogram;
+pub mod http1;
 pub mod live;
 pub mod merge;
 pub mod options;

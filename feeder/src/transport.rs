@@ -1,12 +1,14 @@
 //! The HTTP side: keep-alive connections, the `--resolve` rewriting, and
 //! one exchange with its timeout.
 //!
-//! Plain `http` runs on hyper's HTTP/1 connections, one per worker and
-//! reused for every request it sends (no pool lookup, no per-request task:
-//! measurably cheaper at tens of thousands of requests per second, see
-//! `scripts/bench-feeder.sh`). `https` goes through one shared reqwest
-//! client (TLS), its pool holding at most one connection per worker.
+//! Plain `http` runs on the feeder's own HTTP/1.1 connections
+//! ([`crate::http1`]), one per worker and reused for every request it sends
+//! (no pool lookup, no per-request task or channel: measurably cheaper at
+//! tens of thousands of requests per second, see `scripts/bench-feeder.sh`).
+//! `https` goes through one shared reqwest client (TLS), its pool holding at
+//! most one connection per worker. Set-up requests (`GET /users`) use hyper.
 
+use crate::http1;
 use crate::options::ClientKind;
 use crate::{Error, Options};
 use bytes::Bytes;
@@ -43,10 +45,7 @@ pub struct Transport {
 }
 
 /// A worker's own connection (plain http only); re-dialled when it breaks.
-#[derive(Debug, Default)]
-pub struct Conn {
-    send: Option<SendRequest<Full<Bytes>>>,
-}
+pub use crate::http1::Conn;
 
 /// What came back, if anything.
 #[derive(Debug, Clone, Default)]
@@ -160,7 +159,7 @@ impl Transport {
         &self,
         conn: &mut Conn,
         url: &Url,
-        body: Option<Bytes>,
+        body: Option<&[u8]>,
         deadline: Instant,
     ) -> (Instant, Reply) {
         let deadline = tokio::time::Instant::from_std(deadline);
@@ -180,50 +179,32 @@ impl Transport {
         conn: &mut Conn,
         target: &Target<'_>,
         url: &Url,
-        body: Option<Bytes>,
+        body: Option<&[u8]>,
         deadline: tokio::time::Instant,
     ) -> Reply {
-        let req = self.request(url, body);
-        let mut reply = Reply::default();
-        let req = match req {
-            Ok(r) => r,
-            Err(e) => {
-                tracing::debug!(error = %e, "building the request failed");
-                return reply;
-            }
+        let path = match url.query() {
+            Some(q) => std::borrow::Cow::Owned(format!("{}?{q}", url.path())),
+            None => std::borrow::Cow::Borrowed(url.path()),
         };
-        let outcome = tokio::time::timeout_at(deadline, async {
-            let (mut send, mut reused) = match conn.send.take() {
-                Some(s) if !s.is_closed() => (s, true),
-                _ => (dial(target).await?, false),
-            };
-            let mut req = req;
-            loop {
-                if send.ready().await.is_err() {
-                    if reused {
-                        send = dial(target).await?;
-                        reused = false;
-                        continue;
-                    }
-                    return Err("connection closed before the request was sent".to_string());
-                }
-                match send.try_send_request(req).await {
-                    Ok(resp) => return Ok((send, resp)),
-                    Err(mut e) => match e.take_message() {
-                        // Never written (a keep-alive connection the server
-                        // had just closed): safe to send on a fresh one.
-                        Some(back) if reused => {
-                            req = back;
-                            send = dial(target).await?;
-                            reused = false;
-                        }
-                        _ => return Err(e.into_error().to_string()),
-                    },
-                }
-            }
-        })
+        let req = http1::Request {
+            method: if body.is_some() { "POST" } else { "GET" },
+            path_and_query: &path,
+            host: self.host.as_bytes(),
+            user_agent: USER_AGENT,
+            body,
+        };
+        let mut reply = Reply::default();
+        let sent = tokio::time::timeout_at(
+            deadline,
+            conn.send(
+                target.host,
+                target.port,
+                self.instance_header.as_str(),
+                &req,
+            ),
+        )
         .await;
-        let (send, resp) = match outcome {
+        let (head, framing) = match sent {
             Ok(Ok(x)) => x,
             Ok(Err(e)) => {
                 tracing::debug!(error = %e, "request failed");
@@ -231,22 +212,13 @@ impl Transport {
             }
             Err(_) => return reply,
         };
-        reply.status = Some(resp.status().as_u16());
-        reply.instance = self.instance_of(resp.headers());
-        let mut body = resp.into_body();
-        let drained = tokio::time::timeout_at(deadline, async {
-            loop {
-                match body.frame().await {
-                    None => return true,
-                    Some(Ok(_)) => {}
-                    Some(Err(_)) => return false,
-                }
-            }
-        })
-        .await;
-        if drained == Ok(true) {
-            // Only a fully read reply leaves the connection reusable.
-            conn.send = Some(send);
+        reply.status = Some(head.status);
+        reply.instance = head.instance;
+        // A reply not drained in time leaves the connection closed (dropped
+        // with the future), never out of step.
+        if let Ok(Err(e)) = tokio::time::timeout_at(deadline, conn.drain(framing, head.close)).await
+        {
+            tracing::debug!(error = %e, "reading the reply body failed");
         }
         reply
     }
@@ -277,14 +249,14 @@ impl Transport {
         &self,
         client: &reqwest::Client,
         url: &Url,
-        body: Option<Bytes>,
+        body: Option<&[u8]>,
         deadline: tokio::time::Instant,
     ) -> Reply {
         let mut req = match body {
             Some(b) => client
                 .post(url.clone())
                 .header(http::header::CONTENT_TYPE, "application/json")
-                .body(b),
+                .body(Bytes::copy_from_slice(b)),
             None => client.get(url.clone()),
         };
         req = req.header(http::header::HOST, self.host.clone());

@@ -13,7 +13,6 @@ use crate::collector::Shared;
 use crate::record::Record;
 use crate::transport::{Conn, Transport};
 use crate::workload;
-use bytes::Bytes;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -126,8 +125,9 @@ pub struct Context {
 /// One worker: its own connection, slots until the queue closes.
 pub async fn work(cx: Arc<Context>, tx: mpsc::Sender<Record>) {
     let mut conn = Conn::default();
+    let mut body = Vec::with_capacity(256);
     while let Some(slot) = cx.queue.next().await {
-        if let Some(record) = send(&cx, &mut conn, slot).await {
+        if let Some(record) = send(&cx, &mut conn, &mut body, slot).await {
             let _ = tx.send(record).await;
         }
         cx.shared.in_flight.fetch_sub(1, Ordering::Relaxed);
@@ -137,7 +137,7 @@ pub async fn work(cx: Arc<Context>, tx: mpsc::Sender<Record>) {
 /// Sends one slot. `None`: its timeout ran out while it waited for a free
 /// worker, so it was never sent (counted as missed, no ack line: the server
 /// cannot have it).
-async fn send(cx: &Context, conn: &mut Conn, slot: Slot) -> Option<Record> {
+async fn send(cx: &Context, conn: &mut Conn, body: &mut Vec<u8>, slot: Slot) -> Option<Record> {
     let deadline = slot.released + cx.transport.timeout();
     if Instant::now() >= deadline {
         cx.shared.missed.fetch_add(1, Ordering::Relaxed);
@@ -149,14 +149,12 @@ async fn send(cx: &Context, conn: &mut Conn, slot: Slot) -> Option<Record> {
         PlanKind::Orders { url, users } => {
             let order = workload::order(&plan.run_id, users, slot.seq);
             let digest = workload::digest(&order);
+            body.clear();
             // A NewOrder always serializes; an empty body would be rejected (4xx), never lost.
-            let body = serde_json::to_vec(&order).unwrap_or_default();
-            (
-                url,
-                Some(Bytes::from(body)),
-                Some(order.user_id),
-                Some(digest),
-            )
+            if serde_json::to_writer(&mut *body, &order).is_err() {
+                body.clear();
+            }
+            (url, Some(&body[..]), Some(order.user_id), Some(digest))
         }
         PlanKind::Probe { url } => (url, None, None, None),
     };
