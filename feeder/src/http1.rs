@@ -290,6 +290,20 @@ fn parse_decimal(s: &[u8]) -> Option<u64> {
     })
 }
 
+/// Where the blank line ending the head starts: scans for `\n` only and
+/// looks back, cheaper than comparing every 4-byte window.
+fn head_end(buf: &[u8]) -> Option<usize> {
+    let mut from = 3;
+    while from < buf.len() {
+        let i = from + buf[from..].iter().position(|b| *b == b'\n')?;
+        if &buf[i - 3..=i] == b"\r\n\r\n" {
+            return Some(i - 3);
+        }
+        from = i + 1;
+    }
+    None
+}
+
 /// Parses a complete reply head from the start of `buf`: `None` while it is
 /// incomplete, else the head, how its body ends and the bytes it took.
 pub fn parse_head(
@@ -297,7 +311,7 @@ pub fn parse_head(
     instance_header: &str,
     head_only: bool,
 ) -> Result<Option<(Head, Body, usize)>, Fail> {
-    let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+    let Some(end) = head_end(buf) else {
         return Ok(None);
     };
     let mut lines = buf[..end]
@@ -402,6 +416,9 @@ mod tests {
             .unwrap()
             .is_none());
         assert!(parse_head(b"SSH-2.0\r\n\r\n", "x", false).is_err());
+        assert_eq!(head_end(b"a\r\n\r\nb"), Some(1));
+        assert_eq!(head_end(b"\r\n\r\n"), Some(0));
+        assert_eq!(head_end(b"\n\n\r\n\n\r\r\n"), None);
         assert!(parse_head(b"HTTP/1.1 2x0 OK\r\n\r\n", "x", false).is_err());
     }
 

@@ -194,32 +194,30 @@ impl Transport {
             body,
         };
         let mut reply = Reply::default();
-        let sent = tokio::time::timeout_at(
-            deadline,
-            conn.send(
-                target.host,
-                target.port,
-                self.instance_header.as_str(),
-                &req,
-            ),
-        )
-        .await;
-        let (head, framing) = match sent {
-            Ok(Ok(x)) => x,
-            Ok(Err(e)) => {
-                tracing::debug!(error = %e, "request failed");
-                return reply;
+        // One timer for the whole exchange. The reply counts once its head is
+        // in; a body not drained in time leaves the connection closed
+        // (dropped with the future), never out of step.
+        let _ = tokio::time::timeout_at(deadline, async {
+            match conn
+                .send(
+                    target.host,
+                    target.port,
+                    self.instance_header.as_str(),
+                    &req,
+                )
+                .await
+            {
+                Ok((head, framing)) => {
+                    reply.status = Some(head.status);
+                    reply.instance = head.instance;
+                    if let Err(e) = conn.drain(framing, head.close).await {
+                        tracing::debug!(error = %e, "reading the reply body failed");
+                    }
+                }
+                Err(e) => tracing::debug!(error = %e, "request failed"),
             }
-            Err(_) => return reply,
-        };
-        reply.status = Some(head.status);
-        reply.instance = head.instance;
-        // A reply not drained in time leaves the connection closed (dropped
-        // with the future), never out of step.
-        if let Ok(Err(e)) = tokio::time::timeout_at(deadline, conn.drain(framing, head.close)).await
-        {
-            tracing::debug!(error = %e, "reading the reply body failed");
-        }
+        })
+        .await;
         reply
     }
 

@@ -144,8 +144,7 @@ async fn send(cx: &Context, conn: &mut Conn, body: &mut Vec<u8>, slot: Slot) -> 
         return None;
     }
     let plan = &cx.plan;
-    let id = workload::order_id(&plan.run_id, slot.seq);
-    let (url, body, user_id, items_digest) = match &plan.kind {
+    let (id, url, body, user_id, items_digest) = match &plan.kind {
         PlanKind::Orders { url, users } => {
             let order = workload::order(&plan.run_id, users, slot.seq);
             let digest = workload::digest(&order);
@@ -154,9 +153,21 @@ async fn send(cx: &Context, conn: &mut Conn, body: &mut Vec<u8>, slot: Slot) -> 
             if serde_json::to_writer(&mut *body, &order).is_err() {
                 body.clear();
             }
-            (url, Some(&body[..]), Some(order.user_id), Some(digest))
+            (
+                order.id,
+                url,
+                Some(&body[..]),
+                Some(order.user_id),
+                Some(digest),
+            )
         }
-        PlanKind::Probe { url } => (url, None, None, None),
+        PlanKind::Probe { url } => (
+            workload::order_id(&plan.run_id, slot.seq),
+            url,
+            None,
+            None,
+            None,
+        ),
     };
     cx.shared.sent.fetch_add(1, Ordering::Relaxed);
     cx.shared
