@@ -11,6 +11,8 @@ pub struct AckLog {
     path: PathBuf,
     out: BufWriter<File>,
     lines: u64,
+    /// The line being built (reused).
+    line: Vec<u8>,
 }
 
 impl AckLog {
@@ -22,14 +24,16 @@ impl AckLog {
             path: path.to_path_buf(),
             out: BufWriter::with_capacity(256 * 1024, file),
             lines: 0,
+            line: Vec::with_capacity(512),
         })
     }
 
     pub fn write(&mut self, r: &Record) -> Result<(), Error> {
-        serde_json::to_writer(&mut self.out, &r.ack_line())
-            .map_err(|e| Error::file("writing ack log", &self.path, e.into()))?;
+        self.line.clear();
+        r.write_ack_json(&mut self.line);
+        self.line.push(b'\n');
         self.out
-            .write_all(b"\n")
+            .write_all(&self.line)
             .map_err(|e| Error::file("writing ack log", &self.path, e))?;
         self.lines += 1;
         Ok(())
