@@ -336,16 +336,28 @@ async fn place_order(
             format!("order committed at position {position} but not yet applied here; retry"),
         ));
     }
-    let stored = app.projection.order(&new.id).ok_or_else(|| {
+    let mismatch = || {
         ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "projection_mismatch",
             format!("position {position} applied but order {} not found", new.id),
         )
-    })?;
+    };
     if appended.created {
-        Ok((StatusCode::CREATED, axum::Json(stored)).into_response())
+        if !app.projection.has_order(&new.id) {
+            return Err(mismatch());
+        }
+        // The committed payload is this order's JSON, byte for byte what
+        // serializing the projection's copy gives: no rebuild, no re-encode.
+        let json = HeaderValue::from_static("application/json");
+        Ok((
+            StatusCode::CREATED,
+            [(header::CONTENT_TYPE, json)],
+            appended.event.payload,
+        )
+            .into_response())
     } else {
+        let stored = app.projection.order(&new.id).ok_or_else(mismatch)?;
         existing_reply(stored, &new)
     }
 }

@@ -255,6 +255,10 @@ impl Projection {
         self.read().user_index.contains_key(id)
     }
 
+    pub fn has_order(&self, id: &str) -> bool {
+        self.read().order_index.contains_key(id)
+    }
+
     /// The first stored order with this id.
     pub fn order(&self, id: &str) -> Option<Order> {
         let st = self.read();
