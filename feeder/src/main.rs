@@ -11,13 +11,7 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let opts = feeder::cli::Opts::parse();
-    // One runtime thread: the feeder's work is syscalls and wake-ups, and a
-    // second thread mostly added cross-thread wake-ups (scripts/bench-feeder.sh:
-    // clean at 100,000/s instead of 80,000/s on 2 cores, less CPU per request).
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build();
-    let code = match runtime {
+    let code = match tokio::runtime::Runtime::new() {
         Ok(rt) => match rt.block_on(feeder::cli::run(opts)) {
             Ok(code) => code,
             Err(e) => {
