@@ -8,13 +8,13 @@
 # 4. measure the feeder's peak RSS over a 60 s run at 10,000/s;
 # 5. print a table.
 #
-# Env: STEP_SECS (10), START_RATE (5000), MAX_STEPS (12), RSS_SECS (60),
+# Env: STEP_SECS (10), START_RATE (20000), MAX_STEPS (12), RSS_SECS (60),
 #      RSS_RATE (10000), OHA_CONNECTIONS (50), CARGO_TARGET_DIR.
 # Loopback only. Every child is killed on exit.
 set -euo pipefail
 
 STEP_SECS=${STEP_SECS:-10}
-START_RATE=${START_RATE:-5000}
+START_RATE=${START_RATE:-20000}
 MAX_STEPS=${MAX_STEPS:-12}
 RSS_SECS=${RSS_SECS:-60}
 RSS_RATE=${RSS_RATE:-10000}
