@@ -2,13 +2,15 @@
 //! record's content picks the origin IP, and the request is forwarded over a
 //! keep-alive connection.
 //!
-//! Stickiness is modeled per client connection: once routed, a client
-//! connection keeps its origin until it has been idle for `idle_timeout`, the
-//! origin closes the connection, or the record moved away from that origin
-//! more than `propagation + idle_timeout` ago; only then is the route decided
-//! again (and during a propagation window that decision may still pick the old
-//! origin). The last bound keeps a busy connection from pinning the old origin
-//! forever, which no real edge does.
+//! Propagation is modeled per client connection, as on a real edge where a
+//! client's connection lands on one edge server and each server learns of a
+//! record change at its own moment: every client connection draws a point
+//! `u` in [0, 1) and sees the new record once `u · propagation` has passed
+//! since the change. So the share of connections on the new origin rises
+//! linearly across the window — also for long-lived, never-idle keep-alive
+//! connections — and "both instances answer" lasts about the window. Within
+//! that, a client connection reuses its origin connection until it has been
+//! idle for `idle_timeout` or the origin closes it.
 //!
 //! Errors the edge produces itself, with Cloudflare's status codes:
 //! - unknown host: 530, error 1001 (DNS resolution error);
@@ -92,13 +94,15 @@ pub async fn serve(
         let shutdown = shutdown.clone();
         tracker.spawn(async move {
             let state: ConnState = Arc::new(Mutex::new(None));
+            // This connection's moment in every propagation window.
+            let coin: f64 = rand::random();
             let svc = {
                 let proxy = Arc::clone(&proxy);
                 let state = Arc::clone(&state);
                 service_fn(move |req| {
                     let proxy = Arc::clone(&proxy);
                     let state = Arc::clone(&state);
-                    async move { Ok::<_, Infallible>(proxy.handle(req, &state, peer).await) }
+                    async move { Ok::<_, Infallible>(proxy.handle(req, &state, peer, coin).await) }
                 })
             };
             let conn = hyper::server::conn::http1::Builder::new()
@@ -137,6 +141,7 @@ impl Proxy {
         req: Request<Incoming>,
         state: &ConnState,
         peer: SocketAddr,
+        coin: f64,
     ) -> Response<Body> {
         let ray = crate::ray::next();
         let Some(host) = host_of(&req) else {
@@ -156,9 +161,7 @@ impl Proxy {
             s.host == host
                 && now.saturating_duration_since(s.last_done) < self.idle_timeout
                 && !s.sender.is_closed()
-                && self
-                    .routes
-                    .still_serves(&host, s.origin.ip(), now, self.idle_timeout)
+                && self.routes.resolve(&host, now, coin) == Target::Origin(s.origin.ip())
         });
         let (mut origin, sender) = if sticky_ok {
             let Some(s) = previous else {
@@ -174,7 +177,7 @@ impl Proxy {
             };
             (s.origin, Some(s.sender))
         } else {
-            match self.routes.resolve(&host, now, rand::random::<f64>()) {
+            match self.routes.resolve(&host, now, coin) {
                 Target::Origin(ip) => {
                     let origin = SocketAddr::new(ip, self.origin_port);
                     let reuse = match previous {
@@ -224,10 +227,7 @@ impl Proxy {
             if let Err(Failure::Connect(e, Some(unsent))) = result {
                 // The origin this connection was stuck to went away: that ends
                 // the stickiness, so the request gets a fresh routing decision.
-                result = match self
-                    .routes
-                    .resolve(&host, Instant::now(), rand::random::<f64>())
-                {
+                result = match self.routes.resolve(&host, Instant::now(), coin) {
                     Target::Origin(ip) if SocketAddr::new(ip, self.origin_port) != origin => {
                         let next = SocketAddr::new(ip, self.origin_port);
                         tracing::debug!(%host, from = %origin, to = %next, error = %e, "sticky origin gone; re-routed");

@@ -4,8 +4,8 @@
 //! Cloudflare does not switch every edge server at the same instant when a
 //! record changes; for a while some requests still go to the old origin. The
 //! model here: after a change, a routing decision picks the new origin with a
-//! probability rising linearly from 0 to 1 across `propagation`. Stickiness of
-//! client connections to an origin (the idle timeout) lives in the proxy.
+//! probability rising linearly from 0 to 1 across `propagation`; the proxy
+//! draws that coin once per client connection (see `proxy`).
 
 use crate::record::RecordType;
 use crate::store::Zone;
@@ -99,23 +99,6 @@ impl Routes {
             Some(prev) if coin >= self.new_share(route.changed_at, now) => Target::Origin(prev),
             _ => route.current,
         }
-    }
-
-    /// Whether a client connection already bound to `origin` may keep using
-    /// it. Yes while the record points there; after a change, the old origin
-    /// stays valid through the propagation window plus `grace` (the idle
-    /// timeout of pooled connections), so "both instances answer" lasts a
-    /// bounded time even for connections that are never idle.
-    pub fn still_serves(&self, host: &str, origin: IpAddr, now: Instant, grace: Duration) -> bool {
-        let table = Arc::clone(&self.table.read().unwrap_or_else(|p| p.into_inner()));
-        let Some(route) = table.get(host) else {
-            return false;
-        };
-        if route.current == Target::Origin(origin) {
-            return true;
-        }
-        route.previous == Some(origin)
-            && now.saturating_duration_since(route.changed_at) < self.propagation + grace
     }
 
     /// Share of decisions that see the new record, `elapsed / propagation` capped at 1.
@@ -219,23 +202,6 @@ mod tests {
             ip("127.0.0.3")
         );
         assert!((routes.new_share(t0, at(5)) - 0.5).abs() < 1e-9);
-    }
-
-    #[test]
-    fn old_origin_serves_bound_connections_for_window_plus_grace_only() {
-        let routes = Routes::new(Duration::from_secs(2));
-        let t0 = Instant::now();
-        let (a, b) = ("127.0.0.2".parse().unwrap(), "127.0.0.3".parse().unwrap());
-        routes.update(&zone("127.0.0.2", true), t0);
-        let grace = Duration::from_secs(3);
-        assert!(routes.still_serves("shop.z.test", a, t0, grace));
-        assert!(!routes.still_serves("shop.z.test", b, t0, grace));
-        routes.update(&zone("127.0.0.3", true), t0);
-        let at = |ms| t0 + Duration::from_millis(ms);
-        assert!(routes.still_serves("shop.z.test", a, at(4_900), grace));
-        assert!(!routes.still_serves("shop.z.test", a, at(5_000), grace));
-        assert!(routes.still_serves("shop.z.test", b, at(5_000), grace));
-        assert!(!routes.still_serves("nope.z.test", b, t0, grace));
     }
 
     #[test]
