@@ -67,12 +67,10 @@ pub struct DemoArgs {
     /// The edge's propagation window.
     #[arg(long, default_value = "2s", value_parser = handover_contract::duration::parse)]
     pub propagation: Duration,
-    /// The edge's idle timeout for sticky client connections. Above 0, a
-    /// busy client connection stays on A until A closes it, so A never goes
-    /// quiet under steady load and stopping it races the edge (520s); 0 routes
-    /// every request afresh, and the propagation window alone makes both
-    /// instances answer for a while.
-    #[arg(long, default_value = "0s", value_parser = handover_contract::duration::parse)]
+    /// The edge's idle timeout: how long a client connection keeps reusing
+    /// its origin connection between requests (each client connection still
+    /// moves to B at its own moment inside the propagation window).
+    #[arg(long, default_value = "2s", value_parser = handover_contract::duration::parse)]
     pub idle_timeout: Duration,
 }
 
@@ -268,6 +266,7 @@ pub async fn run(args: DemoArgs) -> Result<i32, DemoError> {
             std::fs::create_dir_all(d)
                 .map_err(|e| DemoError::Setup(format!("cannot create {}: {e}", d.display())))?;
             let d = std::fs::canonicalize(d).unwrap_or_else(|_| d.clone());
+            clear_previous_run(&d)?;
             (d, None)
         }
         None => {
@@ -290,6 +289,42 @@ pub async fn run(args: DemoArgs) -> Result<i32, DemoError> {
         );
     }
     result
+}
+
+/// What a demo run writes into its workdir. A second run in the same DIR
+/// starts from a clean slate: the old edge state would keep the record on B
+/// and the old store would hold the previous run's orders.
+const RUN_FILES: &[&str] = &[
+    "edge-state.json",
+    "edge.toml",
+    "edge.log",
+    "events.db",
+    "events.db-wal",
+    "events.db-shm",
+    "acks.jsonl",
+    "report.json",
+    "plan.toml",
+    "a.log",
+    "b.log",
+    "b-start.log",
+];
+
+/// Removes the files a previous demo run left in `dir` (only those).
+fn clear_previous_run(dir: &Path) -> Result<(), DemoError> {
+    for name in RUN_FILES {
+        let path = dir.join(name);
+        match std::fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                return Err(DemoError::Setup(format!(
+                    "cannot clear {} from a previous run: {e}",
+                    path.display()
+                )))
+            }
+        }
+    }
+    Ok(())
 }
 
 async fn stage_and_run(
@@ -511,6 +546,19 @@ pub fn demo_plan(s: DemoStage<'_>) -> Result<Plan, DemoError> {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_previous_run_is_cleared_but_nothing_else() {
+        let dir = tempfile::tempdir().unwrap();
+        for name in ["edge-state.json", "events.db", "acks.jsonl", "notes.txt"] {
+            std::fs::write(dir.path().join(name), "old").unwrap();
+        }
+        clear_previous_run(dir.path()).unwrap();
+        assert!(!dir.path().join("edge-state.json").exists());
+        assert!(!dir.path().join("events.db").exists());
+        assert!(!dir.path().join("acks.jsonl").exists());
+        assert!(dir.path().join("notes.txt").exists());
+    }
 
     #[test]
     fn edge_config_names_the_record_and_no_token() {
