@@ -395,14 +395,18 @@ async fn stage_and_run(
         propagation: args.propagation,
         idle_timeout: args.idle_timeout,
     })?;
-    let _ = std::fs::write(workdir.join("plan.toml"), plan.to_toml());
+    // For reading, not for running: a store password would be in B's command.
+    let _ = std::fs::write(
+        workdir.join("plan.toml"),
+        crate::redact::passwords(&plan.to_toml()),
+    );
     println!(
         "demo: edge api {} proxy {}, A {} (pid {a_pid}), B to start on {}:{port}, store {}",
         edge.api,
         edge.proxy,
         a_listen,
         B_IP,
-        redact_store(&store)
+        crate::redact::passwords(&store)
     );
 
     let report_path = args
@@ -429,16 +433,6 @@ async fn stage_and_run(
 }
 
 /// A postgres URL's password is not for the terminal.
-fn redact_store(store: &str) -> String {
-    match Url::parse(store) {
-        Ok(mut u) if u.password().is_some() => {
-            let _ = u.set_password(Some("***"));
-            u.to_string()
-        }
-        _ => store.to_string(),
-    }
-}
-
 fn origin_url(addr: SocketAddr) -> Result<Url, DemoError> {
     Url::parse(&format!("http://{addr}/"))
         .map_err(|e| DemoError::Stage(format!("bad origin address {addr}: {e}")))
@@ -597,14 +591,5 @@ mod tests {
         // What the demo writes as plan.toml reads back as the same plan.
         let again = Plan::from_toml(&p.to_toml()).unwrap();
         assert_eq!(again.to_toml(), p.to_toml());
-    }
-
-    #[test]
-    fn store_passwords_are_redacted() {
-        assert_eq!(
-            redact_store("postgres://u:secret@db/x"),
-            "postgres://u:***@db/x"
-        );
-        assert_eq!(redact_store("sqlite:/tmp/e.db"), "sqlite:/tmp/e.db");
     }
 }

@@ -12,6 +12,7 @@
 //! - [`demo`]: the whole cutover on one machine (edge, A, B as child processes).
 //! - [`reconcile`]: ack log vs. B's stored orders, per order.
 //! - [`plot`]: the SVG timeline of the handover moment.
+//! - [`redact`]: URL passwords masked in everything printed about commands.
 //! - [`report`]: the JSON report, the verdict and the human rendering.
 
 pub mod cli;
@@ -22,6 +23,7 @@ pub mod plan;
 pub mod plot;
 pub mod process;
 pub mod reconcile;
+pub mod redact;
 pub mod report;
 pub mod steps;
 pub mod style;

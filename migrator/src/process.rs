@@ -18,6 +18,7 @@ use tokio::process::{Child, Command};
 #[derive(Debug, thiserror::Error)]
 pub enum ProcessError {
     #[error("cannot run `{cmd}`: {source}")]
+    /// `cmd` is kept with URL passwords masked: errors end up in reports.
     Spawn { cmd: String, source: std::io::Error },
     #[error("`{cmd}` did not finish within {}", crate::style::secs(*.timeout))]
     Timeout { cmd: String, timeout: Duration },
@@ -62,17 +63,17 @@ pub async fn run_shell(cmd: &str, timeout: Duration) -> Result<String, ProcessEr
         .kill_on_drop(true)
         .spawn()
         .map_err(|source| ProcessError::Spawn {
-            cmd: cmd.to_string(),
+            cmd: crate::redact::passwords(cmd),
             source,
         })?;
     let out = match tokio::time::timeout(timeout, child.wait_with_output()).await {
         Ok(r) => r.map_err(|source| ProcessError::Spawn {
-            cmd: cmd.to_string(),
+            cmd: crate::redact::passwords(cmd),
             source,
         })?,
         Err(_) => {
             return Err(ProcessError::Timeout {
-                cmd: cmd.to_string(),
+                cmd: crate::redact::passwords(cmd),
                 timeout,
             })
         }
@@ -81,7 +82,7 @@ pub async fn run_shell(cmd: &str, timeout: Duration) -> Result<String, ProcessEr
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     } else {
         Err(ProcessError::Failed {
-            cmd: cmd.to_string(),
+            cmd: crate::redact::passwords(cmd),
             status: out.status.to_string(),
             stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
         })
@@ -131,7 +132,7 @@ impl Started {
             .process_group(0)
             .spawn()
             .map_err(|source| ProcessError::Spawn {
-                cmd: cmd.to_string(),
+                cmd: crate::redact::passwords(cmd),
                 source,
             })?;
         let pid = child.id();

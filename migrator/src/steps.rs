@@ -389,7 +389,7 @@ impl Pipeline {
             "B: {} ({}), start: {}",
             p.b.address,
             p.b.url,
-            p.b.start.as_deref().unwrap_or("-")
+            crate::redact::passwords(p.b.start.as_deref().unwrap_or("-"))
         ));
         match p.feeder.mode {
             FeederMode::InProcess => pr.note(&format!(
