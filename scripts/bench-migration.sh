@@ -10,6 +10,10 @@ cd "$(dirname "$0")/.."
 RATES=("$@")
 [ ${#RATES[@]} -gt 0 ] || RATES=(1000 2000 5000 10000)
 DURATION="${DURATION:-20s}"
+if ! command -v jq >/dev/null 2>&1; then
+  echo "== installing jq" >&2
+  apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq jq >/dev/null
+fi
 cargo build --release --workspace --bins >&2
 BIN="${CARGO_TARGET_DIR:-target}/release/migrator"
 WORK="$(mktemp -d)"
