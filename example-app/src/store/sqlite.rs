@@ -88,6 +88,9 @@ impl SqliteStore {
                 };
                 let w = connect(&p).map_err(config)?;
                 w.execute_batch(SCHEMA).map_err(config)?;
+                // Checkpoints run on the poller thread instead (see poller_loop).
+                w.pragma_update(None, "wal_autocheckpoint", 0)
+                    .map_err(config)?;
                 let r = connect(&p).map_err(config)?;
                 let poll = connect(&p).map_err(config)?;
                 let head: i64 = r
@@ -213,10 +216,25 @@ fn commit_batch(
     Ok(out)
 }
 
+/// How often the poller copies the WAL into the database file.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
+
 /// Publishes the head whenever another connection (any process) commits.
+///
+/// Also checkpoints the WAL (PASSIVE: never blocks a writer or reader). With
+/// SQLite's automatic checkpoint, the commit that crosses 1,000 WAL pages
+/// copies them and fsyncs the database file inside the writer's commit, so
+/// every append of that batch waits for it.
 fn poller_loop(conn: Connection, shared: Arc<Shared>, stop: Arc<AtomicBool>, interval: Duration) {
     let mut last_version: Option<i64> = None;
+    let mut last_checkpoint = std::time::Instant::now();
     while !stop.load(Ordering::Relaxed) {
+        if last_checkpoint.elapsed() >= CHECKPOINT_EVERY {
+            last_checkpoint = std::time::Instant::now();
+            if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+                tracing::debug!(error = %e, "sqlite checkpoint failed");
+            }
+        }
         let mut step = || -> rusqlite::Result<Option<u64>> {
             let v: i64 = conn.query_row("PRAGMA data_version", [], |r| r.get(0))?;
             if last_version == Some(v) {

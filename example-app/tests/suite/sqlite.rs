@@ -141,3 +141,38 @@ async fn sqlite_many_appenders_every_subscriber_sees_each_once() {
     let (_dir, url) = temp_store();
     contract::many_appenders_every_subscriber_sees_each_once(&url).await;
 }
+
+/// The writer leaves checkpoints to the poller thread: the WAL still gets
+/// copied into the database file while appends go on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_wal_is_checkpointed_in_the_background() {
+    let (dir, url) = temp_store();
+    let store = open_store(&url).await;
+    let db = dir.path().join("events.db");
+    let initial = std::fs::metadata(&db).expect("db file").len();
+    let payload = format!("\"{}\"", "x".repeat(1000));
+    for chunk in 0..20 {
+        let appends = (0..100).map(|i| {
+            store.append(example_app::store::NewEvent {
+                kind: "TestEvent".into(),
+                key: format!("k{chunk}-{i}"),
+                payload: payload.clone(),
+            })
+        });
+        for r in futures::future::join_all(appends).await {
+            r.expect("append");
+        }
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let size = std::fs::metadata(&db).expect("db file").len();
+        if size > initial + 1_000_000 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "2 MB appended, database file still {size} bytes (from {initial}): no checkpoint"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
