@@ -31,12 +31,12 @@ use std::time::Duration;
 
 use futures::future::BoxFuture;
 use futures::{FutureExt, StreamExt};
-use tokio::sync::{mpsc, oneshot, watch, Mutex};
+use tokio::sync::{mpsc, watch, Mutex};
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{AsyncMessage, Client, Config, NoTls, Statement};
 use tokio_util::sync::CancellationToken;
 
-use super::shared::{settle, Shared};
+use super::shared::{settle, submit, AppendRequest, Shared};
 use super::url::StoreUrl;
 use super::{Appended, EventStore, NewEvent, StoreError, StoreOptions, StoreStats, StoredEvent};
 
@@ -59,11 +59,6 @@ INSERT INTO event_head (id, position) VALUES (TRUE, 0) ON CONFLICT (id) DO NOTHI
 
 /// Serializes schema creation when several instances start at once.
 const SCHEMA_LOCK: i64 = 0x68616e646f766572; // "handover"
-
-struct AppendRequest {
-    event: NewEvent,
-    reply: oneshot::Sender<Result<Appended, StoreError>>,
-}
 
 pub struct PostgresStore {
     url: StoreUrl,
@@ -455,22 +450,7 @@ async fn listener_loop(config: Config, shared: Arc<Shared>, cancel: Cancellation
 
 impl EventStore for PostgresStore {
     fn append(&self, event: NewEvent) -> BoxFuture<'_, Result<Appended, StoreError>> {
-        async move {
-            let (reply, rx) = oneshot::channel();
-            self.writer
-                .send(AppendRequest { event, reply })
-                .await
-                .map_err(|_| StoreError::Unavailable("postgres writer stopped".into()))?;
-            match tokio::time::timeout(self.timeout, rx).await {
-                Ok(Ok(result)) => result,
-                Ok(Err(_)) => Err(StoreError::Unavailable("postgres writer stopped".into())),
-                Err(_) => Err(StoreError::Unavailable(format!(
-                    "append not committed within {:?}",
-                    self.timeout
-                ))),
-            }
-        }
-        .boxed()
+        submit(&self.writer, event, self.timeout, "postgres").boxed()
     }
 
     fn read_after(

@@ -6,12 +6,43 @@ use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
-use tokio::sync::{oneshot, watch};
+use std::time::Duration;
 
-use super::{Appended, StoreError, StoreStats, StoredEvent};
+use tokio::sync::{mpsc, oneshot, watch};
+
+use super::{Appended, NewEvent, StoreError, StoreStats, StoredEvent};
 
 /// Where a writer sends one append's outcome.
 pub(crate) type Reply = oneshot::Sender<Result<Appended, StoreError>>;
+
+/// One append queued for a backend's writer task, which commits it with
+/// others in one transaction (group commit).
+pub(crate) struct AppendRequest {
+    pub event: NewEvent,
+    pub reply: Reply,
+}
+
+/// Queues `event` for `writer` and waits for its commit, at most `timeout`:
+/// a store that cannot commit in time is unavailable (503), not a hang.
+pub(crate) async fn submit(
+    writer: &mpsc::Sender<AppendRequest>,
+    event: NewEvent,
+    timeout: Duration,
+    backend: &str,
+) -> Result<Appended, StoreError> {
+    let (reply, rx) = oneshot::channel();
+    writer
+        .send(AppendRequest { event, reply })
+        .await
+        .map_err(|_| StoreError::Unavailable(format!("{backend} writer stopped")))?;
+    match tokio::time::timeout(timeout, rx).await {
+        Ok(Ok(result)) => result,
+        Ok(Err(_)) => Err(StoreError::Unavailable(format!("{backend} writer stopped"))),
+        Err(_) => Err(StoreError::Unavailable(format!(
+            "append not committed within {timeout:?}"
+        ))),
+    }
+}
 
 /// How many own commits wait for a subscriber to take them; older ones are
 /// dropped (a subscriber that far behind reads them from the store).

@@ -22,18 +22,13 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use futures::FutureExt;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, TransactionBehavior};
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, watch};
 
-use super::shared::{settle, Shared};
+use super::shared::{settle, submit, AppendRequest, Shared};
 use super::{Appended, EventStore, NewEvent, StoreError, StoreOptions, StoreStats, StoredEvent};
 
 /// How long a connection waits for another process's write lock.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
-
-struct AppendRequest {
-    event: NewEvent,
-    reply: oneshot::Sender<Result<Appended, StoreError>>,
-}
 
 pub struct SqliteStore {
     path: PathBuf,
@@ -264,22 +259,7 @@ fn poller_loop(conn: Connection, shared: Arc<Shared>, stop: Arc<AtomicBool>, int
 
 impl EventStore for SqliteStore {
     fn append(&self, event: NewEvent) -> BoxFuture<'_, Result<Appended, StoreError>> {
-        async move {
-            let (reply, rx) = oneshot::channel();
-            self.writer
-                .send(AppendRequest { event, reply })
-                .await
-                .map_err(|_| StoreError::Unavailable("sqlite writer stopped".into()))?;
-            match tokio::time::timeout(self.append_timeout, rx).await {
-                Ok(Ok(result)) => result,
-                Ok(Err(_)) => Err(StoreError::Unavailable("sqlite writer stopped".into())),
-                Err(_) => Err(StoreError::Unavailable(format!(
-                    "append not committed within {:?}",
-                    self.append_timeout
-                ))),
-            }
-        }
-        .boxed()
+        submit(&self.writer, event, self.append_timeout, "sqlite").boxed()
     }
 
     fn read_after(
