@@ -64,7 +64,7 @@ cpu="$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)"
 section="## Migration (scripts/bench-migration.sh)
 
 \`migrator demo --rate R --duration $DURATION\`, release build, SQLite store, edge
-propagation 2 s / idle timeout 0 s, on $cores cores ($cpu), $(date -u +%Y-%m-%d).
+propagation 2 s (per client connection) / idle timeout 2 s, on $cores cores ($cpu), $(date -u +%Y-%m-%d).
 \"overlap\": both instances answering; \"p99 (handover)\": replies inside that window.
 
 $table
