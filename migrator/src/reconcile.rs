@@ -51,6 +51,8 @@ pub struct ReconcileOptions {
     /// Connect timeout, `/health` timeout, and the longest silence of `/orders`.
     pub request_timeout: Duration,
     pub progress: Option<ProgressFn>,
+    /// Judge every stored order, also those outside the ack logs' runs.
+    pub all_orders: bool,
 }
 
 impl std::fmt::Debug for ReconcileOptions {
@@ -61,6 +63,7 @@ impl std::fmt::Debug for ReconcileOptions {
             .field("poll_interval", &self.poll_interval)
             .field("request_timeout", &self.request_timeout)
             .field("progress", &self.progress.is_some())
+            .field("all_orders", &self.all_orders)
             .finish()
     }
 }
@@ -73,6 +76,7 @@ impl Default for ReconcileOptions {
             poll_interval: Duration::from_millis(200),
             request_timeout: Duration::from_secs(10),
             progress: None,
+            all_orders: false,
         }
     }
 }
@@ -176,7 +180,11 @@ pub struct ReconcileReport {
     pub acked_indeterminate: u64,
     /// Distinct ids in the ack logs.
     pub acked_distinct: u64,
-    /// Orders B listed, and how many distinct ids that was.
+    /// Stored orders outside the ack logs' runs (ids not `{run_id}-{seq}` of
+    /// a run in the logs): other clients' or earlier runs' data, counted and
+    /// not judged (`--all-orders` judges them too).
+    pub foreign: u64,
+    /// Orders B listed, and how many distinct ids of the judged ones that was.
     pub stored_total: u64,
     pub stored_distinct: u64,
     pub ids: NonOkIds,
@@ -228,7 +236,10 @@ pub async fn reconcile_files(
             .await
             .map_err(|e| ReconcileError::Internal(format!("ack indexing task: {e}")))?
     };
-    let (ledger, (health, waited)) = tokio::try_join!(index, client.wait_applied(opts))?;
+    let (mut ledger, (health, waited)) = tokio::try_join!(index, client.wait_applied(opts))?;
+    if opts.all_orders {
+        ledger.judge_all_orders();
+    }
     if let Some(report) = &opts.progress {
         report(&Progress::Indexed {
             acks: ledger.acked_total(),
@@ -335,6 +346,10 @@ pub struct ReconcileArgs {
     /// Ids listed per non-ok category.
     #[arg(long, value_name = "N", default_value_t = 100)]
     pub max_ids: usize,
+    /// Judge every order B stores, not only those of the ack logs' runs
+    /// (for a store no other client writes to).
+    #[arg(long)]
+    pub all_orders: bool,
 }
 
 /// Runs `migrator reconcile`: prints the summary, writes the report, and
@@ -354,6 +369,7 @@ pub async fn run_cli(args: ReconcileArgs) -> Result<i32, ReconcileError> {
     let opts = ReconcileOptions {
         apply_timeout: args.apply_timeout,
         max_ids: args.max_ids,
+        all_orders: args.all_orders,
         progress: Some(progress),
         ..ReconcileOptions::default()
     };

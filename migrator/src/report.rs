@@ -392,6 +392,16 @@ pub fn print_human(
             s.zero(r.rejected_present),
             s.zero(r.never_sent)
         )?;
+        if r.foreign > 0 {
+            writeln!(
+                out,
+                "  {}",
+                s.dim(format!(
+                    "{} stored orders belong to other runs or clients: counted, not judged",
+                    r.foreign
+                ))
+            )?;
+        }
         if r.content_unchecked > 0 {
             writeln!(
                 out,

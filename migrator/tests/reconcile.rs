@@ -205,7 +205,10 @@ async fn every_category_is_found_over_http() {
         order("dup-b-1"),
         wrong_user,
         wrong_items,
-        order("stranger-1"),
+        // In a run of the ack log, never sent: unexpected.
+        order("ok-999"),
+        // Another run's or client's order: counted, not judged.
+        order("earlier-run-1"),
     ];
     let mut f = fake(&stored);
     f.lagging_polls = 3;
@@ -222,7 +225,8 @@ async fn every_category_is_found_over_http() {
     let r = reconcile(&acks, &url, &opts).await.unwrap();
 
     assert_eq!(r.acked_total, 10);
-    assert_eq!(r.stored_total, 9);
+    assert_eq!(r.stored_total, 10);
+    assert_eq!(r.foreign, 1);
     assert_eq!(r.ok, 3, "{r:#?}");
     assert_eq!(r.lost, 1);
     assert_eq!(r.recovered, 1);
@@ -234,7 +238,7 @@ async fn every_category_is_found_over_http() {
     assert_eq!(r.duplicated, 1);
     assert_eq!(r.mismatched, 2);
     assert_eq!(r.ids.lost, ["lost-1"]);
-    assert_eq!(r.ids.unexpected, ["rejected-present-1", "stranger-1"]);
+    assert_eq!(r.ids.unexpected, ["rejected-present-1", "ok-999"]);
     assert_eq!(r.ids.duplicated, ["dup-b-1"]);
     assert_eq!(r.ids.mismatched, ["mismatch-user-1", "mismatch-items-1"]);
     assert_eq!((r.applied, r.head), (100, 100));
@@ -247,7 +251,7 @@ async fn every_category_is_found_over_http() {
         applied: 95,
         head: 100
     }));
-    assert!(seen.contains(&Progress::Fetched { orders: 9 }));
+    assert!(seen.contains(&Progress::Fetched { orders: 10 }));
     assert_eq!(
         fake.accept_seen.lock().unwrap().as_deref(),
         Some("application/x-ndjson")

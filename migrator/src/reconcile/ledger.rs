@@ -115,6 +115,20 @@ pub struct AckIndex {
     entries: Vec<Entry>,
     arena: Vec<u8>,
     counts: [u64; 3],
+    /// The runs (`{run_id}` of `{run_id}-{seq}` ids) the acks belong to.
+    runs: Vec<Box<str>>,
+    /// An id outside that pattern, or too many runs: judge every stored order.
+    unscoped: bool,
+}
+
+/// More distinct runs than this in one reconciliation means the ids do not
+/// follow the feeder's `{run_id}-{seq}` pattern: scoping is switched off.
+const MAX_RUNS: usize = 64;
+
+/// The run an id belongs to: what precedes the last `-` when all digits follow.
+fn run_of(id: &str) -> Option<&str> {
+    let (run, seq) = id.rsplit_once('-')?;
+    (!run.is_empty() && !seq.is_empty() && seq.bytes().all(|b| b.is_ascii_digit())).then_some(run)
 }
 
 impl Default for AckIndex {
@@ -131,6 +145,8 @@ impl AckIndex {
             entries: Vec::new(),
             arena: Vec::new(),
             counts: [0; 3],
+            runs: Vec::new(),
+            unscoped: false,
         }
     }
 
@@ -148,6 +164,17 @@ impl AckIndex {
             entries: Vec::new(),
             arena: Vec::new(),
             counts: [0; 3],
+            runs: Vec::new(),
+            unscoped: false,
+        }
+    }
+
+    fn note_run(&mut self, id: &str) {
+        match run_of(id) {
+            None => self.unscoped = true,
+            Some(run) if self.runs.iter().any(|r| &**r == run) => {}
+            Some(_) if self.runs.len() >= MAX_RUNS => self.unscoped = true,
+            Some(run) => self.runs.push(run.into()),
         }
     }
 
@@ -168,6 +195,10 @@ impl AckIndex {
         self.arena.extend_from_slice(&other.arena);
         for (mine, theirs) in self.counts.iter_mut().zip(other.counts) {
             *mine += theirs;
+        }
+        self.unscoped |= other.unscoped;
+        for run in &other.runs {
+            self.note_run(&format!("{run}-0"));
         }
         Ok(())
     }
@@ -202,6 +233,7 @@ impl AckIndex {
         if off >= 1 << 48 {
             return Err(LedgerError::Full);
         }
+        self.note_run(ack.id);
         self.arena.extend_from_slice(id);
         self.entries.push(Entry {
             hash: self.hasher.hash_one(id) & self.mask,
@@ -227,6 +259,8 @@ impl AckIndex {
             mut entries,
             arena,
             counts,
+            runs,
+            unscoped,
         } = self;
         let acked_total = entries.len() as u64;
         entries.sort_unstable_by(|a, b| {
@@ -266,6 +300,8 @@ impl AckIndex {
             acked_total,
             counts,
             stored_total: 0,
+            scope: (!unscoped && !runs.is_empty()).then_some(runs),
+            foreign: 0,
         }
     }
 }
@@ -301,9 +337,26 @@ pub struct Ledger {
     acked_total: u64,
     counts: [u64; 3],
     stored_total: u64,
+    /// The runs whose ids are judged; `None`: every stored order is.
+    scope: Option<Vec<Box<str>>>,
+    /// Stored orders outside the scope: other clients' or earlier runs' data.
+    foreign: u64,
 }
 
 impl Ledger {
+    /// Judges every stored order, not only those of the ack logs' runs: for
+    /// a store that only this run's feeder writes to.
+    pub fn judge_all_orders(&mut self) {
+        self.scope = None;
+    }
+
+    fn in_scope(&self, id: &str) -> bool {
+        match &self.scope {
+            None => true,
+            Some(runs) => run_of(id).is_some_and(|run| runs.iter().any(|r| &**r == run)),
+        }
+    }
+
     /// Ack lines taken in.
     pub fn acked_total(&self) -> u64 {
         self.acked_total
@@ -320,7 +373,11 @@ impl Ledger {
         self.stored_total += 1;
         let id = order.id.as_bytes();
         let Some(i) = self.find(id) else {
-            *self.unknown.entry(order.id.into()).or_insert(0) += 1;
+            if self.in_scope(order.id) {
+                *self.unknown.entry(order.id.into()).or_insert(0) += 1;
+            } else {
+                self.foreign += 1;
+            }
             return;
         };
         let first_sight = self.entries[i].stored == 0;
@@ -407,6 +464,7 @@ impl Ledger {
                 keep.add_str(Cat::Duplicated, id);
             }
         }
+        r.foreign = self.foreign;
         r.ids = keep.into_ids(&self.arena);
         r.ids_truncated = keep_truncated(&r, max_ids);
         r
@@ -657,6 +715,79 @@ mod tests {
         assert_eq!(r.lost, 500);
         assert_eq!(r.ids.lost, ["o0000", "o0001", "o0002"]);
         assert!(r.ids_truncated);
+    }
+
+    #[test]
+    fn orders_of_other_runs_are_counted_not_judged() {
+        let index = || {
+            let mut index = AckIndex::new();
+            for seq in 0..3 {
+                let id = format!("run1-{seq:010}");
+                index
+                    .push(AckView {
+                        id: &id,
+                        outcome: Outcome::Ok,
+                        user_id: None,
+                        items_digest: None,
+                    })
+                    .unwrap();
+            }
+            index
+        };
+        let orders = [
+            "run1-0000000000",
+            "run1-0000000001",
+            "run1-0000000002",
+            "run1-0000000009", // this run's namespace, never sent: unexpected
+            "old-0000000001",  // an earlier run's order
+            "legacy order 7",  // another client's
+        ];
+        let judge = |all: bool| {
+            let mut ledger = index().seal();
+            if all {
+                ledger.judge_all_orders();
+            }
+            for id in orders {
+                ledger.observe(OrderView {
+                    id,
+                    user_id: "",
+                    items_digest: 0,
+                });
+            }
+            ledger.finish(10)
+        };
+        let scoped = judge(false);
+        assert_eq!((scoped.ok, scoped.unexpected, scoped.foreign), (3, 1, 2));
+        let strict = judge(true);
+        assert_eq!((strict.ok, strict.unexpected, strict.foreign), (3, 3, 0));
+    }
+
+    #[test]
+    fn ids_outside_the_run_pattern_switch_scoping_off() {
+        assert_eq!(run_of("abc-0000000001"), Some("abc"));
+        assert_eq!(run_of("a-b-12"), Some("a-b"));
+        assert_eq!(run_of("abc-x1"), None);
+        assert_eq!(run_of("-12"), None);
+        assert_eq!(run_of("plain"), None);
+        let mut index = AckIndex::new();
+        for id in ["order-1", "free form"] {
+            index
+                .push(AckView {
+                    id,
+                    outcome: Outcome::Ok,
+                    user_id: None,
+                    items_digest: None,
+                })
+                .unwrap();
+        }
+        let mut ledger = index.seal();
+        ledger.observe(OrderView {
+            id: "someone else's",
+            user_id: "",
+            items_digest: 0,
+        });
+        let r = ledger.finish(10);
+        assert_eq!((r.unexpected, r.foreign), (1, 0));
     }
 
     #[test]
