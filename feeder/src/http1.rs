@@ -65,7 +65,8 @@ pub struct Request<'a> {
 impl Conn {
     /// Sends `req` and reads the reply head; the body is then drained by
     /// [`Conn::drain`]. A reused connection the server has already closed is
-    /// noticed before the request is written, and a fresh one is dialled.
+    /// noticed before the request is written (or when writing fails), and a
+    /// fresh one is dialled.
     pub async fn send(
         &mut self,
         host: &str,
@@ -74,13 +75,22 @@ impl Conn {
         req: &Request<'_>,
     ) -> Result<(Head, Body), Fail> {
         encode(&mut self.out, req);
-        let mut stream = match self.stream.take() {
-            Some(s) if self.start == self.end && still_open(&s) => s,
-            _ => dial(host, port).await?,
+        let (mut stream, reused) = match self.stream.take() {
+            Some(s) if self.start == self.end && still_open(&s) => (s, true),
+            _ => (dial(host, port).await?, false),
         };
         self.start = 0;
         self.end = 0;
-        stream.write_all(&self.out).await?;
+        if let Err(e) = stream.write_all(&self.out).await {
+            if !reused {
+                return Err(e.into());
+            }
+            // The server closed the kept connection between the peek and the
+            // write: the request did not go out whole, so no server acted on
+            // it. Send it once more on a fresh connection, as hyper does.
+            stream = dial(host, port).await?;
+            stream.write_all(&self.out).await?;
+        }
         let head_only = req.method == "HEAD";
         loop {
             let (head, body, used) = loop {
