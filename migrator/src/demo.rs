@@ -305,7 +305,6 @@ const RUN_FILES: &[&str] = &[
     "report.json",
     "plan.toml",
     "a.log",
-    "b.log",
     "b-start.log",
 ];
 
