@@ -14,7 +14,6 @@
 //! - [`import`]: `EventType {json}` import files and the bundled seed.
 //! - [`store`]: the event-store trait and its backends (`sqlite:`, `postgres://`).
 //! - [`metrics`]: Prometheus text for `/metrics`.
-//! - [`shutdown`]: SIGTERM / Ctrl-C.
 
 pub mod api;
 pub mod domain;
@@ -25,7 +24,6 @@ pub mod opts;
 pub mod projection;
 pub mod run;
 pub mod server;
-pub mod shutdown;
 pub mod store;
 
 pub use opts::Opts;

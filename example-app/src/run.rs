@@ -27,8 +27,8 @@ pub enum RunError {
     Failed(String),
 }
 
-impl RunError {
-    pub fn exit_code(&self) -> i32 {
+impl handover_cli::ExitStatus for RunError {
+    fn exit_code(&self) -> i32 {
         match self {
             RunError::Config(_) => handover_contract::exit::USAGE,
             RunError::Failed(_) => handover_contract::exit::FAILED,
