@@ -1,4 +1,5 @@
-//! The HTTP API: routes, handlers, JSON errors, and the layer that stamps
+//! The HTTP API: routes, handlers that map requests to use cases (placing an
+//! order is [`crate::orders`]), JSON errors, and the layer that stamps
 //! `X-Instance` on every reply and counts application requests.
 
 use std::convert::Infallible;
@@ -16,8 +17,8 @@ use axum::Router;
 use chrono::{SecondsFormat, Utc};
 use handover_contract::{ErrorBody, ErrorDetail, Health, HealthChecks, NewOrder, Order};
 
-use crate::domain::{self, Event, Invalid};
 use crate::metrics::{self, Metrics};
+use crate::orders::{Orders, PlaceError, Placed};
 use crate::projection::{ListFormat, Projection};
 use crate::store::EventStore;
 
@@ -92,6 +93,16 @@ impl App {
         self.draining.store(true, Ordering::SeqCst);
     }
 
+    /// The place-order use case on this instance's store and projection.
+    pub fn orders(&self) -> Orders<'_> {
+        Orders {
+            store: &*self.store,
+            projection: &self.projection,
+            instance: &self.instance,
+            apply_timeout: self.config.apply_timeout,
+        }
+    }
+
     pub fn health(&self) -> Health {
         let applied = self.projection.applied();
         let head = (*self.store.watch_head().borrow()).max(applied);
@@ -147,9 +158,25 @@ impl ApiError {
             ..Self::new(StatusCode::SERVICE_UNAVAILABLE, code, message)
         }
     }
+}
 
-    fn invalid(e: Invalid) -> Self {
-        Self::new(StatusCode::UNPROCESSABLE_ENTITY, e.code(), e.to_string())
+/// Each reason an order was not placed, as its status and error code.
+impl From<PlaceError> for ApiError {
+    fn from(e: PlaceError) -> Self {
+        let message = e.to_string();
+        match e {
+            PlaceError::Invalid(invalid) => {
+                Self::new(StatusCode::UNPROCESSABLE_ENTITY, invalid.code(), message)
+            }
+            PlaceError::Conflict { .. } => Self::new(StatusCode::CONFLICT, "conflict", message),
+            PlaceError::Store(_) => Self::unavailable("store_unavailable", message),
+            PlaceError::NotApplied { .. } => Self::unavailable("not_applied", message),
+            PlaceError::ProjectionMismatch { .. } => Self::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "projection_mismatch",
+                message,
+            ),
+        }
     }
 }
 
@@ -303,62 +330,12 @@ async fn place_order(
             )
         }
     })?;
-    domain::validate(&new).map_err(ApiError::invalid)?;
-
-    // A retry of an order this instance already holds needs no append.
-    if let Some(stored) = app.projection.order(&new.id) {
-        return existing_reply(stored, &new);
-    }
-    if !app.projection.has_user(&new.user_id) {
-        return Err(ApiError::invalid(Invalid::UnknownUser(new.user_id)));
-    }
-
-    let order = Order {
-        id: new.id.clone(),
-        user_id: new.user_id.clone(),
-        line_items: new.line_items.clone(),
-        placed_at: Utc::now().to_rfc3339_opts(SecondsFormat::Micros, true),
-        placed_by: app.instance.clone(),
-    };
-    let appended = app
-        .store
-        .append(Event::OrderPlaced(order).to_new_event())
-        .await
-        .map_err(|e| ApiError::unavailable("store_unavailable", e.to_string()))?;
-    let position = appended.event.position;
-    if !app
-        .projection
-        .wait_applied(position, app.config.apply_timeout)
-        .await
-    {
-        return Err(ApiError::unavailable(
-            "not_applied",
-            format!("order committed at position {position} but not yet applied here; retry"),
-        ));
-    }
-    let mismatch = || {
-        ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "projection_mismatch",
-            format!("position {position} applied but order {} not found", new.id),
-        )
-    };
-    if appended.created {
-        if !app.projection.has_order(&new.id) {
-            return Err(mismatch());
+    match app.orders().place(&new).await? {
+        Placed::Created { payload } => {
+            let json = HeaderValue::from_static("application/json");
+            Ok((StatusCode::CREATED, [(header::CONTENT_TYPE, json)], payload).into_response())
         }
-        // The committed payload is this order's JSON, byte for byte what
-        // serializing the projection's copy gives: no rebuild, no re-encode.
-        let json = HeaderValue::from_static("application/json");
-        Ok((
-            StatusCode::CREATED,
-            [(header::CONTENT_TYPE, json)],
-            appended.event.payload,
-        )
-            .into_response())
-    } else {
-        let stored = app.projection.order(&new.id).ok_or_else(mismatch)?;
-        existing_reply(stored, &new)
+        Placed::Existing(order) => Ok((StatusCode::OK, axum::Json(order)).into_response()),
     }
 }
 
@@ -395,19 +372,6 @@ async fn read_body(mut body: Body, limit: usize) -> Result<Option<Bytes>, ApiErr
         }
     }
     Ok((!over).then(|| Bytes::from(buf)))
-}
-
-/// 200 with the stored order when the retry matches it, 409 when it does not.
-fn existing_reply(stored: Order, new: &NewOrder) -> Result<Response, ApiError> {
-    if domain::same_content(&stored, new) {
-        Ok((StatusCode::OK, axum::Json(stored)).into_response())
-    } else {
-        Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "conflict",
-            format!("order {} exists with different content", new.id),
-        ))
-    }
 }
 
 async fn get_order(

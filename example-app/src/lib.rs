@@ -8,6 +8,8 @@
 //! - [`run`]: start-up (store, catch-up, seed, bind, announce) and shutdown.
 //! - [`server`]: serving a bound listener until a shutdown future, then draining.
 //! - [`api`]: routes, handlers, JSON errors, `X-Instance`, request accounting.
+//! - [`orders`]: placing an order (rules, idempotent retries, conflicts,
+//!   read-your-writes), apart from HTTP.
 //! - [`domain`]: the events and the rules an order must follow.
 //! - [`projection`]: companies, users and orders in position order.
 //! - [`follower`]: the task that applies the log to the projection.
@@ -21,6 +23,7 @@ pub mod follower;
 pub mod import;
 pub mod metrics;
 pub mod opts;
+pub mod orders;
 pub mod projection;
 pub mod run;
 pub mod server;
