@@ -1,4 +1,4 @@
-//! The edge's library errors; `main.rs` maps them to exit codes.
+//! The edge's library errors and the exit code each deserves.
 
 use std::path::PathBuf;
 
@@ -27,5 +27,16 @@ impl Error {
             self,
             Error::Config { .. } | Error::State { .. } | Error::Bind { .. }
         )
+    }
+}
+
+impl handover_cli::ExitStatus for Error {
+    /// 2 when the user must fix the input (config, state file, address), else 1.
+    fn exit_code(&self) -> i32 {
+        if self.is_usage() {
+            handover_contract::exit::USAGE
+        } else {
+            handover_contract::exit::FAILED
+        }
     }
 }

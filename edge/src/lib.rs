@@ -16,8 +16,11 @@
 //! - [`upstream`]: origin connections and the keep-alive pool.
 //! - [`metrics`]: Prometheus counters.
 //! - [`ray`]: `CF-Ray`-like request ids.
-//! - [`opts`], [`shutdown`], [`secret`], [`error`]: the command line, the stop
-//!   signal, redacted tokens, library errors.
+//! - [`opts`], [`secret`], [`error`]: the command line, redacted tokens,
+//!   library errors and their exit codes.
+//!
+//! The process plumbing (logging, the runtime, the shutdown signal) is the
+//! workspace's `handover-cli`; `main.rs` only parses [`Opts`] and calls [`run`].
 
 pub mod api;
 pub mod auth;
@@ -32,7 +35,6 @@ pub mod ray;
 pub mod record;
 pub mod routes;
 pub mod secret;
-pub mod shutdown;
 pub mod store;
 pub mod upstream;
 
@@ -50,8 +52,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 /// Loads the config, binds both listeners, prints the listening line, and
-/// serves until Ctrl-C or SIGTERM.
-pub async fn run(opts: Opts) -> Result<(), Error> {
+/// serves until `shutdown` (in the binary: SIGTERM or Ctrl-C).
+pub async fn run(opts: Opts, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
     let mut config = Config::load(&opts.config)?;
     if let Some(a) = opts.api_listen {
         config.api_listen = a;
@@ -77,7 +79,7 @@ pub async fn run(opts: Opts) -> Result<(), Error> {
         out.flush()?;
     }
     tracing::info!(api = %api.local_addr()?, proxy = %proxy.local_addr()?, "edge listening");
-    edge.serve(api, proxy, shutdown::signal(), opts.shutdown_timeout)
+    edge.serve(api, proxy, shutdown, opts.shutdown_timeout)
         .await
 }
 
