@@ -5,7 +5,9 @@
 //! enough that the real `cloudflare` crate works against it unchanged.
 //!
 //! - [`config`]: `edge.toml`, the stable interface the migrator's demo writes.
-//! - [`store`]: zones and records, persisted to the state file.
+//! - [`store`]: zones and records, persisted to the state file; tells an
+//!   observer of every published state (wired to the routes in [`Edge::new`]).
+//! - [`zone`]: a zone and its Cloudflare view.
 //! - [`record`]: record shapes and validation of client input.
 //! - [`envelope`]: Cloudflare's JSON envelope and error shapes.
 //! - [`auth`]: bearer tokens with Cloudflare's error statuses and codes.
@@ -37,6 +39,7 @@ pub mod routes;
 pub mod secret;
 pub mod store;
 pub mod upstream;
+pub mod zone;
 
 pub use config::Config;
 pub use error::Error;
@@ -46,7 +49,7 @@ use std::future::Future;
 use std::io::Write;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -100,11 +103,12 @@ impl Edge {
     pub fn new(config: &Config) -> Result<Self, Error> {
         let metrics = Arc::new(metrics::Metrics::default());
         let routes = Arc::new(routes::Routes::new(config.propagation));
-        let store = Arc::new(store::Store::open(
-            config,
-            Arc::clone(&routes),
-            Arc::clone(&metrics),
-        )?);
+        let store = Arc::new(store::Store::open(config, Arc::clone(&metrics), {
+            // Every published state starts the propagation window of the
+            // hosts whose target it changed.
+            let routes = Arc::clone(&routes);
+            Box::new(move |zones| routes.update(zones, Instant::now()))
+        })?);
         let api = api::ApiState {
             store,
             tokens: Arc::new(auth::Tokens::new(&config.tokens)),

@@ -8,7 +8,7 @@
 //! draws that coin once per client connection (see `proxy`).
 
 use crate::record::RecordType;
-use crate::store::Zone;
+use crate::zone::Zone;
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, RwLock};

@@ -1,72 +1,28 @@
 //! Zones and records, persisted to the state file.
 //!
 //! Every write works on a copy: validate, write the state file (temp file +
-//! rename), and only then publish the copy and refresh the proxy's routes. A
-//! failed write leaves memory, disk and routing exactly as they were.
+//! rename), and only then publish the copy and tell the observer (in the
+//! running edge, the proxy's routes). A failed write leaves memory, disk and
+//! routing exactly as they were.
+//!
+//! The store knows nothing of routing: whoever wires the edge together
+//! registers an [`Observer`], so records and routes stay one-way.
 
 use crate::config::Config;
 use crate::envelope::ApiError;
 use crate::error::Error;
 use crate::metrics::Metrics;
-use crate::record::{new_id, rfc3339, Record, RecordInput, RecordType, WriteMode};
-use crate::routes::Routes;
+use crate::record::{new_id, Record, RecordInput, RecordType, WriteMode};
+use crate::zone::Zone;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Zone {
-    pub id: String,
-    pub name: String,
-    pub created_on: DateTime<Utc>,
-    pub modified_on: DateTime<Utc>,
-    pub records: Vec<Record>,
-}
-
-impl Zone {
-    /// Cloudflare's JSON shape for a zone (what `cloudflare::Zone` decodes).
-    pub fn view(&self) -> Value {
-        json!({
-            "id": self.id,
-            "name": self.name,
-            "status": "active",
-            "paused": false,
-            "type": "full",
-            "development_mode": 0,
-            "name_servers": ["ada.ns.edge.invalid", "bob.ns.edge.invalid"],
-            "original_name_servers": null,
-            "original_registrar": null,
-            "original_dnshost": null,
-            "created_on": rfc3339(&self.created_on),
-            "modified_on": rfc3339(&self.modified_on),
-            "activated_on": rfc3339(&self.created_on),
-            "meta": {
-                "step": 2,
-                "custom_certificate_quota": 0,
-                "page_rule_quota": 3,
-                "phishing_detected": false
-            },
-            "owner": {"id": null, "type": "user", "email": null},
-            "account": {"id": "0000000000000000000000000000edge", "name": "handover edge"},
-            "permissions": ["#dns_records:edit", "#dns_records:read", "#zone:read"],
-            "plan": {
-                "id": "0feeeeeeeeeeeeeeeeeeeeeeeeeeeeee",
-                "name": "Free Website",
-                "price": 0,
-                "currency": "USD",
-                "frequency": "",
-                "is_subscribed": true,
-                "can_subscribe": false,
-                "legacy_id": "free",
-                "legacy_discount": false,
-                "externally_managed": false
-            }
-        })
-    }
-}
+/// Hears every published state: once when the store opens, then after each
+/// write that reached the state file. Called under the store's lock, so
+/// observers see the states in the order they were published.
+pub type Observer = Box<dyn Fn(&[Zone]) + Send + Sync>;
 
 #[derive(Debug, Serialize, Deserialize)]
 struct StateFile {
@@ -74,21 +30,30 @@ struct StateFile {
     zones: Vec<Zone>,
 }
 
-#[derive(Debug)]
 pub struct Store {
     zones: Mutex<Vec<Zone>>,
     path: Option<PathBuf>,
-    routes: Arc<Routes>,
+    observer: Observer,
     metrics: Arc<Metrics>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("zones", &self.zones)
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Store {
     /// Builds the state: the state file's zones win over the config's records;
-    /// zones only in the config are added. Persists at once so generated ids stick.
+    /// zones only in the config are added. Persists at once so generated ids
+    /// stick, then shows the opened state to `observer`.
     pub fn open(
         config: &Config,
-        routes: Arc<Routes>,
         metrics: Arc<Metrics>,
+        observer: Observer,
     ) -> Result<Store, Error> {
         let now = Utc::now();
         let mut zones = match &config.state_file {
@@ -126,11 +91,11 @@ impl Store {
                 message: format!("cannot write: {e}"),
             })?;
         }
-        routes.update(&zones, Instant::now());
+        observer(&zones);
         Ok(Store {
             zones: Mutex::new(zones),
             path: config.state_file.clone(),
-            routes,
+            observer,
             metrics,
         })
     }
@@ -174,7 +139,7 @@ impl Store {
             })?;
         }
         *guard = next;
-        self.routes.update(&guard, Instant::now());
+        (self.observer)(&guard);
         self.metrics.record_changed();
         Ok(out)
     }
@@ -196,11 +161,7 @@ impl Store {
         mode: WriteMode,
     ) -> Result<(Record, String), ApiError> {
         self.write(zone_id, |zone, now| {
-            let idx = zone
-                .records
-                .iter()
-                .position(|r| r.id == record_id)
-                .ok_or_else(ApiError::record_not_found)?;
+            let idx = record_index(zone, record_id)?;
             let rec = input.build(mode, Some(&zone.records[idx]), &zone.name, now)?;
             check_conflicts(zone, &rec)?;
             zone.records[idx] = rec.clone();
@@ -210,14 +171,18 @@ impl Store {
 
     pub fn delete(&self, zone_id: &str, record_id: &str) -> Result<String, ApiError> {
         self.write(zone_id, |zone, _| {
-            let idx = zone
-                .records
-                .iter()
-                .position(|r| r.id == record_id)
-                .ok_or_else(ApiError::record_not_found)?;
+            let idx = record_index(zone, record_id)?;
             Ok(zone.records.remove(idx).id)
         })
     }
+}
+
+/// Where the record sits in its zone; Cloudflare's 81044 when it is not there.
+fn record_index(zone: &Zone, record_id: &str) -> Result<usize, ApiError> {
+    zone.records
+        .iter()
+        .position(|r| r.id == record_id)
+        .ok_or_else(ApiError::record_not_found)
 }
 
 /// Cloudflare refuses exact duplicates (81057) and a CNAME sharing its name (81053).
@@ -312,12 +277,7 @@ proxied = true
     }
 
     fn open(c: &Config) -> Store {
-        Store::open(
-            c,
-            Arc::new(Routes::new(std::time::Duration::ZERO)),
-            Arc::default(),
-        )
-        .unwrap()
+        Store::open(c, Arc::default(), Box::new(|_| {})).unwrap()
     }
 
     #[test]
@@ -362,15 +322,37 @@ proxied = true
     }
 
     #[test]
+    fn the_observer_hears_each_published_state_and_no_rejected_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let heard = Arc::new(Mutex::new(Vec::<String>::new()));
+        let log = Arc::clone(&heard);
+        let store = Store::open(
+            &config(dir.path()),
+            Arc::default(),
+            Box::new(move |zones| {
+                let content = zones[0].records[0].content.clone();
+                log.lock().unwrap().push(content);
+            }),
+        )
+        .unwrap();
+        let zone = store.zones()[0].clone();
+        let rec = &zone.records[0];
+        let bad = RecordInput::from_body(br#"{"content":"no-ip"}"#).unwrap();
+        assert!(store
+            .update(&zone.id, &rec.id, bad, WriteMode::Patch)
+            .is_err());
+        let good = RecordInput::from_body(br#"{"content":"127.0.0.3"}"#).unwrap();
+        store
+            .update(&zone.id, &rec.id, good, WriteMode::Patch)
+            .unwrap();
+        assert_eq!(*heard.lock().unwrap(), ["127.0.0.2", "127.0.0.3"]);
+    }
+
+    #[test]
     fn a_corrupt_state_file_is_an_error_not_a_reset() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("state.json"), b"{garbage").unwrap();
-        let err = Store::open(
-            &config(dir.path()),
-            Arc::new(Routes::new(std::time::Duration::ZERO)),
-            Arc::default(),
-        )
-        .unwrap_err();
+        let err = Store::open(&config(dir.path()), Arc::default(), Box::new(|_| {})).unwrap_err();
         assert!(matches!(err, Error::State { .. }), "{err}");
         assert_eq!(
             std::fs::read(dir.path().join("state.json")).unwrap(),
