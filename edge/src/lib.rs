@@ -14,7 +14,11 @@
 //! - [`api`]: the API routes.
 //! - [`faults`]: injected 429/5xx replies for testing clients' retries.
 //! - [`routes`]: Host → origin, with the propagation window after a change.
-//! - [`proxy`]: the forwarding listener, stickiness and Cloudflare's 52x errors.
+//! - [`proxy`]: the forwarding listener; inside it `routing` (Host → record →
+//!   origin), `sticky` (which origin connection a client connection keeps),
+//!   `forward` (sending, with the keep-alive race's retry and replay),
+//!   `headers` (what crosses the hop) and `error_page` (the edge's own
+//!   replies: Cloudflare's 4xx/52x by where the failure came from).
 //! - [`upstream`]: origin connections and the keep-alive pool.
 //! - [`metrics`]: Prometheus counters.
 //! - [`ray`]: `CF-Ray`-like request ids.

@@ -1,0 +1,118 @@
+//! What crosses the hop: the request as the origin sees it (hop-by-hop
+//! headers dropped, `CF-Connecting-IP`, `X-Forwarded-*`, `CF-Ray`) and the
+//! reply as the client sees it (`Server: cloudflare`).
+
+use crate::upstream::Body;
+use http::{header, HeaderMap, HeaderValue, Request, Response, Uri};
+use http_body_util::Either;
+use hyper::body::Incoming;
+use std::net::SocketAddr;
+
+/// Headers that describe one hop and must not be forwarded.
+const HOP_BY_HOP: [&str; 8] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "upgrade",
+];
+
+fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let listed: Vec<String> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(',').map(|s| s.trim().to_ascii_lowercase()))
+        .filter(|s| !s.is_empty())
+        .collect();
+    for name in HOP_BY_HOP
+        .iter()
+        .copied()
+        .chain(listed.iter().map(String::as_str))
+    {
+        headers.remove(name);
+    }
+}
+
+/// The client's request as the origin gets it.
+pub(super) fn prepare_request(
+    req: Request<Incoming>,
+    ray: &str,
+    peer: SocketAddr,
+) -> Request<Body> {
+    let (mut parts, body) = req.into_parts();
+    strip_hop_by_hop(&mut parts.headers);
+    if parts.uri.scheme().is_some() {
+        let pq = parts
+            .uri
+            .path_and_query()
+            .map(|p| p.as_str())
+            .unwrap_or("/");
+        if let Ok(uri) = pq.parse::<Uri>() {
+            parts.uri = uri;
+        }
+    }
+    let ip = peer.ip().to_string();
+    if let Ok(v) = HeaderValue::from_str(&ip) {
+        parts.headers.insert("cf-connecting-ip", v.clone());
+        let xff = match parts
+            .headers
+            .get("x-forwarded-for")
+            .and_then(|h| h.to_str().ok())
+        {
+            Some(prev) => HeaderValue::from_str(&format!("{prev}, {ip}")).unwrap_or(v),
+            None => v,
+        };
+        parts.headers.insert("x-forwarded-for", xff);
+    }
+    if let Ok(v) = HeaderValue::from_str(ray) {
+        parts.headers.insert(crate::ray::HEADER, v);
+    }
+    parts
+        .headers
+        .insert("x-forwarded-proto", HeaderValue::from_static("http"));
+    Request::from_parts(parts, Either::Left(body))
+}
+
+/// The origin's reply as the client gets it.
+pub(super) fn prepare_response(resp: Response<Incoming>, ray: &str) -> Response<Body> {
+    let (mut parts, body) = resp.into_parts();
+    strip_hop_by_hop(&mut parts.headers);
+    parts.headers.remove(header::TRANSFER_ENCODING);
+    if let Ok(v) = HeaderValue::from_str(ray) {
+        parts.headers.insert(crate::ray::HEADER, v);
+    }
+    parts
+        .headers
+        .insert(header::SERVER, HeaderValue::from_static("cloudflare"));
+    Response::from_parts(parts, Either::Left(body))
+}
+
+/// Whether the client asked for JSON (then the edge's own replies are JSON).
+pub(super) fn wants_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("application/json"))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hop_by_hop_headers_are_dropped() {
+        let mut h = HeaderMap::new();
+        h.insert("connection", HeaderValue::from_static("close, x-private"));
+        h.insert("x-private", HeaderValue::from_static("1"));
+        h.insert("x-instance", HeaderValue::from_static("a"));
+        strip_hop_by_hop(&mut h);
+        assert!(h.get("connection").is_none());
+        assert!(h.get("x-private").is_none());
+        assert_eq!(h.get("x-instance").unwrap(), "a");
+    }
+}

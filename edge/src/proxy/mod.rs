@@ -1,0 +1,209 @@
+//! The proxy listener: each request is routed (Host → record → origin), put
+//! on an origin connection by the stickiness rule, forwarded over a
+//! keep-alive connection, and any failure turned into Cloudflare's reply for
+//! where it came from.
+//!
+//! - [`routing`]: Host → record → origin, or a DNS-side refusal.
+//! - [`sticky`]: the per-client-connection moment in the propagation window
+//!   and which origin connection a client connection keeps (idle timeout).
+//! - [`forward`]: sending, with the keep-alive race's retry and replay.
+//! - [`headers`]: what crosses the hop, both ways.
+//! - [`error_page`]: the edge's own replies, by where the failure came from.
+
+mod error_page;
+mod forward;
+mod headers;
+mod routing;
+mod sticky;
+
+use crate::metrics::Metrics;
+use crate::routes::Routes;
+use crate::upstream::{Pool, Sender};
+use error_page::EdgeError;
+use forward::{Failure, Outgoing};
+use http::{Request, Response};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use sticky::{ClientConn, Held, Ride};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+pub use crate::upstream::Body;
+
+/// The proxy's settings and shared parts.
+#[derive(Debug)]
+pub struct Proxy {
+    pub routes: Arc<Routes>,
+    pub pool: Pool,
+    pub metrics: Arc<Metrics>,
+    pub origin_port: u16,
+    pub idle_timeout: Duration,
+    pub origin_timeout: Duration,
+}
+
+/// Accepts until `shutdown`, then lets every connection finish its request.
+pub async fn serve(
+    listener: TcpListener,
+    proxy: Arc<Proxy>,
+    shutdown: CancellationToken,
+    tracker: TaskTracker,
+) {
+    loop {
+        let (stream, peer) = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off, keep serving.
+                    tracing::warn!(error = %e, "proxy accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        let proxy = Arc::clone(&proxy);
+        let shutdown = shutdown.clone();
+        tracker.spawn(async move {
+            let client = Arc::new(ClientConn::new());
+            let svc = {
+                let proxy = Arc::clone(&proxy);
+                let client = Arc::clone(&client);
+                service_fn(move |req| {
+                    let proxy = Arc::clone(&proxy);
+                    let client = Arc::clone(&client);
+                    async move { Ok::<_, Infallible>(proxy.handle(req, &client, peer).await) }
+                })
+            };
+            let conn = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .serve_connection(TokioIo::new(stream), svc);
+            tokio::pin!(conn);
+            let result = tokio::select! {
+                r = conn.as_mut() => r,
+                _ = shutdown.cancelled() => {
+                    conn.as_mut().graceful_shutdown();
+                    conn.await
+                }
+            };
+            if let Err(e) = result {
+                tracing::debug!(%peer, error = %e, "client connection ended with an error");
+            }
+            if let Some(held) = client.release() {
+                proxy.pool.put(held.origin, held.sender);
+            }
+        });
+    }
+}
+
+impl Proxy {
+    /// One request: route, board, forward, and reply (the origin's reply, or
+    /// the edge's own for what went wrong).
+    async fn handle(
+        &self,
+        req: Request<Incoming>,
+        client: &ClientConn,
+        peer: SocketAddr,
+    ) -> Response<Body> {
+        let ray = crate::ray::next();
+        let json = headers::wants_json(req.headers());
+        let Some(host) = routing::host_of(&req) else {
+            return self.refuse(EdgeError::NoHost, "", &ray, json);
+        };
+        let now = Instant::now();
+        let routed =
+            match routing::origin_for(&self.routes, self.origin_port, &host, now, client.coin()) {
+                Ok(origin) => origin,
+                Err(refusal) => return self.refuse(refusal, &host, &ray, json),
+            };
+        let ride = self.board(client, &host, routed, now);
+        let outgoing = Outgoing::new(headers::prepare_request(req, &ray, peer));
+        let (origin, result) = self.send(ride, &host, client.coin(), outgoing).await;
+        match result {
+            Ok((resp, sender)) => {
+                client.hold(Held {
+                    host,
+                    origin,
+                    sender,
+                    last_done: Instant::now(),
+                });
+                self.metrics
+                    .proxy_reply(&origin.to_string(), resp.status().as_u16());
+                headers::prepare_response(resp, &ray)
+            }
+            Err(failure) => self.refuse(EdgeError::Origin { origin, failure }, &host, &ray, json),
+        }
+    }
+
+    /// Takes the client connection's origin connection per the stickiness
+    /// rule; one it gives up goes back to the pool.
+    fn board(&self, client: &ClientConn, host: &str, routed: SocketAddr, now: Instant) -> Ride {
+        let (ride, left) = client.board(host, routed, now, self.idle_timeout);
+        if let Some(left) = left {
+            if left.moved {
+                self.metrics.origin_switched();
+                tracing::debug!(%host, from = %left.origin, to = %routed, "client connection re-routed");
+            }
+            self.pool.put(left.origin, left.sender);
+        }
+        ride
+    }
+
+    /// Forwards on the ride. The origin a client connection was stuck to
+    /// going away (before it saw the request) ends the stickiness, so the
+    /// request gets a fresh routing decision. Returns the origin that was
+    /// last tried.
+    async fn send(
+        &self,
+        ride: Ride,
+        host: &str,
+        coin: f64,
+        outgoing: Outgoing,
+    ) -> (SocketAddr, Result<(Response<Incoming>, Sender), Failure>) {
+        let result = forward::forward(
+            &self.pool,
+            self.origin_timeout,
+            ride.origin,
+            ride.sender,
+            outgoing,
+        )
+        .await;
+        match result {
+            Err(Failure::Connect(e, Some(unsent))) if ride.sticky => {
+                match routing::origin_for(
+                    &self.routes,
+                    self.origin_port,
+                    host,
+                    Instant::now(),
+                    coin,
+                ) {
+                    Ok(next) if next != ride.origin => {
+                        tracing::debug!(%host, from = %ride.origin, to = %next, error = %e, "sticky origin gone; re-routed");
+                        self.metrics.origin_switched();
+                        let again = Outgoing::once(*unsent);
+                        let result =
+                            forward::forward(&self.pool, self.origin_timeout, next, None, again)
+                                .await;
+                        (next, result)
+                    }
+                    _ => (ride.origin, Err(Failure::Connect(e, None))),
+                }
+            }
+            other => (ride.origin, other),
+        }
+    }
+
+    /// The edge's own reply: logged when the origin failed, counted, rendered.
+    fn refuse(&self, error: EdgeError, host: &str, ray: &str, json: bool) -> Response<Body> {
+        error.log(host, self.origin_timeout);
+        self.metrics
+            .proxy_reply(&error.origin_label(), error.status());
+        error.page(host, ray, json)
+    }
+}

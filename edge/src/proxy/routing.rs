@@ -1,0 +1,77 @@
+//! Routing one request: the Host header picks the record, a proxied A/AAAA
+//! record's content picks the origin IP, the configured port completes it.
+//! Hosts the edge cannot route are refused here, as DNS-side errors.
+
+use super::error_page::EdgeError;
+use crate::routes::{Routes, Target};
+use http::{header, Request};
+use std::net::SocketAddr;
+use std::time::Instant;
+
+/// The Host header (or the absolute URI's host), lowercased, port stripped.
+pub(super) fn host_of<B>(req: &Request<B>) -> Option<String> {
+    let raw = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(str::to_string)
+        .or_else(|| req.uri().host().map(str::to_string))?;
+    let host = if let Some(rest) = raw.strip_prefix('[') {
+        rest.split(']').next().unwrap_or_default().to_string()
+    } else {
+        raw.rsplit_once(':')
+            .map(|(h, _)| h.to_string())
+            .unwrap_or(raw)
+    };
+    let host = host.trim().trim_end_matches('.').to_ascii_lowercase();
+    (!host.is_empty()).then_some(host)
+}
+
+/// The origin for `host` in one routing decision (`coin`: the client
+/// connection's moment in the propagation window), or why there is none.
+pub(super) fn origin_for(
+    routes: &Routes,
+    origin_port: u16,
+    host: &str,
+    now: Instant,
+    coin: f64,
+) -> Result<SocketAddr, EdgeError> {
+    match routes.resolve(host, now, coin) {
+        Target::Origin(ip) => Ok(SocketAddr::new(ip, origin_port)),
+        Target::NotProxied => Err(EdgeError::NotProxied),
+        Target::Unroutable => Err(EdgeError::Unroutable),
+        Target::Missing => Err(EdgeError::UnknownHost),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn req(host: &str) -> Request<()> {
+        Request::builder().header("host", host).body(()).unwrap()
+    }
+
+    #[test]
+    fn host_is_lowercased_and_port_stripped() {
+        assert_eq!(
+            host_of(&req("Shop.Handover.Test:8080")).unwrap(),
+            "shop.handover.test"
+        );
+        assert_eq!(
+            host_of(&req("shop.handover.test.")).unwrap(),
+            "shop.handover.test"
+        );
+        assert_eq!(host_of(&req("[::1]:80")).unwrap(), "::1");
+        let no_host = Request::builder().body(()).unwrap();
+        assert!(host_of(&no_host).is_none());
+    }
+
+    #[test]
+    fn unknown_hosts_are_refused() {
+        let routes = Routes::new(std::time::Duration::ZERO);
+        let err = origin_for(&routes, 8080, "nope.test", Instant::now(), 0.5).unwrap_err();
+        assert!(matches!(err, EdgeError::UnknownHost));
+    }
+}
