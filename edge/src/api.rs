@@ -197,27 +197,8 @@ impl RecordFilter {
         let name = get("name", "name.exact").map(|n| {
             crate::record::normalize_name(&n, zone_name).unwrap_or(n.to_ascii_lowercase())
         });
-        let proxied = match q.get("proxied").map(String::as_str) {
-            None => None,
-            Some("true") => Some(true),
-            Some("false") => Some(false),
-            Some(v) => {
-                return Err(ApiError::bad_request(
-                    1001,
-                    format!("Invalid value for proxied: {v:?}"),
-                ))
-            }
-        };
-        let any = match q.get("match").map(String::as_str) {
-            None | Some("all") => false,
-            Some("any") => true,
-            Some(v) => {
-                return Err(ApiError::bad_request(
-                    1001,
-                    format!("Invalid value for match: {v:?}"),
-                ))
-            }
-        };
+        let proxied = two_way(q, "proxied", "false", "true")?;
+        let any = two_way(q, "match", "all", "any")?.unwrap_or(false);
         Ok(RecordFilter {
             name,
             kind: q.get("type").map(|t| t.to_ascii_uppercase()),
@@ -249,16 +230,7 @@ impl RecordFilter {
 }
 
 fn sort_records(records: &mut [&Record], q: &HashMap<String, String>) -> Result<(), ApiError> {
-    let desc = match q.get("direction").map(String::as_str) {
-        None | Some("asc") => false,
-        Some("desc") => true,
-        Some(v) => {
-            return Err(ApiError::bad_request(
-                1001,
-                format!("Invalid value for direction: {v:?}"),
-            ))
-        }
-    };
+    let desc = two_way(q, "direction", "asc", "desc")?.unwrap_or(false);
     match q.get("order").map(String::as_str) {
         None => {}
         Some("type") => records.sort_by(|a, b| a.kind.as_str().cmp(b.kind.as_str())),
@@ -266,17 +238,33 @@ fn sort_records(records: &mut [&Record], q: &HashMap<String, String>) -> Result<
         Some("content") => records.sort_by(|a, b| a.content.cmp(&b.content)),
         Some("ttl") => records.sort_by_key(|r| r.ttl),
         Some("proxied") => records.sort_by_key(|r| r.proxied),
-        Some(v) => {
-            return Err(ApiError::bad_request(
-                1001,
-                format!("Invalid value for order: {v:?}"),
-            ))
-        }
+        Some(v) => return Err(invalid("order", v)),
     }
     if desc {
         records.reverse();
     }
     Ok(())
+}
+
+/// A query parameter that takes one of two words: `off` is false, `on` is
+/// true; absent is `None`.
+fn two_way(
+    q: &HashMap<String, String>,
+    key: &str,
+    off: &str,
+    on: &str,
+) -> Result<Option<bool>, ApiError> {
+    match q.get(key).map(String::as_str) {
+        None => Ok(None),
+        Some(v) if v == off => Ok(Some(false)),
+        Some(v) if v == on => Ok(Some(true)),
+        Some(v) => Err(invalid(key, v)),
+    }
+}
+
+/// Cloudflare's 1001 for a query parameter it does not accept.
+fn invalid(key: &str, value: &str) -> ApiError {
+    ApiError::bad_request(1001, format!("Invalid value for {key}: {value:?}"))
 }
 
 fn existing_zone(s: &ApiState, zone: &str, path: &str) -> Result<(), ApiError> {

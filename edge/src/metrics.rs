@@ -8,12 +8,15 @@ use std::sync::Mutex;
 /// Label for replies the edge produced itself before choosing an origin.
 pub const NO_ORIGIN: &str = "none";
 
+/// Replies counted by (label, status), in a stable order for rendering.
+type ByStatus = Mutex<BTreeMap<(String, u16), u64>>;
+
 #[derive(Debug, Default)]
 pub struct Metrics {
     /// (origin `ip:port` or `none`, status) → replies.
-    proxy: Mutex<BTreeMap<(String, u16), u64>>,
+    proxy: ByStatus,
     /// (method, status) → API replies.
-    api: Mutex<BTreeMap<(String, u16), u64>>,
+    api: ByStatus,
     record_changes: AtomicU64,
     /// New routing decisions that moved a client connection to another origin.
     origin_switches: AtomicU64,
@@ -22,17 +25,11 @@ pub struct Metrics {
 
 impl Metrics {
     pub fn proxy_reply(&self, origin: &str, status: u16) {
-        let mut m = self.proxy.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(n) = m.get_mut(&(origin.to_string(), status)) {
-            *n += 1;
-        } else {
-            m.insert((origin.to_string(), status), 1);
-        }
+        count(&self.proxy, origin, status);
     }
 
     pub fn api_reply(&self, method: &str, status: u16) {
-        let mut m = self.api.lock().unwrap_or_else(|p| p.into_inner());
-        *m.entry((method.to_string(), status)).or_insert(0) += 1;
+        count(&self.api, method, status);
     }
 
     pub fn record_changed(&self) {
@@ -50,26 +47,20 @@ impl Metrics {
     /// Renders every counter; `faults_injected` comes from the fault state.
     pub fn render(&self, faults_injected: u64) -> String {
         let mut out = String::new();
-        let _ = writeln!(
-            out,
-            "# HELP edge_proxy_requests_total Proxied requests by origin and reply status.\n# TYPE edge_proxy_requests_total counter"
+        render_by_status(
+            &mut out,
+            "edge_proxy_requests_total",
+            "Proxied requests by origin and reply status.",
+            "origin",
+            &self.proxy,
         );
-        for ((origin, status), n) in self.proxy.lock().unwrap_or_else(|p| p.into_inner()).iter() {
-            let _ = writeln!(
-                out,
-                "edge_proxy_requests_total{{origin=\"{origin}\",status=\"{status}\"}} {n}"
-            );
-        }
-        let _ = writeln!(
-            out,
-            "# HELP edge_api_requests_total API requests by method and reply status.\n# TYPE edge_api_requests_total counter"
+        render_by_status(
+            &mut out,
+            "edge_api_requests_total",
+            "API requests by method and reply status.",
+            "method",
+            &self.api,
         );
-        for ((method, status), n) in self.api.lock().unwrap_or_else(|p| p.into_inner()).iter() {
-            let _ = writeln!(
-                out,
-                "edge_api_requests_total{{method=\"{method}\",status=\"{status}\"}} {n}"
-            );
-        }
         let counters = [
             (
                 "edge_record_changes_total",
@@ -99,6 +90,29 @@ impl Metrics {
             );
         }
         out
+    }
+}
+
+/// Counts one reply under (`label`, `status`).
+fn count(counter: &ByStatus, label: &str, status: u16) {
+    let mut m = counter.lock().unwrap_or_else(|p| p.into_inner());
+    *m.entry((label.to_string(), status)).or_insert(0) += 1;
+}
+
+/// One counter family labelled by `label_name` and `status`.
+fn render_by_status(
+    out: &mut String,
+    name: &str,
+    help: &str,
+    label_name: &str,
+    counter: &ByStatus,
+) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+    for ((label, status), n) in counter.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+        let _ = writeln!(
+            out,
+            "{name}{{{label_name}=\"{label}\",status=\"{status}\"}} {n}"
+        );
     }
 }
 

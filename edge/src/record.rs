@@ -200,18 +200,10 @@ impl RecordInput {
             );
         }
         if let Some(v) = field(map, "ttl") {
-            let ttl = v
-                .as_u64()
-                .and_then(|n| u32::try_from(n).ok())
-                .ok_or_else(|| validation(9021, "TTL must be an integer"))?;
-            input.ttl = Some(ttl);
+            input.ttl = Some(integer(v, 9021, "TTL must be an integer")?);
         }
         if let Some(v) = field(map, "priority") {
-            let p = v
-                .as_u64()
-                .and_then(|n| u16::try_from(n).ok())
-                .ok_or_else(|| validation(9100, "priority must be an integer 0-65535"))?;
-            input.priority = Some(p);
+            input.priority = Some(integer(v, 9100, "priority must be an integer 0-65535")?);
         }
         if let Some(v) = map.get("comment") {
             input.comment = Some(match v {
@@ -342,24 +334,8 @@ fn valid_label(label: &str) -> bool {
 fn validate_content(kind: RecordType, content: &str) -> Result<String, ApiError> {
     let trimmed = content.trim();
     match kind {
-        RecordType::A => trimmed
-            .parse::<Ipv4Addr>()
-            .map(|ip| ip.to_string())
-            .map_err(|_| {
-                validation(
-                    9005,
-                    "Content for A record is invalid. Must be a valid IPv4 address",
-                )
-            }),
-        RecordType::AAAA => trimmed
-            .parse::<Ipv6Addr>()
-            .map(|ip| ip.to_string())
-            .map_err(|_| {
-                validation(
-                    9006,
-                    "Content for AAAA record is invalid. Must be a valid IPv6 address",
-                )
-            }),
+        RecordType::A => address::<Ipv4Addr>(trimmed, kind, 9005, "IPv4"),
+        RecordType::AAAA => address::<Ipv6Addr>(trimmed, kind, 9006, "IPv6"),
         RecordType::CNAME | RecordType::MX | RecordType::NS => {
             let host = trimmed.trim_end_matches('.').to_ascii_lowercase();
             if host.is_empty() || host.len() > 253 || !host.split('.').all(valid_label) {
@@ -385,6 +361,29 @@ fn validate_content(kind: RecordType, content: &str) -> Result<String, ApiError>
             }
         }
     }
+}
+
+/// A JSON number that fits `T`, or Cloudflare's `code` with `message`.
+fn integer<T: TryFrom<u64>>(v: &Value, code: u32, message: &str) -> Result<T, ApiError> {
+    v.as_u64()
+        .and_then(|n| T::try_from(n).ok())
+        .ok_or_else(|| validation(code, message))
+}
+
+/// An A or AAAA record's content in canonical form, or Cloudflare's `code`.
+fn address<T: std::str::FromStr + std::fmt::Display>(
+    content: &str,
+    kind: RecordType,
+    code: u32,
+    family: &str,
+) -> Result<String, ApiError> {
+    let kind = kind.as_str();
+    content.parse::<T>().map(|ip| ip.to_string()).map_err(|_| {
+        validation(
+            code,
+            format!("Content for {kind} record is invalid. Must be a valid {family} address"),
+        )
+    })
 }
 
 #[cfg(test)]
