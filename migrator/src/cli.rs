@@ -1,18 +1,20 @@
 //! The command line: `migrator run`, `migrator demo`, `migrator reconcile`,
 //! and the mapping of their results to exit codes.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
+use handover_cli::{ExitStatus, Style};
 use handover_contract::exit;
-use tokio_util::sync::CancellationToken;
 
 use crate::demo::DemoArgs;
 use crate::plan::{parse_set, Plan, PlanError};
 use crate::process::Reaper;
-use crate::reconcile::ReconcileArgs;
+use crate::reconcile::{self, Progress, ProgressFn, ReconcileError, ReconcileOptions};
+use crate::report::{self, MigrationReport, StepOutcome, StepTimer};
 use crate::steps::{self, RunError, RunOptions};
-use crate::style::Style;
 
 /// Moves a live service from origin A to origin B and proves, order by
 /// order, that nothing acknowledged was lost.
@@ -120,49 +122,27 @@ pub enum CliError {
     #[error(transparent)]
     Demo(#[from] crate::demo::DemoError),
     #[error(transparent)]
-    Reconcile(#[from] crate::reconcile::ReconcileError),
+    Reconcile(#[from] ReconcileError),
+    /// The report path given on the command line cannot be written.
+    #[error("cannot write report {}: {source}", path.display())]
+    Report {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
-impl CliError {
-    pub fn exit_code(&self) -> i32 {
+impl ExitStatus for CliError {
+    fn exit_code(&self) -> i32 {
         match self {
-            CliError::Usage(_) | CliError::Plan(_) | CliError::Run(RunError::Preflight(_)) => {
-                exit::USAGE
-            }
+            CliError::Usage(_)
+            | CliError::Plan(_)
+            | CliError::Run(RunError::Preflight(_))
+            | CliError::Report { .. } => exit::USAGE,
             CliError::Demo(e) => e.exit_code(),
             CliError::Reconcile(e) if e.is_usage() => exit::USAGE,
             CliError::Reconcile(_) => exit::FAILED,
         }
     }
-}
-
-/// A token cancelled by the first Ctrl-C (or SIGTERM). A second Ctrl-C ends
-/// the process at once, after ending what `reaper` tracks.
-pub fn interrupt_token(reaper: Option<Reaper>) -> CancellationToken {
-    let token = CancellationToken::new();
-    let t = token.clone();
-    tokio::spawn(async move {
-        let term = async {
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(mut s) => {
-                    s.recv().await;
-                }
-                Err(_) => std::future::pending::<()>().await,
-            }
-        };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {},
-            _ = term => {},
-        }
-        eprintln!("interrupted: finishing the current step safely (Ctrl-C again to force)");
-        t.cancel();
-        let _ = tokio::signal::ctrl_c().await;
-        if let Some(r) = reaper {
-            r.reap(std::time::Duration::from_secs(2));
-        }
-        std::process::exit(130);
-    });
-    token
 }
 
 /// Runs one command; returns its exit code.
@@ -188,17 +168,97 @@ pub async fn run(opts: Opts) -> Result<i32, CliError> {
                 report: args.report,
                 plot: args.plot,
                 workdir: args.workdir,
-                style: Style::detect(),
+                style: Style::stdout(),
                 reaper: Reaper::default(),
-                cancel: interrupt_token(None),
+                cancel: crate::interrupt::token(None),
                 token: None,
             })
             .await?;
             Ok(outcome.exit_code)
         }
         Command::Demo(args) => Ok(crate::demo::run(args).await?),
-        Command::Reconcile(args) => Ok(crate::reconcile::run_cli(args).await?),
+        Command::Reconcile(args) => reconcile_command(args).await,
     }
+}
+
+/// `migrator reconcile`: step 7 alone, against any running instance.
+#[derive(Debug, Clone, Args)]
+pub struct ReconcileArgs {
+    /// The feeder's ack log (JSON lines); repeat for several feeders.
+    #[arg(long = "acks", value_name = "FILE", required = true)]
+    pub acks: Vec<PathBuf>,
+    /// Base URL of the instance whose orders are checked (B).
+    #[arg(long, value_name = "URL")]
+    pub app: url::Url,
+    /// Write the result as a JSON report (the `migrator run` shape) here.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+    /// How long B may take to apply the store head before reading its orders.
+    #[arg(long, value_name = "DURATION", default_value = "60s",
+          value_parser = handover_contract::duration::parse)]
+    pub apply_timeout: Duration,
+    /// Ids listed per non-ok category.
+    #[arg(long, value_name = "N", default_value_t = 100)]
+    pub max_ids: usize,
+    /// Judge every order B stores, not only those of the ack logs' runs
+    /// (for a store no other client writes to).
+    #[arg(long)]
+    pub all_orders: bool,
+}
+
+/// Runs `migrator reconcile`: prints the summary and writes the report.
+/// Exit 0 all ok, 1 not (or B never caught up); bad input (a missing or
+/// malformed ack log, a bad URL, an unreachable app) is an `Err`: exit 2.
+async fn reconcile_command(args: ReconcileArgs) -> Result<i32, CliError> {
+    let progress: ProgressFn = Arc::new(|p: &Progress| match p {
+        Progress::Applying { applied, head } => {
+            eprintln!("reconcile: waiting for B to apply the head: applied {applied} of {head}")
+        }
+        Progress::Indexed { acks, distinct } => {
+            eprintln!("reconcile: {acks} acks indexed ({distinct} distinct ids)")
+        }
+        Progress::Fetched { orders } => eprintln!("reconcile: {orders} orders read from B"),
+    });
+    let opts = ReconcileOptions {
+        apply_timeout: args.apply_timeout,
+        max_ids: args.max_ids,
+        all_orders: args.all_orders,
+        progress: Some(progress),
+        ..ReconcileOptions::default()
+    };
+    let mut out = MigrationReport {
+        started_at: report::rfc3339_now(),
+        ..MigrationReport::default()
+    };
+    let step = StepTimer::start("reconcile");
+    let record = match reconcile::reconcile_files(&args.acks, &args.app, &opts).await {
+        Ok(r) => {
+            let detail = format!("{} acks vs {} stored orders", r.acked_total, r.stored_total);
+            out.reconcile = Some(r);
+            step.finish(StepOutcome::Ok, detail)
+        }
+        Err(e) if e.is_usage() => return Err(e.into()),
+        Err(e) => step.finish(StepOutcome::Failed, e.to_string()),
+    };
+    out.steps.push(record);
+    report::verdict_reconcile(&mut out);
+    out.finished_at = report::rfc3339_now();
+    let mut stdout = std::io::stdout().lock();
+    report::print_human(&out, &mut stdout, Style::stdout().color)
+        .map_err(|e| ReconcileError::Internal(e.to_string()))?;
+    if let Some(path) = &args.report {
+        write_json(path, &out)?;
+    }
+    Ok(if out.passed { exit::OK } else { exit::FAILED })
+}
+
+fn write_json(path: &Path, report: &MigrationReport) -> Result<(), CliError> {
+    let json = serde_json::to_vec_pretty(report).map_err(std::io::Error::other);
+    json.and_then(|b| std::fs::write(path, b))
+        .map_err(|source| CliError::Report {
+            path: path.to_path_buf(),
+            source,
+        })
 }
 
 #[cfg(test)]

@@ -27,8 +27,8 @@ use crate::plan::{
 use crate::process::Reaper;
 use crate::report::Budgets;
 use crate::steps::{self, RunOptions};
-use crate::style::Style;
 use crate::switch::cloudflare::Token;
+use handover_cli::Style;
 
 /// The zone and record the demo's edge serves.
 pub const ZONE: &str = "handover.test";
@@ -278,8 +278,8 @@ pub async fn run(args: DemoArgs) -> Result<i32, DemoError> {
         }
     };
     let reaper = Reaper::owning();
-    let cancel = crate::cli::interrupt_token(Some(reaper.clone()));
-    let style = Style::detect();
+    let cancel = crate::interrupt::token(Some(reaper.clone()));
+    let style = Style::stdout();
     let result = stage_and_run(&args, &bins, &workdir, &reaper, cancel, style).await;
     reaper.reap(Duration::from_secs(10));
     if args.workdir.is_some() {

@@ -8,7 +8,7 @@
 //! - [`health`]: probes of an origin's `/health` (converge, drain, stopped).
 //! - [`host`]: this host's limits against the planned load.
 //! - [`process`]: the plan's shell commands and the processes they leave running.
-//! - [`style`]: colour (off under `NO_COLOR` or a pipe) and duration formatting.
+//! - [`interrupt`]: Ctrl-C during a cutover: a safe stop first, a forced one second.
 //! - [`demo`]: the whole cutover on one machine (edge, A, B as child processes).
 //! - [`reconcile`]: ack log vs. B's stored orders, per order.
 //! - [`plot`]: the SVG timeline of the handover moment.
@@ -19,6 +19,7 @@ pub mod cli;
 pub mod demo;
 pub mod health;
 pub mod host;
+pub mod interrupt;
 pub mod plan;
 pub mod plot;
 pub mod process;
@@ -26,5 +27,4 @@ pub mod reconcile;
 pub mod redact;
 pub mod report;
 pub mod steps;
-pub mod style;
 pub mod switch;

@@ -20,7 +20,7 @@ pub enum ProcessError {
     #[error("cannot run `{cmd}`: {source}")]
     /// `cmd` is kept with URL passwords masked: errors end up in reports.
     Spawn { cmd: String, source: std::io::Error },
-    #[error("`{cmd}` did not finish within {}", crate::style::secs(*.timeout))]
+    #[error("`{cmd}` did not finish within {}", handover_cli::secs(*.timeout))]
     Timeout { cmd: String, timeout: Duration },
     #[error("`{cmd}` failed ({status}){}", stderr_tail(.stderr))]
     Failed {

@@ -12,15 +12,12 @@ pub mod acklog;
 pub mod app;
 pub mod ledger;
 
-use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use handover_contract::exit;
 use serde::{Deserialize, Serialize};
 
-use crate::report::{self, MigrationReport, StepOutcome, StepRecord};
 use acklog::AckLogError;
 use app::App;
 use ledger::{AckIndex, Ledger};
@@ -108,11 +105,6 @@ pub enum ReconcileError {
     },
     #[error("app {url}: reading /orders broke off: {reason}")]
     Stream { url: String, reason: String },
-    #[error("cannot write report {}: {source}", path.display())]
-    Report {
-        path: PathBuf,
-        source: std::io::Error,
-    },
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -325,112 +317,4 @@ fn index_files(paths: &[PathBuf]) -> Result<Ledger, ReconcileError> {
         }
     }
     Ok(index.seal())
-}
-
-/// `migrator reconcile`: step 7 alone, against any running instance.
-#[derive(Debug, Clone, clap::Args)]
-pub struct ReconcileArgs {
-    /// The feeder's ack log (JSON lines); repeat for several feeders.
-    #[arg(long = "acks", value_name = "FILE", required = true)]
-    pub acks: Vec<PathBuf>,
-    /// Base URL of the instance whose orders are checked (B).
-    #[arg(long, value_name = "URL")]
-    pub app: url::Url,
-    /// Write the result as a JSON report (the `migrator run` shape) here.
-    #[arg(long, value_name = "FILE")]
-    pub report: Option<PathBuf>,
-    /// How long B may take to apply the store head before reading its orders.
-    #[arg(long, value_name = "DURATION", default_value = "60s",
-          value_parser = handover_contract::duration::parse)]
-    pub apply_timeout: Duration,
-    /// Ids listed per non-ok category.
-    #[arg(long, value_name = "N", default_value_t = 100)]
-    pub max_ids: usize,
-    /// Judge every order B stores, not only those of the ack logs' runs
-    /// (for a store no other client writes to).
-    #[arg(long)]
-    pub all_orders: bool,
-}
-
-/// Runs `migrator reconcile`: prints the summary, writes the report, and
-/// returns the exit code: 0 all ok, 1 not (or B never caught up), 2 bad input
-/// (missing or malformed ack log, bad URL, unreachable app), after printing
-/// the reason to stderr. `Err` only when the report cannot be written.
-pub async fn run_cli(args: ReconcileArgs) -> Result<i32, ReconcileError> {
-    let progress: ProgressFn = Arc::new(|p: &Progress| match p {
-        Progress::Applying { applied, head } => {
-            eprintln!("reconcile: waiting for B to apply the head: applied {applied} of {head}")
-        }
-        Progress::Indexed { acks, distinct } => {
-            eprintln!("reconcile: {acks} acks indexed ({distinct} distinct ids)")
-        }
-        Progress::Fetched { orders } => eprintln!("reconcile: {orders} orders read from B"),
-    });
-    let opts = ReconcileOptions {
-        apply_timeout: args.apply_timeout,
-        max_ids: args.max_ids,
-        all_orders: args.all_orders,
-        progress: Some(progress),
-        ..ReconcileOptions::default()
-    };
-    let started_at = chrono::Utc::now();
-    let started_ns = unix_ns();
-    let clock = Instant::now();
-    let result = reconcile_files(&args.acks, &args.app, &opts).await;
-    let mut step = StepRecord {
-        name: "reconcile".into(),
-        started_at: started_at.to_rfc3339(),
-        started_ns,
-        duration_ms: clock.elapsed().as_millis() as u64,
-        outcome: StepOutcome::Ok,
-        detail: None,
-    };
-    let mut out = MigrationReport {
-        started_at: started_at.to_rfc3339(),
-        ..MigrationReport::default()
-    };
-    match result {
-        Ok(r) => {
-            step.detail = Some(format!(
-                "{} acks vs {} stored orders",
-                r.acked_total, r.stored_total
-            ));
-            out.reconcile = Some(r);
-        }
-        Err(e) if e.is_usage() => {
-            // Bad input ends here with its one clear message and exit 2,
-            // whatever the caller maps an `Err` to.
-            eprintln!("error: {e}");
-            return Ok(exit::USAGE);
-        }
-        Err(e) => {
-            step.outcome = StepOutcome::Failed;
-            step.detail = Some(e.to_string());
-        }
-    }
-    out.steps.push(step);
-    report::verdict_reconcile(&mut out);
-    out.finished_at = chrono::Utc::now().to_rfc3339();
-    let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-    let mut stdout = std::io::stdout().lock();
-    report::print_human(&out, &mut stdout, color)
-        .map_err(|e| ReconcileError::Internal(e.to_string()))?;
-    if let Some(path) = &args.report {
-        let write = |path: &Path| -> std::io::Result<()> {
-            let json = serde_json::to_vec_pretty(&out)?;
-            std::fs::write(path, json)
-        };
-        write(path).map_err(|source| ReconcileError::Report {
-            path: path.clone(),
-            source,
-        })?;
-    }
-    Ok(if out.passed { exit::OK } else { exit::FAILED })
-}
-
-fn unix_ns() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0)
 }

@@ -1,6 +1,9 @@
 //! The migrator's report: JSON for machines (`--report`), a colored summary for
 //! people, and the verdict that decides the exit code.
 
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use handover_cli::Style;
 use handover_contract::FeederReport;
 use serde::{Deserialize, Serialize};
 
@@ -43,6 +46,52 @@ pub struct StepRecord {
     /// One line on what happened (e.g. "record shop.example.com 10.0.0.1 → 10.0.0.2").
     #[serde(default)]
     pub detail: Option<String>,
+}
+
+/// Times a step from its start; [`StepTimer::finish`] makes its record.
+#[derive(Debug)]
+pub struct StepTimer {
+    name: String,
+    started_at: String,
+    started_ns: u64,
+    t0: Instant,
+}
+
+impl StepTimer {
+    pub fn start(name: impl Into<String>) -> StepTimer {
+        StepTimer {
+            name: name.into(),
+            started_at: rfc3339_now(),
+            started_ns: unix_ns_now(),
+            t0: Instant::now(),
+        }
+    }
+
+    /// The record of the step, ended now (an empty detail is left out).
+    pub fn finish(self, outcome: StepOutcome, detail: impl Into<String>) -> StepRecord {
+        let detail = detail.into();
+        StepRecord {
+            name: self.name,
+            started_at: self.started_at,
+            started_ns: self.started_ns,
+            duration_ms: u64::try_from(self.t0.elapsed().as_millis()).unwrap_or(u64::MAX),
+            outcome,
+            detail: (!detail.is_empty()).then_some(detail),
+        }
+    }
+}
+
+/// Now, in Unix epoch ns: the axis the ack log and the steps share.
+pub fn unix_ns_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+/// Now, as the report writes times (RFC 3339, milliseconds, UTC).
+pub fn rfc3339_now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -201,47 +250,6 @@ fn first_ids(ids: &[String], n: usize) -> String {
     text
 }
 
-/// Terminal colour, in one place: methods are named for what the text means.
-struct Style {
-    color: bool,
-}
-
-impl Style {
-    fn paint(&self, code: &str, text: impl std::fmt::Display) -> String {
-        if self.color {
-            format!("\x1b[{code}m{text}\x1b[0m")
-        } else {
-            text.to_string()
-        }
-    }
-    fn heading(&self, t: impl std::fmt::Display) -> String {
-        self.paint("1", t)
-    }
-    fn good(&self, t: impl std::fmt::Display) -> String {
-        self.paint("32", t)
-    }
-    fn bad(&self, t: impl std::fmt::Display) -> String {
-        self.paint("31", t)
-    }
-    fn dim(&self, t: impl std::fmt::Display) -> String {
-        self.paint("2", t)
-    }
-    fn banner_pass(&self, t: impl std::fmt::Display) -> String {
-        self.paint("1;97;42", t)
-    }
-    fn banner_fail(&self, t: impl std::fmt::Display) -> String {
-        self.paint("1;97;41", t)
-    }
-    /// A count that should be zero: red when it is not.
-    fn zero(&self, n: u64) -> String {
-        if n == 0 {
-            n.to_string()
-        } else {
-            self.bad(n)
-        }
-    }
-}
-
 fn ms(v: u64) -> String {
     if v >= 10_000 {
         format!("{:.1} s", v as f64 / 1000.0)
@@ -257,7 +265,7 @@ pub fn print_human(
     out: &mut dyn std::io::Write,
     color: bool,
 ) -> std::io::Result<()> {
-    let s = Style { color };
+    let s = Style::new(color);
     if !report.steps.is_empty() {
         writeln!(out, "{}", s.heading("steps"))?;
         for step in &report.steps {
@@ -425,7 +433,7 @@ pub fn print_human(
         }
     }
     if let Some(why) = &report.rollback {
-        writeln!(out, "{} {why}", s.bad("rollback:"))?;
+        writeln!(out, "{} {why}", s.nonzero("rollback:"))?;
     }
     let (failed, succeeded) = match (&report.feeder, &report.reconcile) {
         (Some(f), _) => (f.rejected + f.indeterminate, f.ok),

@@ -294,7 +294,7 @@ impl CloudflareSwitch {
                     report.retries.push(format!(
                         "{what}: {}, waited {}",
                         e.short(),
-                        crate::style::secs(wait)
+                        handover_cli::secs(wait)
                     ));
                     tokio::time::sleep(wait).await;
                 }

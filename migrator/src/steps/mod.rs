@@ -1,0 +1,326 @@
+//! The cutover pipeline: preflight → start B → converge → flip → drain A →
+//! stop A → reconcile → verdict, each step timed, printed and recorded.
+//!
+//! The same pipeline runs a user's plan (`migrator run`) and the demo. This
+//! file holds the sequence and the state the steps share; each step lives in
+//! the file named as the report names it, as a function that takes the plan
+//! (in [`Ctx`]) and what earlier steps learned and returns a typed outcome or
+//! a [`StepError`]. Every wait polls until a deadline and can be interrupted
+//! (Ctrl-C); the rollback rules are in [`rollback`].
+//!
+//! - [`preflight`], [`start_b`], [`converge`], [`flip`], [`drain_a`],
+//!   [`stop_a`], [`reconcile`], [`verdict`]: the steps.
+//! - [`rollback`]: what happens when a step fails, before or after the flip.
+//! - [`load`]: the feeder (in process or external) that runs throughout.
+//! - [`progress`]: the step lines and progress lines people read.
+//! - [`error`]: why a step failed, by who has to act.
+
+pub mod converge;
+pub mod drain_a;
+pub mod error;
+pub mod flip;
+pub mod load;
+pub mod preflight;
+pub mod progress;
+pub mod reconcile;
+mod rollback;
+pub mod start_b;
+pub mod stop_a;
+pub mod verdict;
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use handover_cli::Style;
+use handover_contract::exit;
+use tokio_util::sync::CancellationToken;
+
+use crate::health::{HealthClient, Probe};
+use crate::plan::Plan;
+use crate::process::{Reaper, Started};
+use crate::report::{rfc3339_now, MigrationReport, StepOutcome, StepTimer};
+use crate::switch::{self, TrafficSwitch};
+pub use error::StepError;
+use load::{hold, Load};
+use progress::Printer;
+use verdict::Outputs;
+
+/// How often the waiting steps poll.
+pub const POLL: Duration = Duration::from_millis(100);
+
+/// Everything a run needs besides the plan.
+pub struct RunOptions {
+    pub plan: Plan,
+    /// Preflight and the printed plan only.
+    pub dry_run: bool,
+    pub report: Option<PathBuf>,
+    pub plot: Option<PathBuf>,
+    /// Where start-command logs (and the default ack log) go.
+    pub workdir: PathBuf,
+    pub style: Style,
+    /// Tracks processes the start commands leave running. The demo passes an
+    /// owning reaper (everything ends with it); `run` a non-owning one, since
+    /// B must outlive the migrator.
+    pub reaper: Reaper,
+    /// Ctrl-C.
+    pub cancel: CancellationToken,
+    /// The Cloudflare token when not from `CLOUDFLARE_API_TOKEN` (the demo's own edge).
+    pub token: Option<crate::switch::cloudflare::Token>,
+}
+
+/// Errors that stop the run before anything was started or changed (exit 2).
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("preflight: {0}")]
+    Preflight(String),
+}
+
+/// What the run produced.
+#[derive(Debug)]
+pub struct RunOutcome {
+    pub report: MigrationReport,
+    pub exit_code: i32,
+}
+
+/// What every step may use: the plan, the way to read an origin's health,
+/// the printer and Ctrl-C.
+pub struct Ctx {
+    pub plan: Plan,
+    pub health: HealthClient,
+    pub out: Printer,
+    pub cancel: CancellationToken,
+}
+
+impl Ctx {
+    /// Sleeps one poll interval; `Err` when interrupted.
+    pub async fn tick(&self) -> Result<(), StepError> {
+        tokio::select! {
+            _ = self.cancel.cancelled() => Err(StepError::Interrupted),
+            _ = tokio::time::sleep(POLL) => Ok(()),
+        }
+    }
+}
+
+/// The state a run carries from step to step.
+struct Pipeline {
+    cx: Ctx,
+    switch: Box<dyn TrafficSwitch>,
+    outputs: Outputs,
+    workdir: PathBuf,
+    reaper: Reaper,
+    report: MigrationReport,
+    ack_log: PathBuf,
+    /// What B's start command left running (stopped on a rollback).
+    b_proc: Option<Started>,
+    /// Reasons that fail the run whatever the verdict says.
+    failures: Vec<String>,
+}
+
+/// Runs the plan. `Err` only for problems found before anything changed.
+pub async fn run(opts: RunOptions) -> Result<RunOutcome, RunError> {
+    let RunOptions {
+        plan,
+        dry_run,
+        report,
+        plot,
+        workdir,
+        style,
+        reaper,
+        cancel,
+        token,
+    } = opts;
+    let switch = switch::from_plan(&plan, token)
+        .map_err(|e| RunError::Preflight(preflight::refusal(&e.into())))?;
+    let ack_log = plan
+        .feeder
+        .ack_log
+        .clone()
+        .unwrap_or_else(|| workdir.join("acks.jsonl"));
+    let mut p = Pipeline {
+        cx: Ctx {
+            plan,
+            health: HealthClient::new(Duration::from_secs(2)),
+            out: Printer::new(style),
+            cancel,
+        },
+        switch,
+        outputs: Outputs { report, plot },
+        workdir,
+        reaper,
+        report: MigrationReport {
+            started_at: rfc3339_now(),
+            ..MigrationReport::default()
+        },
+        ack_log,
+        b_proc: None,
+        failures: Vec::new(),
+    };
+    let step = p.begin("preflight");
+    match preflight::run(&mut p.cx, p.switch.as_ref(), &p.ack_log, dry_run).await {
+        Ok(pre) => p.end(step, StepOutcome::Ok, pre.detail()),
+        Err(e) => {
+            let msg = preflight::refusal(&e);
+            p.end(step, StepOutcome::Failed, msg.clone());
+            return Err(RunError::Preflight(msg));
+        }
+    }
+    if dry_run {
+        p.cx.out
+            .line("dry run: preflight passed; nothing was started or changed.");
+        return Ok(RunOutcome {
+            report: p.report,
+            exit_code: exit::OK,
+        });
+    }
+    let load = Load::start(&p.cx, &p.ack_log).await?;
+    Ok(p.cutover(load).await)
+}
+
+impl Pipeline {
+    fn begin(&mut self, name: &'static str) -> StepTimer {
+        self.cx.out.begin(name);
+        StepTimer::start(name)
+    }
+
+    fn end(&mut self, step: StepTimer, outcome: StepOutcome, detail: impl Into<String>) {
+        let rec = step.finish(outcome, detail);
+        self.cx.out.end(&rec);
+        self.report.steps.push(rec);
+    }
+
+    /// The sequence after preflight, with the load running.
+    async fn cutover(mut self, load: Load) -> RunOutcome {
+        let step = self.begin("start_b");
+        match start_b::run(&mut self.cx, &self.workdir, &self.reaper, &mut self.b_proc).await {
+            Ok(b) => self.end(step, StepOutcome::Ok, b.detail()),
+            Err(e) => {
+                self.end(step, StepOutcome::Failed, e.to_string());
+                return self
+                    .abort_before_flip(load, format!("B did not start: {e}"))
+                    .await;
+            }
+        }
+
+        let step = self.begin("converge");
+        match converge::run(&mut self.cx, &load).await {
+            Ok(c) => {
+                let detail = converge::detail(&self.cx.plan.converge, &c);
+                self.report.convergence = Some(c);
+                self.end(step, StepOutcome::Ok, detail);
+            }
+            Err(e) => {
+                self.end(step, StepOutcome::Failed, e.to_string());
+                return self
+                    .abort_before_flip(load, format!("B did not converge: {e}"))
+                    .await;
+            }
+        }
+
+        // Load on A for the planned time before the flip.
+        let until = load.started() + self.cx.plan.feeder.run_before_flip;
+        if let Err(e) = hold(&mut self.cx, &load, until, "load on A").await {
+            return self.abort_before_flip(load, e.to_string()).await;
+        }
+        if let Probe::Healthy(h) = self.cx.health.probe(&self.cx.plan.b.health()).await {
+            if let Some(c) = self.report.convergence.as_mut() {
+                c.lag_at_flip = h.head.saturating_sub(h.applied);
+            }
+        }
+
+        let failed_at_flip = load.failed();
+        let step = self.begin("flip");
+        match flip::run(self.switch.as_ref(), &self.cx.plan).await {
+            Ok(r) => {
+                let d = flip::detail(&self.cx.plan, &r);
+                self.end(step, StepOutcome::Ok, d);
+            }
+            Err(e) => {
+                let why = e.to_string();
+                self.end(step, StepOutcome::Failed, why.clone());
+                return match flip::after_failure(self.switch.as_ref(), &self.cx.plan).await {
+                    flip::AfterFailure::OnA => {
+                        self.abort_before_flip(load, format!("flip failed: {why}"))
+                            .await
+                    }
+                    flip::AfterFailure::Elsewhere(where_) => {
+                        self.failures.push(format!(
+                            "flip failed: {why}; {where_}: A and B are left running for you to decide"
+                        ));
+                        self.finish(load, None).await
+                    }
+                };
+            }
+        }
+
+        let step = self.begin("drain_a");
+        match drain_a::run(&mut self.cx, &load, failed_at_flip).await {
+            Ok(d) => {
+                if let drain_a::Drained::TimedOut(_) = d {
+                    self.cx.out.warn(&d.detail());
+                }
+                self.end(step, StepOutcome::Ok, d.detail());
+            }
+            Err(e) => {
+                self.end(step, StepOutcome::Failed, e.to_string());
+                return self.roll_back(load, e.to_string()).await;
+            }
+        }
+
+        let step = self.begin("stop_a");
+        let a = self.cx.plan.a.clone();
+        match stop_a::stop_origin(&mut self.cx, &a, None).await {
+            Ok(d) => self.end(step, StepOutcome::Ok, d),
+            Err(e) => {
+                self.end(step, StepOutcome::Failed, e.to_string());
+                self.failures.push(format!("A did not stop: {e}"));
+            }
+        }
+
+        // Load on B for the planned time.
+        let until = Instant::now() + self.cx.plan.feeder.run_after_flip;
+        if let Err(e) = hold(&mut self.cx, &load, until, "load on B").await {
+            self.failures.push(e.to_string());
+        }
+        let b_url = self.cx.plan.b.url.clone();
+        self.finish(load, Some(b_url)).await
+    }
+
+    /// Stops the load, reconciles against `app` (when given), gives the verdict.
+    async fn finish(mut self, load: Load, app: Option<url::Url>) -> RunOutcome {
+        let ended = load.finish(&mut self.cx, &self.ack_log).await;
+        self.report.feeder = ended.report;
+        self.failures.extend(ended.problem);
+
+        if let Some(app) = app {
+            let step = self.begin("reconcile");
+            match reconcile::run(&self.cx, &self.ack_log, &app).await {
+                Ok(r) => {
+                    let d = reconcile::detail(&r);
+                    self.report.reconcile = Some(r);
+                    self.end(step, StepOutcome::Ok, d);
+                }
+                Err(e) => {
+                    self.end(step, StepOutcome::Failed, e.to_string());
+                    self.failures.push(format!("reconcile: {e}"));
+                }
+            }
+        }
+
+        let step = self.begin("verdict");
+        self.report.finished_at = rfc3339_now();
+        let failures = std::mem::take(&mut self.failures);
+        verdict::judge(&mut self.report, &self.cx.plan.budgets, failures);
+        let outcome = if self.report.passed {
+            StepOutcome::Ok
+        } else {
+            StepOutcome::Failed
+        };
+        let d = verdict::detail(&self.report);
+        self.end(step, outcome, d);
+        verdict::write_outputs(&self.cx.out, &self.report, &self.outputs, &self.ack_log);
+        RunOutcome {
+            exit_code: verdict::exit_code(&self.report),
+            report: self.report,
+        }
+    }
+}

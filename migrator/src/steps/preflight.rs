@@ -1,0 +1,147 @@
+//! Step 1, preflight: everything the cutover relies on is checked before
+//! anything is started or changed — A healthy, the switch readable and
+//! pointing at A, B not already serving, the ack log's directory there, this
+//! host able to carry the load. A refusal here is exit 2.
+
+use std::path::Path;
+
+use handover_cli::secs;
+
+use super::{Ctx, StepError};
+use crate::health::Probe;
+use crate::plan::FeederMode;
+use crate::switch::{SwitchError, SwitchState, TrafficSwitch};
+
+/// What preflight learned.
+#[derive(Debug, Clone)]
+pub struct Preflight {
+    /// The instance A answers as.
+    pub a_instance: String,
+    pub switch: SwitchState,
+}
+
+impl Preflight {
+    pub fn detail(&self) -> String {
+        format!(
+            "A healthy (instance {}); {}; B not serving",
+            self.a_instance, self.switch.detail
+        )
+    }
+}
+
+/// Runs the checks and prints the plan (in full when `dry_run`).
+pub async fn run(
+    cx: &mut Ctx,
+    switch: &dyn TrafficSwitch,
+    ack_log: &Path,
+    dry_run: bool,
+) -> Result<Preflight, StepError> {
+    let plan = &cx.plan;
+    let a = cx.health.probe(&plan.a.health()).await;
+    if !a.is_healthy() {
+        return Err(StepError::Service(format!(
+            "A ({}) is not healthy: {}",
+            plan.a.health(),
+            a.describe()
+        )));
+    }
+    let state = switch.check().await?;
+    if state.current != plan.a.address {
+        return Err(StepError::Service(format!(
+            "traffic goes to {}, not to A ({}): {}",
+            state.current, plan.a.address, state.detail
+        )));
+    }
+    let b = cx.health.probe(&plan.b.health()).await;
+    if !matches!(b, Probe::Down(_)) {
+        return Err(StepError::Service(format!(
+            "B ({}) is already serving ({}): stop it or fix the plan",
+            plan.b.health(),
+            b.describe()
+        )));
+    }
+    if plan.feeder.mode == FeederMode::InProcess {
+        if let Some(dir) = ack_log.parent().filter(|d| !d.as_os_str().is_empty()) {
+            if !dir.is_dir() {
+                return Err(StepError::Plan(format!(
+                    "feeder.ack_log: directory {} does not exist",
+                    dir.display()
+                )));
+            }
+        }
+    }
+    if plan.host_checks.enabled && plan.feeder.mode == FeederMode::InProcess {
+        let cap = plan
+            .feeder
+            .max_in_flight
+            .map(|n| n as u64)
+            .unwrap_or_else(|| {
+                (plan.feeder.rate * plan.feeder.timeout.as_secs_f64())
+                    .ceil()
+                    .max(1.0) as u64
+            });
+        for f in crate::host::judge(&crate::host::Limits::read(), cap, plan.feeder.rate) {
+            if f.fatal {
+                return Err(StepError::Host(f.message));
+            }
+            cx.out.warn(&f.message);
+        }
+    }
+    let a_instance = a.health().map(|h| h.instance.clone()).unwrap_or_default();
+    print_plan(cx, switch, &state.detail, ack_log, dry_run);
+    Ok(Preflight {
+        a_instance,
+        switch: state,
+    })
+}
+
+/// The message preflight refuses with (the switch's problems prefixed `switch:`).
+pub fn refusal(e: &StepError) -> String {
+    match e {
+        StepError::Switch(SwitchError::Config(m)) => format!("switch: {m}"),
+        StepError::Switch(other) => format!("switch: {other}"),
+        other => other.to_string(),
+    }
+}
+
+fn print_plan(
+    cx: &Ctx,
+    switch: &dyn TrafficSwitch,
+    switch_detail: &str,
+    ack_log: &Path,
+    dry_run: bool,
+) {
+    let p = &cx.plan;
+    let pr = &cx.out;
+    pr.note(&format!("switch: {} — {switch_detail}", switch.describe()));
+    pr.note(&format!("A: {} ({})", p.a.address, p.a.url));
+    pr.note(&format!(
+        "B: {} ({}), start: {}",
+        p.b.address,
+        p.b.url,
+        crate::redact::passwords(p.b.start.as_deref().unwrap_or("-"))
+    ));
+    match p.feeder.mode {
+        FeederMode::InProcess => pr.note(&format!(
+            "load: {}/s to {} for {} before the flip and {} after the drain; ack log {}",
+            p.feeder.rate,
+            p.feeder.target.as_ref().map(|u| u.as_str()).unwrap_or("-"),
+            secs(p.feeder.run_before_flip),
+            secs(p.feeder.run_after_flip),
+            ack_log.display()
+        )),
+        FeederMode::External => pr.note(&format!(
+            "load: external feeder, ack log {}",
+            ack_log.display()
+        )),
+    }
+    pr.note(&format!(
+        "budgets: failed ≤ {}, gap ≤ {} ms, missed ≤ {}",
+        p.budgets.failed, p.budgets.max_gap_ms, p.budgets.missed
+    ));
+    if dry_run {
+        pr.line("--- plan ---");
+        pr.line(p.to_toml().trim_end());
+        pr.line("------------");
+    }
+}
