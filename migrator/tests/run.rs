@@ -8,13 +8,6 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use migrator::report::MigrationReport;
-
-const LONG: Duration = Duration::from_secs(180);
-
-fn report_of(path: &std::path::Path) -> MigrationReport {
-    serde_json::from_slice(&std::fs::read(path).expect("report written")).expect("report json")
-}
 
 fn b_addr(stage: &Stage) -> std::net::SocketAddr {
     format!("127.0.0.3:{}", stage.port).parse().unwrap()
@@ -24,12 +17,7 @@ fn b_addr(stage: &Stage) -> std::net::SocketAddr {
 fn refuses_when_the_record_no_longer_points_at_a() {
     let stage = Stage::start("");
     stage.move_record("127.0.0.2", "127.0.0.9");
-    let plan = stage.write_plan(&stage.plan());
-    let out = run_with_env(
-        &["run", "--plan", plan.to_str().unwrap()],
-        &stage.env(),
-        LONG,
-    );
+    let out = stage.run_plan(&stage.plan(), &[]);
     assert_eq!(out.code, 2, "{}\n{}", out.stdout, out.stderr);
     assert!(
         out.stderr
@@ -44,12 +32,11 @@ fn refuses_when_the_record_no_longer_points_at_a() {
 #[test]
 fn refuses_a_bad_token_and_never_prints_it() {
     let stage = Stage::start("");
-    let plan = stage.write_plan(&stage.plan());
     let bad = "wrong-token-do-not-print";
-    let out = run_with_env(
-        &["run", "--plan", plan.to_str().unwrap()],
+    let out = stage.run_plan_env(
+        &stage.plan(),
+        &[],
         &[("CLOUDFLARE_API_TOKEN", bad.to_string())],
-        LONG,
     );
     assert_eq!(out.code, 2, "{}\n{}", out.stdout, out.stderr);
     assert!(out.stderr.contains("token was refused"), "{}", out.stderr);
@@ -61,8 +48,7 @@ fn refuses_a_bad_token_and_never_prints_it() {
 #[test]
 fn refuses_a_missing_token() {
     let stage = Stage::start("");
-    let plan = stage.write_plan(&stage.plan());
-    let out = run_with_env(&["run", "--plan", plan.to_str().unwrap()], &[], LONG);
+    let out = stage.run_plan_env(&stage.plan(), &[], &[]);
     assert_eq!(out.code, 2, "{}\n{}", out.stdout, out.stderr);
     assert!(
         out.stderr.contains("CLOUDFLARE_API_TOKEN is not set"),
@@ -81,12 +67,7 @@ fn refuses_when_b_is_already_serving() {
         "b-early",
         &stage.dir.path().join("b-early.log"),
     );
-    let plan = stage.write_plan(&stage.plan());
-    let out = run_with_env(
-        &["run", "--plan", plan.to_str().unwrap()],
-        &stage.env(),
-        LONG,
-    );
+    let out = stage.run_plan(&stage.plan(), &[]);
     assert_eq!(out.code, 2, "{}\n{}", out.stdout, out.stderr);
     assert!(out.stderr.contains("is already serving"), "{}", out.stderr);
     assert_eq!(stage.record(), "127.0.0.2");
@@ -95,12 +76,7 @@ fn refuses_when_b_is_already_serving() {
 #[test]
 fn dry_run_prints_the_plan_and_changes_nothing() {
     let stage = Stage::start("");
-    let plan = stage.write_plan(&stage.plan());
-    let out = run_with_env(
-        &["run", "--plan", plan.to_str().unwrap(), "--dry-run"],
-        &stage.env(),
-        LONG,
-    );
+    let out = stage.run_plan(&stage.plan(), &["--dry-run"]);
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
     assert!(out.stdout.contains("--- plan ---"), "{}", out.stdout);
     assert!(out.stdout.contains("nothing was started or changed"));
@@ -130,7 +106,11 @@ fn bad_plans_exit_2_naming_the_problem() {
     for (text, needle) in cases {
         let p = stage.dir.path().join("bad.toml");
         std::fs::write(&p, &text).unwrap();
-        let out = run_with_env(&["run", "--plan", p.to_str().unwrap()], &stage.env(), LONG);
+        let out = run_with_env(
+            &["run", "--plan", p.to_str().unwrap()],
+            &stage.env(),
+            RUN_TIMEOUT,
+        );
         assert_eq!(out.code, 2, "{needle}: {}\n{}", out.stdout, out.stderr);
         assert!(out.stderr.contains(needle), "{needle}: {}", out.stderr);
         assert_eq!(
@@ -143,8 +123,7 @@ fn bad_plans_exit_2_naming_the_problem() {
     // An unreachable origin: A's URL on a port where nothing listens.
     let mut plan = stage.plan();
     plan.a.url = url::Url::parse("http://127.0.0.2:1/").unwrap();
-    let p = stage.write_plan(&plan);
-    let out = run_with_env(&["run", "--plan", p.to_str().unwrap()], &stage.env(), LONG);
+    let out = stage.run_plan(&plan, &[]);
     assert_eq!(out.code, 2, "{}\n{}", out.stdout, out.stderr);
     assert!(out.stderr.contains("is not healthy"), "{}", out.stderr);
     assert!(!answers(b_addr(&stage)));
@@ -158,23 +137,10 @@ fn b_never_healthy_is_stopped_and_traffic_stays_on_a() {
     // A start command that runs but never serves.
     plan.b.start = Some("exec sleep 120".into());
     plan.timeouts.health = Duration::from_secs(3);
-    let p = stage.write_plan(&plan);
-    let report = stage.dir.path().join("report.json");
-    let out = run_with_env(
-        &[
-            "run",
-            "--plan",
-            p.to_str().unwrap(),
-            "--report",
-            report.to_str().unwrap(),
-            "--workdir",
-            stage.dir.path().to_str().unwrap(),
-        ],
-        &stage.env(),
-        LONG,
-    );
+    let run = stage.migrate(&plan);
+    let out = &run.out;
     assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
-    let r = report_of(&report);
+    let r = run.report();
     assert!(!r.passed);
     let rb = r.rollback.as_deref().expect("rollback recorded");
     assert!(rb.contains("B did not start"), "{rb}");
@@ -198,8 +164,6 @@ fn b_failing_after_the_flip_sends_traffic_back_to_a() {
     plan.feeder.run_before_flip = Duration::from_secs(2);
     // Allow the failures B's crash causes; the watch on B's health decides.
     plan.watch.failed = Some(1_000_000);
-    let p = stage.write_plan(&plan);
-    let report = stage.dir.path().join("report.json");
     // Kill B as soon as the record points at it.
     let api_stage_token = stage.token.clone();
     let api = stage.api;
@@ -233,26 +197,15 @@ fn b_failing_after_the_flip_sends_traffic_back_to_a() {
         }
         flipped
     });
-    let out = run_with_env(
-        &[
-            "run",
-            "--plan",
-            p.to_str().unwrap(),
-            "--report",
-            report.to_str().unwrap(),
-            "--workdir",
-            stage.dir.path().to_str().unwrap(),
-        ],
-        &stage.env(),
-        LONG,
-    );
+    let run = stage.migrate(&plan);
+    let out = &run.out;
     assert!(
         killer.join().unwrap(),
         "the flip never happened: {}",
         out.stdout
     );
     assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
-    let r = report_of(&report);
+    let r = run.report();
     let rb = r.rollback.as_deref().expect("rollback recorded");
     assert!(rb.contains("B failing after the flip"), "{rb}");
     assert!(rb.contains("traffic sent back to A"), "{rb}");
@@ -271,23 +224,10 @@ fn b_failing_after_the_flip_sends_traffic_back_to_a() {
 fn api_429s_on_the_flip_are_retried_and_the_run_passes() {
     let stage =
         Stage::start("\n[faults]\nstatus = 429\ncount = 2\nretry_after = 1\nmethod = \"PATCH\"\n");
-    let plan = stage.write_plan(&stage.plan());
-    let report = stage.dir.path().join("report.json");
-    let out = run_with_env(
-        &[
-            "run",
-            "--plan",
-            plan.to_str().unwrap(),
-            "--report",
-            report.to_str().unwrap(),
-            "--workdir",
-            stage.dir.path().to_str().unwrap(),
-        ],
-        &stage.env(),
-        LONG,
-    );
+    let run = stage.migrate(&stage.plan());
+    let out = &run.out;
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
-    let r = report_of(&report);
+    let r = run.report();
     assert!(r.passed, "{:?}", r.reasons);
     let flip = r
         .steps
@@ -307,28 +247,15 @@ fn a_failing_start_command_rolls_back_at_once() {
     let mut plan = stage.plan();
     plan.b.start = Some("echo 'no such image: shop:latest' >&2; exit 3".into());
     plan.timeouts.health = Duration::from_secs(120);
-    let p = stage.write_plan(&plan);
-    let report = stage.dir.path().join("report.json");
     let t0 = std::time::Instant::now();
-    let out = run_with_env(
-        &[
-            "run",
-            "--plan",
-            p.to_str().unwrap(),
-            "--report",
-            report.to_str().unwrap(),
-            "--workdir",
-            stage.dir.path().to_str().unwrap(),
-        ],
-        &stage.env(),
-        LONG,
-    );
+    let run = stage.migrate(&plan);
+    let out = &run.out;
     assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
     assert!(
         t0.elapsed() < Duration::from_secs(60),
         "a dead start command must not wait for the health timeout"
     );
-    let r = report_of(&report);
+    let r = run.report();
     let rb = r.rollback.as_deref().expect("rollback recorded");
     assert!(rb.contains("start command exited"), "{rb}");
     assert_eq!(stage.record(), "127.0.0.2");
@@ -367,23 +294,10 @@ fn an_external_feeder_is_reconciled_from_its_ack_log() {
     plan.feeder.target = None;
     plan.feeder.ack_log = Some(acks.clone());
     plan.feeder.report = Some(feeder_report.clone());
-    let p = stage.write_plan(&plan);
-    let report = stage.dir.path().join("report.json");
-    let out = run_with_env(
-        &[
-            "run",
-            "--plan",
-            p.to_str().unwrap(),
-            "--report",
-            report.to_str().unwrap(),
-            "--workdir",
-            stage.dir.path().to_str().unwrap(),
-        ],
-        &stage.env(),
-        LONG,
-    );
+    let run = stage.migrate(&plan);
+    let out = &run.out;
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
-    let r = report_of(&report);
+    let r = run.report();
     let (lines, ok, _, _) = count_acks(&acks);
     let rec = r.reconcile.expect("reconcile");
     assert_eq!(rec.ok, ok, "every acknowledged order is on B");
@@ -467,23 +381,10 @@ fn b_that_never_converges_is_stopped_and_traffic_stays_on_a() {
     plan.b.start = Some(format!("echo $$ > {}; exec sleep 150", pid_file.display()));
     plan.b.health_url = Some(url::Url::parse(&format!("http://{health}/health")).unwrap());
     plan.timeouts.converge = Duration::from_secs(3);
-    let p = stage.write_plan(&plan);
-    let report = stage.dir.path().join("report.json");
-    let out = run_with_env(
-        &[
-            "run",
-            "--plan",
-            p.to_str().unwrap(),
-            "--report",
-            report.to_str().unwrap(),
-            "--workdir",
-            stage.dir.path().to_str().unwrap(),
-        ],
-        &stage.env(),
-        LONG,
-    );
+    let run = stage.migrate(&plan);
+    let out = &run.out;
     assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
-    let r = report_of(&report);
+    let r = run.report();
     let rb = r.rollback.as_deref().expect("rollback recorded");
     assert!(rb.contains("B did not converge"), "{rb}");
     use migrator::report::StepOutcome;

@@ -318,6 +318,59 @@ impl Stage {
     pub fn env(&self) -> Vec<(&'static str, String)> {
         vec![("CLOUDFLARE_API_TOKEN", self.token.clone())]
     }
+
+    /// `migrator run --plan` of `plan` on this stage (its token in the
+    /// environment), with `extra` flags.
+    pub fn run_plan(&self, plan: &migrator::plan::Plan, extra: &[&str]) -> Finished {
+        self.run_plan_env(plan, extra, &self.env())
+    }
+
+    /// [`Stage::run_plan`] with this environment instead of the stage's token.
+    pub fn run_plan_env(
+        &self,
+        plan: &migrator::plan::Plan,
+        extra: &[&str],
+        env: &[(&'static str, String)],
+    ) -> Finished {
+        let path = self.write_plan(plan);
+        let mut args = vec!["run", "--plan", path.to_str().expect("utf-8 path")];
+        args.extend_from_slice(extra);
+        run_with_env(&args, env, RUN_TIMEOUT)
+    }
+
+    /// A whole `migrator run` of `plan`, its report and start-command logs
+    /// kept in the stage's directory.
+    pub fn migrate(&self, plan: &migrator::plan::Plan) -> Migrated {
+        let report = self.dir.path().join("report.json");
+        let dir = self.dir.path().to_str().expect("utf-8 path");
+        let out = self.run_plan(
+            plan,
+            &[
+                "--report",
+                report.to_str().expect("utf-8 path"),
+                "--workdir",
+                dir,
+            ],
+        );
+        Migrated { out, report }
+    }
+}
+
+/// The longest a `migrator run` of a test plan may take.
+pub const RUN_TIMEOUT: Duration = Duration::from_secs(180);
+
+/// A finished `migrator run` and where its JSON report is.
+pub struct Migrated {
+    pub out: Finished,
+    pub report: PathBuf,
+}
+
+impl Migrated {
+    /// The JSON report the run wrote.
+    pub fn report(&self) -> migrator::report::MigrationReport {
+        serde_json::from_slice(&std::fs::read(&self.report).expect("report written"))
+            .expect("report json")
+    }
 }
 
 /// Starts an example-app on `ip:port` and waits for its listening line.
