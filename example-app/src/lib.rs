@@ -5,7 +5,7 @@
 //! log and applied here (read-your-writes).
 //!
 //! - [`opts`]: the command line.
-//! - [`run`]: start-up (store, catch-up, seed, bind, announce) and shutdown.
+//! - [`run`](mod@run): start-up (store, catch-up, seed, bind, announce) and shutdown.
 //! - [`server`]: serving a bound listener until a shutdown future, then draining.
 //! - [`api`]: routes, handlers, JSON errors, `X-Instance`, request accounting.
 //! - [`orders`]: placing an order (rules, idempotent retries, conflicts,

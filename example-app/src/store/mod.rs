@@ -7,10 +7,21 @@
 //!   no gaps, also while several processes append at once;
 //! - an append whose `(kind, key)` already exists appends nothing and returns
 //!   the existing event (one `OrderPlaced` per order id, on every instance).
+//!
+//! - [`sqlite`], [`postgres`]: what differs per backend: the schema, the
+//!   writer's transaction, reads, and how other processes' commits are seen.
+//! - `backend`: [`Store`], the one [`EventStore`] over a backend.
+//! - `group_commit`: the queue of appends to a backend's writer.
+//! - `handoff`: the head and own commits given to local subscribers.
+//! - `status`: a backend's last failure and its counters.
+//! - [`url`]: parsing `sqlite:` / `postgres://` URLs.
 
+mod backend;
+mod group_commit;
+mod handoff;
 pub mod postgres;
-mod shared;
 pub mod sqlite;
+mod status;
 pub mod url;
 
 use std::sync::Arc;
@@ -19,6 +30,7 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use tokio::sync::watch;
 
+pub use self::backend::Store;
 pub use self::url::StoreUrl;
 
 /// An event to append. `(kind, key)` is the idempotency key.

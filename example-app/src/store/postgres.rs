@@ -31,14 +31,15 @@ use std::time::Duration;
 
 use futures::future::BoxFuture;
 use futures::{FutureExt, StreamExt};
-use tokio::sync::{mpsc, watch, Mutex};
+use tokio::sync::{mpsc, Mutex};
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{AsyncMessage, Client, Config, NoTls, Statement};
 use tokio_util::sync::CancellationToken;
 
-use super::shared::{settle, submit, AppendRequest, Shared};
+use super::backend::{Backend, Shared, Store};
+use super::group_commit::{gather, AppendRequest, Committed};
 use super::url::StoreUrl;
-use super::{Appended, EventStore, NewEvent, StoreError, StoreOptions, StoreStats, StoredEvent};
+use super::{StoreError, StoreOptions, StoredEvent};
 
 const CHANNEL: &str = "handover_events";
 
@@ -60,13 +61,18 @@ INSERT INTO event_head (id, position) VALUES (TRUE, 0) ON CONFLICT (id) DO NOTHI
 /// Serializes schema creation when several instances start at once.
 const SCHEMA_LOCK: i64 = 0x68616e646f766572; // "handover"
 
-pub struct PostgresStore {
+/// The PostgreSQL event store.
+pub type PostgresStore = Store<Postgres>;
+
+/// The PostgreSQL side of a [`PostgresStore`]: the read connection; the
+/// writer and listener tasks run beside it.
+pub struct Postgres {
     url: StoreUrl,
     config: Config,
-    writer: mpsc::Sender<AppendRequest>,
     reader: Mutex<Option<Reader>>,
-    shared: Arc<Shared>,
+    /// Ends the listener task when the store is dropped.
     cancel: CancellationToken,
+    /// How long a read may wait for the server.
     timeout: Duration,
 }
 
@@ -89,7 +95,7 @@ async fn connect(config: &Config) -> Result<Client, tokio_postgres::Error> {
     Ok(client)
 }
 
-impl PostgresStore {
+impl Store<Postgres> {
     /// Connects within `opts.connect_timeout` and creates the schema; an
     /// unreachable server or bad credentials are a configuration error.
     pub async fn open(url: &StoreUrl, opts: StoreOptions) -> Result<Self, StoreError> {
@@ -140,17 +146,18 @@ impl PostgresStore {
             shared.clone(),
             cancel.clone(),
         ));
-        Ok(PostgresStore {
+        let backend = Postgres {
             url: url.clone(),
             config,
-            writer: tx,
             reader: Mutex::new(Some(reader)),
-            shared,
             cancel,
             timeout: opts.append_timeout,
-        })
+        };
+        Ok(Store::new(backend, tx, shared, opts.append_timeout))
     }
+}
 
+impl Postgres {
     /// Runs `f` on the reader connection, reconnecting first if it was lost.
     async fn read<T>(
         &self,
@@ -188,7 +195,7 @@ impl PostgresStore {
     }
 }
 
-impl Drop for PostgresStore {
+impl Drop for Postgres {
     fn drop(&mut self) {
         self.cancel.cancel();
     }
@@ -231,13 +238,7 @@ async fn writer_loop(
     let mut writer: Option<Writer> = None;
     let mut batch: Vec<AppendRequest> = Vec::with_capacity(max_batch);
     while let Some(first) = rx.recv().await {
-        batch.push(first);
-        while batch.len() < max_batch {
-            match rx.try_recv() {
-                Ok(req) => batch.push(req),
-                Err(_) => break,
-            }
-        }
+        gather(&mut batch, first, &mut rx, max_batch);
         let result = async {
             if writer.as_ref().is_none_or(|w| w.client.is_closed()) {
                 let w = tokio::time::timeout(timeout, Writer::connect(&config))
@@ -253,22 +254,14 @@ async fn writer_loop(
             }
         }
         .await;
-        match result {
-            Ok(results) => {
-                shared.committed(settle(batch.drain(..).map(|r| (r.event, r.reply)), results))
-            }
-            Err(msg) => {
-                // The outcome of a failed commit is unknown to the caller (503);
-                // a fresh connection next time rules out a wedged session
-                // (closing this one rolls back whatever was left open).
-                writer = None;
-                tracing::warn!(error = %msg, batch = batch.len(), "postgres group commit failed");
-                shared.set_error(Some(msg.clone()));
-                for req in batch.drain(..) {
-                    let _ = req.reply.send(Err(StoreError::Unavailable(msg.clone())));
-                }
-            }
+        if let Err(msg) = &result {
+            // The outcome of a failed commit is unknown to the caller (503);
+            // a fresh connection next time rules out a wedged session
+            // (closing this one rolls back whatever was left open).
+            writer = None;
+            tracing::warn!(error = %msg, batch = batch.len(), "postgres group commit failed");
         }
+        shared.settle(&mut batch, result);
     }
 }
 
@@ -320,7 +313,7 @@ impl Writer {
 async fn commit_batch(
     w: &Writer,
     batch: &[AppendRequest],
-) -> Result<Vec<(u64, Option<String>)>, tokio_postgres::Error> {
+) -> Result<Committed, tokio_postgres::Error> {
     let c = &w.client;
     let kinds: Vec<&str> = batch.iter().map(|r| r.event.kind.as_str()).collect();
     let keys: Vec<&str> = batch.iter().map(|r| r.event.key.as_str()).collect();
@@ -397,7 +390,7 @@ async fn listener_loop(config: Config, shared: Arc<Shared>, cancel: Cancellation
                     match msg {
                         Ok(AsyncMessage::Notification(n)) => {
                             if let Ok(head) = n.payload().parse() {
-                                notified.publish_head(head);
+                                notified.handoff.publish_head(head);
                             }
                         }
                         Ok(_) => {}
@@ -415,8 +408,7 @@ async fn listener_loop(config: Config, shared: Arc<Shared>, cancel: Cancellation
                     .map_err(|e| pg_err("listen", &e))?;
                 // Anything committed before LISTEN took effect.
                 let head = read_head(&client).await.map_err(|e| pg_err("head", &e))?;
-                shared.publish_head(head);
-                shared.set_error(None);
+                shared.seen(head);
                 tokio::select! {
                     _ = cancel.cancelled() => Ok(()),
                     _ = lost.recv() => Err("listen connection lost".to_string()),
@@ -434,7 +426,7 @@ async fn listener_loop(config: Config, shared: Arc<Shared>, cancel: Cancellation
             Ok(()) => return,
             Err(msg) => {
                 tracing::warn!(error = %msg, "postgres listener down; reconnecting");
-                shared.set_error(Some(msg));
+                shared.status.set_error(Some(msg));
             }
         }
         tokio::select! {
@@ -442,25 +434,21 @@ async fn listener_loop(config: Config, shared: Arc<Shared>, cancel: Cancellation
             _ = tokio::time::sleep(backoff) => {}
         }
         backoff = (backoff * 2).min(Duration::from_secs(1));
-        if shared.status().is_ok() {
+        if shared.status.result().is_ok() {
             backoff = Duration::from_millis(100);
         }
     }
 }
 
-impl EventStore for PostgresStore {
-    fn append(&self, event: NewEvent) -> BoxFuture<'_, Result<Appended, StoreError>> {
-        submit(&self.writer, event, self.timeout, "postgres").boxed()
-    }
+impl Backend for Postgres {
+    const NAME: &'static str = "postgres";
 
     fn read_after(
         &self,
-        after: u64,
-        limit: usize,
+        after: i64,
+        limit: i64,
     ) -> BoxFuture<'_, Result<Vec<StoredEvent>, StoreError>> {
         async move {
-            let after = i64::try_from(after).unwrap_or(i64::MAX);
-            let limit = i64::try_from(limit).unwrap_or(i64::MAX);
             let rows = self
                 .read("read", move |r| {
                     async move { r.client.query(&r.read_after, &[&after, &limit]).await }.boxed()
@@ -479,33 +467,11 @@ impl EventStore for PostgresStore {
         .boxed()
     }
 
-    fn take_own_after(&self, after: u64, limit: usize) -> Vec<StoredEvent> {
-        self.shared.take_next(after, limit)
-    }
-
-    fn head(&self) -> BoxFuture<'_, Result<u64, StoreError>> {
-        async move {
-            let head = self
-                .read("head", |r| {
-                    async move { read_head(&r.client).await }.boxed()
-                })
-                .await?;
-            self.shared.publish_head(head);
-            Ok(head)
-        }
+    fn read_head(&self) -> BoxFuture<'_, Result<u64, StoreError>> {
+        self.read("head", |r| {
+            async move { read_head(&r.client).await }.boxed()
+        })
         .boxed()
-    }
-
-    fn watch_head(&self) -> watch::Receiver<u64> {
-        self.shared.head.subscribe()
-    }
-
-    fn status(&self) -> Result<(), String> {
-        self.shared.status()
-    }
-
-    fn stats(&self) -> StoreStats {
-        self.shared.stats()
     }
 
     fn describe(&self) -> String {

@@ -22,22 +22,25 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use futures::FutureExt;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, TransactionBehavior};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 
-use super::shared::{settle, submit, AppendRequest, Shared};
-use super::{Appended, EventStore, NewEvent, StoreError, StoreOptions, StoreStats, StoredEvent};
+use super::backend::{Backend, Shared, Store};
+use super::group_commit::{gather, AppendRequest, Committed};
+use super::{StoreError, StoreOptions, StoredEvent};
 
 /// How long a connection waits for another process's write lock.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
-pub struct SqliteStore {
+/// The SQLite event store.
+pub type SqliteStore = Store<Sqlite>;
+
+/// The SQLite side of a [`SqliteStore`]: the read connection; the writer and
+/// poller threads run beside it.
+pub struct Sqlite {
     path: PathBuf,
-    writer: mpsc::Sender<AppendRequest>,
     reader: Arc<Mutex<Connection>>,
-    shared: Arc<Shared>,
     /// Tells the poller thread to end when the store is dropped.
     stop: Arc<AtomicBool>,
-    append_timeout: Duration,
 }
 
 fn sql_err(what: &str, e: rusqlite::Error) -> StoreError {
@@ -70,7 +73,7 @@ const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS events (
     UNIQUE (kind, key)
 )";
 
-impl SqliteStore {
+impl Store<Sqlite> {
     /// Opens (creating if needed) the store file; a path that cannot hold a
     /// store is a configuration error.
     pub async fn open(path: &Path, opts: StoreOptions) -> Result<Self, StoreError> {
@@ -114,16 +117,16 @@ impl SqliteStore {
             .spawn(move || poller_loop(poller_conn, s, st, interval))
             .map_err(|e| StoreError::Unavailable(format!("cannot start poller thread: {e}")))?;
 
-        Ok(SqliteStore {
+        let backend = Sqlite {
             path,
-            writer: tx,
             reader: Arc::new(Mutex::new(reader_conn)),
-            shared,
             stop,
-            append_timeout: opts.append_timeout,
-        })
+        };
+        Ok(Store::new(backend, tx, shared, opts.append_timeout))
     }
+}
 
+impl Sqlite {
     async fn with_reader<T: Send + 'static>(
         &self,
         f: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
@@ -140,7 +143,7 @@ impl SqliteStore {
     }
 }
 
-impl Drop for SqliteStore {
+impl Drop for Sqlite {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
     }
@@ -155,35 +158,18 @@ fn writer_loop(
 ) {
     let mut batch: Vec<AppendRequest> = Vec::with_capacity(max_batch);
     while let Some(first) = rx.blocking_recv() {
-        batch.push(first);
-        while batch.len() < max_batch {
-            match rx.try_recv() {
-                Ok(req) => batch.push(req),
-                Err(_) => break,
-            }
-        }
-        match commit_batch(&mut conn, &batch) {
-            Ok(results) => {
-                shared.committed(settle(batch.drain(..).map(|r| (r.event, r.reply)), results))
-            }
-            Err(e) => {
-                let msg = format!("append failed: {e}");
-                tracing::warn!(error = %e, batch = batch.len(), "sqlite group commit failed");
-                shared.set_error(Some(msg.clone()));
-                for req in batch.drain(..) {
-                    let _ = req.reply.send(Err(StoreError::Unavailable(msg.clone())));
-                }
-            }
-        }
+        gather(&mut batch, first, &mut rx, max_batch);
+        let outcome = commit_batch(&mut conn, &batch).map_err(|e| {
+            tracing::warn!(error = %e, batch = batch.len(), "sqlite group commit failed");
+            format!("append failed: {e}")
+        });
+        shared.settle(&mut batch, outcome);
     }
 }
 
 /// One transaction for the whole batch: per event, its position and, when the
 /// key already existed, the stored payload.
-fn commit_batch(
-    conn: &mut Connection,
-    batch: &[AppendRequest],
-) -> rusqlite::Result<Vec<(u64, Option<String>)>> {
+fn commit_batch(conn: &mut Connection, batch: &[AppendRequest]) -> rusqlite::Result<Committed> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let mut out = Vec::with_capacity(batch.len());
     {
@@ -243,33 +229,26 @@ fn poller_loop(conn: Connection, shared: Arc<Shared>, stop: Arc<AtomicBool>, int
             Ok(Some(u64::try_from(head).unwrap_or(0)))
         };
         match step() {
-            Ok(Some(head)) => {
-                shared.publish_head(head);
-                shared.set_error(None);
-            }
+            Ok(Some(head)) => shared.seen(head),
             Ok(None) => {}
             Err(e) => {
                 tracing::warn!(error = %e, "sqlite poll failed");
-                shared.set_error(Some(format!("poll failed: {e}")));
+                shared.status.set_error(Some(format!("poll failed: {e}")));
             }
         }
         std::thread::sleep(interval);
     }
 }
 
-impl EventStore for SqliteStore {
-    fn append(&self, event: NewEvent) -> BoxFuture<'_, Result<Appended, StoreError>> {
-        submit(&self.writer, event, self.append_timeout, "sqlite").boxed()
-    }
+impl Backend for Sqlite {
+    const NAME: &'static str = "sqlite";
 
     fn read_after(
         &self,
-        after: u64,
-        limit: usize,
+        after: i64,
+        limit: i64,
     ) -> BoxFuture<'_, Result<Vec<StoredEvent>, StoreError>> {
         async move {
-            let after = i64::try_from(after).unwrap_or(i64::MAX);
-            let limit = i64::try_from(limit).unwrap_or(i64::MAX);
             self.with_reader(move |conn| {
                 let mut stmt = conn
                     .prepare_cached(
@@ -295,11 +274,7 @@ impl EventStore for SqliteStore {
         .boxed()
     }
 
-    fn take_own_after(&self, after: u64, limit: usize) -> Vec<StoredEvent> {
-        self.shared.take_next(after, limit)
-    }
-
-    fn head(&self) -> BoxFuture<'_, Result<u64, StoreError>> {
+    fn read_head(&self) -> BoxFuture<'_, Result<u64, StoreError>> {
         async move {
             let head = self
                 .with_reader(|conn| {
@@ -309,23 +284,9 @@ impl EventStore for SqliteStore {
                     .map_err(|e| sql_err("head", e))
                 })
                 .await?;
-            let head = u64::try_from(head).unwrap_or(0);
-            self.shared.publish_head(head);
-            Ok(head)
+            Ok(u64::try_from(head).unwrap_or(0))
         }
         .boxed()
-    }
-
-    fn watch_head(&self) -> watch::Receiver<u64> {
-        self.shared.head.subscribe()
-    }
-
-    fn status(&self) -> Result<(), String> {
-        self.shared.status()
-    }
-
-    fn stats(&self) -> StoreStats {
-        self.shared.stats()
     }
 
     fn describe(&self) -> String {
