@@ -8,8 +8,9 @@
 use handover_cli::secs;
 use tokio::time::{Duration, Instant};
 
+use super::context::Ctx;
+use super::error::StepError;
 use super::load::Load;
-use super::{Ctx, StepError};
 use crate::plan::ConvergePlan;
 use crate::report::Convergence;
 

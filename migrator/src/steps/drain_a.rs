@@ -11,8 +11,9 @@
 use handover_cli::secs;
 use tokio::time::{Duration, Instant};
 
+use super::context::Ctx;
+use super::error::StepError;
 use super::load::Load;
-use super::{Ctx, StepError};
 
 /// How the drain ended (a failing B is an `Err` instead: roll back).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -33,3 +33,10 @@ pub enum StepError {
     #[error("{0}")]
     Plan(String),
 }
+
+/// Errors that stop the run before anything was started or changed (exit 2).
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("preflight: {0}")]
+    Preflight(String),
+}

@@ -8,7 +8,8 @@ use std::time::{Duration, Instant, SystemTime};
 use handover_cli::secs;
 use handover_contract::FeederReport;
 
-use super::{Ctx, RunError, StepError};
+use super::context::Ctx;
+use super::error::{RunError, StepError};
 use crate::plan::FeederMode;
 
 /// The longest wait for an external feeder to finish after B took over.

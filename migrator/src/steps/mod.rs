@@ -6,15 +6,18 @@
 //! the file named as the report names it, as a function that takes the plan
 //! (in [`Ctx`]) and what earlier steps learned and returns a typed outcome or
 //! a [`StepError`]. Every wait polls until a deadline and can be interrupted
-//! (Ctrl-C); the rollback rules are in [`rollback`].
+//! (Ctrl-C). The rollback rules are here too; the rollback's actions are in
+//! [`rollback`].
 //!
 //! - [`preflight`], [`start_b`], [`converge`], [`flip`], [`drain_a`],
 //!   [`stop_a`], [`reconcile`], [`verdict`]: the steps.
-//! - [`rollback`]: what happens when a step fails, before or after the flip.
+//! - [`rollback`]: stopping B, or flipping back and then stopping B.
+//! - [`context`]: what every step may use ([`Ctx`]).
 //! - [`load`]: the feeder (in process or external) that runs throughout.
 //! - [`progress`]: the step lines and progress lines people read.
 //! - [`error`]: why a step failed, by who has to act.
 
+pub mod context;
 pub mod converge;
 pub mod drain_a;
 pub mod error;
@@ -23,7 +26,7 @@ pub mod load;
 pub mod preflight;
 pub mod progress;
 pub mod reconcile;
-mod rollback;
+pub mod rollback;
 pub mod start_b;
 pub mod stop_a;
 pub mod verdict;
@@ -40,13 +43,11 @@ use crate::plan::Plan;
 use crate::process::{Reaper, Started};
 use crate::report::{rfc3339_now, MigrationReport, StepOutcome, StepTimer};
 use crate::switch::{self, TrafficSwitch};
-pub use error::StepError;
+pub use context::{Ctx, POLL};
+pub use error::{RunError, StepError};
 use load::{hold, Load};
 use progress::Printer;
 use verdict::Outputs;
-
-/// How often the waiting steps poll.
-pub const POLL: Duration = Duration::from_millis(100);
 
 /// Everything a run needs besides the plan.
 pub struct RunOptions {
@@ -68,37 +69,11 @@ pub struct RunOptions {
     pub token: Option<crate::switch::cloudflare::Token>,
 }
 
-/// Errors that stop the run before anything was started or changed (exit 2).
-#[derive(Debug, thiserror::Error)]
-pub enum RunError {
-    #[error("preflight: {0}")]
-    Preflight(String),
-}
-
 /// What the run produced.
 #[derive(Debug)]
 pub struct RunOutcome {
     pub report: MigrationReport,
     pub exit_code: i32,
-}
-
-/// What every step may use: the plan, the way to read an origin's health,
-/// the printer and Ctrl-C.
-pub struct Ctx {
-    pub plan: Plan,
-    pub health: HealthClient,
-    pub out: Printer,
-    pub cancel: CancellationToken,
-}
-
-impl Ctx {
-    /// Sleeps one poll interval; `Err` when interrupted.
-    pub async fn tick(&self) -> Result<(), StepError> {
-        tokio::select! {
-            _ = self.cancel.cancelled() => Err(StepError::Interrupted),
-            _ = tokio::time::sleep(POLL) => Ok(()),
-        }
-    }
 }
 
 /// The state a run carries from step to step.
@@ -283,6 +258,51 @@ impl Pipeline {
         }
         let b_url = self.cx.plan.b.url.clone();
         self.finish(load, Some(b_url)).await
+    }
+
+    /// The rollback rule before the flip: stop B, traffic stays on A, the
+    /// load is reconciled against A, exit 1.
+    async fn abort_before_flip(mut self, load: Load, why: String) -> RunOutcome {
+        self.report.rollback = Some(format!("{why}; B stopped, traffic stays on A"));
+        let step = self.begin("rollback");
+        match rollback::stop_b(&mut self.cx, self.b_proc.as_mut()).await {
+            Ok(d) => self.end(step, StepOutcome::Ok, format!("traffic stays on A; {d}")),
+            Err(e) => {
+                self.end(step, StepOutcome::Failed, format!("B did not stop: {e}"));
+                self.failures.push(format!("B did not stop: {e}"));
+            }
+        }
+        let a_url = self.cx.plan.a.url.clone();
+        self.finish(load, Some(a_url)).await
+    }
+
+    /// The rollback rule after the flip, B failing: traffic back to A (still
+    /// running), B stopped, the load reconciled against A, exit 1. If the
+    /// flip back fails, both stay up for a person to decide.
+    async fn roll_back(mut self, load: Load, why: String) -> RunOutcome {
+        let step = self.begin("rollback");
+        let back = rollback::flip_back(
+            &mut self.cx,
+            self.switch.as_ref(),
+            &load,
+            self.b_proc.as_mut(),
+        )
+        .await;
+        match back {
+            Ok(d) => {
+                self.report.rollback = Some(format!("{why}; traffic sent back to A"));
+                self.end(step, StepOutcome::Ok, d);
+                let a_url = self.cx.plan.a.url.clone();
+                self.finish(load, Some(a_url)).await
+            }
+            Err(e) => {
+                self.report.rollback = Some(format!("{why}; flipping back to A FAILED: {e}"));
+                self.end(step, StepOutcome::Failed, format!("flip back failed: {e}"));
+                self.failures
+                    .push("traffic could not be sent back to A: A and B are left running".into());
+                self.finish(load, None).await
+            }
+        }
     }
 
     /// Stops the load, reconciles against `app` (when given), gives the verdict.

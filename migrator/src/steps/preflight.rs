@@ -7,7 +7,8 @@ use std::path::Path;
 
 use handover_cli::secs;
 
-use super::{Ctx, StepError};
+use super::context::Ctx;
+use super::error::StepError;
 use crate::health::Probe;
 use crate::plan::FeederMode;
 use crate::switch::{SwitchError, SwitchState, TrafficSwitch};

@@ -6,8 +6,8 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+use super::context::Ctx;
 use super::progress::PROGRESS_EVERY;
-use super::Ctx;
 use crate::reconcile::{
     self, Progress, ProgressFn, ReconcileError, ReconcileOptions, ReconcileReport,
 };

@@ -7,7 +7,8 @@ use std::time::Instant;
 
 use handover_cli::secs;
 
-use super::{Ctx, StepError};
+use super::context::Ctx;
+use super::error::StepError;
 use crate::plan::fill;
 use crate::process::{Reaper, StartState, Started};
 

@@ -7,7 +7,8 @@ use std::time::Duration;
 use handover_cli::secs;
 use tokio::time::Instant;
 
-use super::{Ctx, StepError, POLL};
+use super::context::{Ctx, POLL};
+use super::error::StepError;
 use crate::health::Probe;
 use crate::plan::{fill, Origin};
 use crate::process::{run_shell, Started};
