@@ -6,118 +6,19 @@ mod util;
 
 use cloudflare::endpoints::account::user::GetUserTokenStatus;
 use cloudflare::endpoints::dns::dns::{
-    CreateDnsRecord, CreateDnsRecordParams, DeleteDnsRecord, DnsContent, DnsRecord, ListDnsRecords,
+    CreateDnsRecord, CreateDnsRecordParams, DeleteDnsRecord, DnsContent, ListDnsRecords,
     ListDnsRecordsParams, UpdateDnsRecord, UpdateDnsRecordParams,
 };
 use cloudflare::endpoints::zones::zone::{ListZones, ListZonesParams, ZoneDetails};
-use cloudflare::framework::auth::Credentials;
-use cloudflare::framework::client::async_api::Client;
-use cloudflare::framework::client::ClientConfig;
-use cloudflare::framework::endpoint::spec::EndpointSpec;
-use cloudflare::framework::endpoint::{Method, RequestBody};
-use cloudflare::framework::response::{ApiFailure, ApiSuccess};
-use cloudflare::framework::Environment;
-use serde::Serialize;
+use reqwest::Method;
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use util::*;
 
-fn cf(edge: &EdgeProc, token: &str) -> Client {
-    Client::new(
-        Credentials::UserAuthToken {
-            token: token.into(),
-        },
-        ClientConfig::default(),
-        Environment::Custom(edge.base()),
-    )
-    .expect("cloudflare client")
-}
-
-/// PATCH a record: the crate has no endpoint for it, so we write one the way
-/// `dns.rs` writes `UpdateDnsRecord`.
-struct PatchDnsRecord<'a> {
-    zone_identifier: &'a str,
-    identifier: &'a str,
-    params: PatchDnsRecordParams,
-}
-
-#[derive(Serialize, Default)]
-struct PatchDnsRecordParams {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    content: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    proxied: Option<bool>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    ttl: Option<u32>,
-}
-
-impl EndpointSpec for PatchDnsRecord<'_> {
-    type JsonResponse = DnsRecord;
-    type ResponseType = ApiSuccess<DnsRecord>;
-    fn method(&self) -> Method {
-        Method::PATCH
-    }
-    fn path(&self) -> String {
-        format!(
-            "zones/{}/dns_records/{}",
-            self.zone_identifier, self.identifier
-        )
-    }
-    fn body(&self) -> Option<RequestBody<'_>> {
-        Some(RequestBody::Json(
-            serde_json::to_string(&self.params).expect("serialize patch"),
-        ))
-    }
-}
-
-async fn record_by_name(client: &Client, zone: &str, name: &str) -> DnsRecord {
-    let mut list = client
-        .request(&ListDnsRecords {
-            zone_identifier: zone,
-            params: ListDnsRecordsParams {
-                name: Some(name.into()),
-                ..Default::default()
-            },
-        })
-        .await
-        .expect("list records by name")
-        .result;
-    assert_eq!(list.len(), 1, "one record named {name}");
-    list.remove(0)
-}
-
-async fn patch(edge: &EdgeProc, content: &str) {
-    let client = cf(edge, TOKEN);
-    let rec = record_by_name(&client, ZONE_ID, HOST).await;
-    let out = client
-        .request(&PatchDnsRecord {
-            zone_identifier: ZONE_ID,
-            identifier: &rec.id,
-            params: PatchDnsRecordParams {
-                content: Some(content.into()),
-                ..Default::default()
-            },
-        })
-        .await
-        .expect("patch record");
-    assert!(matches!(out.result.content, DnsContent::A { content: c } if c.to_string() == content));
-}
-
-fn api_error(e: ApiFailure) -> (u16, Vec<u16>) {
-    match e {
-        ApiFailure::Error(status, errs) => (
-            status.as_u16(),
-            errs.errors.iter().map(|e| e.code).collect(),
-        ),
-        ApiFailure::Invalid(e) => panic!("expected an API error, got {e}"),
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cloudflare_crate_lists_updates_and_patches() {
-    let dir = tempfile::tempdir().unwrap();
-    let edge = EdgeProc::start(dir.path(), &config(18080, "127.0.0.2", ""));
+    let edge = EdgeBuilder::new().start();
     let client = cf(&edge, TOKEN);
 
     let status = client
@@ -248,26 +149,15 @@ async fn cloudflare_crate_lists_updates_and_patches() {
     // 81044 does not fit the crate's u16 `code`, so it sees the 404 without
     // the error list (as it would against Cloudflare); the raw reply has it.
     assert_eq!(api_error(err).0, 404);
-    let raw: serde_json::Value = reqwest::Client::new()
-        .get(format!(
-            "{}zones/{ZONE_ID}/dns_records/{}",
-            edge.base(),
-            created.id
-        ))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let raw = edge
+        .api_json(&format!("zones/{ZONE_ID}/dns_records/{}", created.id))
+        .await;
     assert_eq!(raw["errors"][0]["code"], 81044);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn auth_failures_and_unknown_ids_use_cloudflares_codes() {
-    let dir = tempfile::tempdir().unwrap();
-    let edge = EdgeProc::start(dir.path(), &config(18080, "127.0.0.2", ""));
+    let edge = EdgeBuilder::new().start();
 
     let bad = cf(&edge, "tok_wrong");
     let err = bad
@@ -283,18 +173,13 @@ async fn auth_failures_and_unknown_ids_use_cloudflares_codes() {
         .expect_err("bad token verify");
     assert_eq!(api_error(err), (401, vec![1000]));
 
-    let http = reqwest::Client::new();
-    let missing = http
-        .get(format!("{}zones", edge.base()))
-        .send()
-        .await
-        .unwrap();
+    let missing = edge.request(Method::GET, "zones").send().await.unwrap();
     assert_eq!(missing.status(), 400);
     let body: serde_json::Value = missing.json().await.unwrap();
     assert_eq!(body["success"], false);
     assert_eq!(body["errors"][0]["code"], 10000);
-    let malformed = http
-        .get(format!("{}zones", edge.base()))
+    let malformed = edge
+        .request(Method::GET, "zones")
         .header("authorization", "Token abc")
         .send()
         .await
@@ -322,9 +207,8 @@ async fn auth_failures_and_unknown_ids_use_cloudflares_codes() {
         .await
         .expect_err("unknown record");
     assert_eq!(api_error(err).0, 404);
-    let unknown_route = http
-        .get(format!("{}nothing/here", edge.base()))
-        .bearer_auth(TOKEN)
+    let unknown_route = edge
+        .authed(Method::GET, "nothing/here")
         .send()
         .await
         .unwrap();
@@ -338,89 +222,71 @@ async fn auth_failures_and_unknown_ids_use_cloudflares_codes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_is_a_400_and_changes_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let edge = EdgeProc::start(dir.path(), &config(18080, "127.0.0.2", ""));
-    let http = reqwest::Client::new();
-    let list_url = format!("{}zones/{ZONE_ID}/dns_records", edge.base());
-    let snapshot = || async {
-        let v: serde_json::Value = http
-            .get(&list_url)
-            .bearer_auth(TOKEN)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        v["result"].clone()
-    };
+    let edge = EdgeBuilder::new().start();
+    let dir = &edge.dir;
+    let list_url = format!("zones/{ZONE_ID}/dns_records");
+    let snapshot = || async { edge.api_json(&list_url).await["result"].clone() };
     let before = snapshot().await;
     let state_before = std::fs::read(dir.path().join("edge-state.json")).unwrap();
     let id = before[0]["id"].as_str().unwrap().to_string();
     let record_url = format!("{list_url}/{id}");
 
-    let cases: Vec<(reqwest::Method, &str, &str, u64)> = vec![
-        (reqwest::Method::POST, list_url.as_str(), "{not json", 9207),
+    let cases: Vec<(Method, &str, &str, u64)> = vec![
+        (Method::POST, list_url.as_str(), "{not json", 9207),
+        (Method::PUT, record_url.as_str(), "{\"type\":", 9207),
+        (Method::PATCH, record_url.as_str(), "[]", 9207),
         (
-            reqwest::Method::PUT,
-            record_url.as_str(),
-            "{\"type\":",
-            9207,
-        ),
-        (reqwest::Method::PATCH, record_url.as_str(), "[]", 9207),
-        (
-            reqwest::Method::POST,
+            Method::POST,
             list_url.as_str(),
             r#"{"type":"A","name":"x","content":"999.0.0.1"}"#,
             9005,
         ),
         (
-            reqwest::Method::PATCH,
+            Method::PATCH,
             record_url.as_str(),
             r#"{"content":"127.0.0"}"#,
             9005,
         ),
         (
-            reqwest::Method::POST,
+            Method::POST,
             list_url.as_str(),
             r#"{"type":"AAAA","name":"x","content":"127.0.0.1"}"#,
             9006,
         ),
         (
-            reqwest::Method::PUT,
+            Method::PUT,
             record_url.as_str(),
             r#"{"type":"BOGUS","name":"x","content":"1.2.3.4"}"#,
             9101,
         ),
         (
-            reqwest::Method::PUT,
+            Method::PUT,
             record_url.as_str(),
             r#"{"name":"x","content":"1.2.3.4"}"#,
             9101,
         ),
         (
-            reqwest::Method::POST,
+            Method::POST,
             list_url.as_str(),
             r#"{"type":"A","content":"1.2.3.4"}"#,
             9005,
         ),
         (
-            reqwest::Method::PUT,
+            Method::PUT,
             record_url.as_str(),
             r#"{"type":"A","name":"shop"}"#,
             9007,
         ),
         (
-            reqwest::Method::PATCH,
+            Method::PATCH,
             record_url.as_str(),
             r#"{"proxied":"yes"}"#,
             9003,
         ),
     ];
     for (method, url, body, code) in &cases {
-        let resp = http
-            .request(method.clone(), *url)
-            .bearer_auth(TOKEN)
+        let resp = edge
+            .authed(method.clone(), url)
             .header("content-type", "application/json")
             .body(body.to_string())
             .send()
@@ -456,14 +322,11 @@ async fn bad_input_is_a_400_and_changes_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lists_paginate_with_result_info() {
-    let dir = tempfile::tempdir().unwrap();
-    let edge = EdgeProc::start(dir.path(), &config(18080, "127.0.0.2", ""));
-    let http = reqwest::Client::new();
-    let url = format!("{}zones/{ZONE_ID}/dns_records", edge.base());
+    let edge = EdgeBuilder::new().start();
+    let url = format!("zones/{ZONE_ID}/dns_records");
     for i in 0..11 {
-        let resp = http
-            .post(&url)
-            .bearer_auth(TOKEN)
+        let resp = edge
+            .authed(Method::POST, &url)
             .json(
                 &serde_json::json!({"type":"TXT","name":format!("t{i}"),"content":format!("v{i}")}),
             )
@@ -472,15 +335,9 @@ async fn lists_paginate_with_result_info() {
             .unwrap();
         assert_eq!(resp.status(), 200);
     }
-    let page: serde_json::Value = http
-        .get(format!("{url}?type=TXT&per_page=5&page=3"))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let page = edge
+        .api_json(&format!("{url}?type=TXT&per_page=5&page=3"))
+        .await;
     assert_eq!(page["result"].as_array().unwrap().len(), 1);
     let info = &page["result_info"];
     assert_eq!(
@@ -493,20 +350,11 @@ async fn lists_paginate_with_result_info() {
         ),
         (Some(3), Some(5), Some(1), Some(11), Some(3))
     );
-    let one: serde_json::Value = http
-        .get(format!("{url}?name=t7.handover.test"))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let one = edge.api_json(&format!("{url}?name=t7.handover.test")).await;
     assert_eq!(one["result"][0]["content"], "v7");
     assert_eq!(one["result_info"]["total_count"], 1);
-    let bad = http
-        .get(format!("{url}?page=abc"))
-        .bearer_auth(TOKEN)
+    let bad = edge
+        .authed(Method::GET, &format!("{url}?page=abc"))
         .send()
         .await
         .unwrap();
@@ -515,20 +363,12 @@ async fn lists_paginate_with_result_info() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replies_move_to_the_new_origin_within_the_window() {
-    let (la, lb) = twin_listeners().await;
-    let port = la.local_addr().unwrap().port();
-    let a = Origin::start(la, "a", Behaviour::Answer).await;
-    let b = Origin::start(lb, "b", Behaviour::Answer).await;
-    let dir = tempfile::tempdir().unwrap();
+    let (edge, a, b) = EdgeBuilder::new()
+        .propagation("2s")
+        .idle_timeout("0s")
+        .with_origins(Behaviour::Answer, Behaviour::Answer)
+        .await;
     let window = Duration::from_secs(2);
-    let edge = EdgeProc::start(
-        dir.path(),
-        &config(
-            port,
-            "127.0.0.2",
-            "propagation = \"2s\"\nidle_timeout = \"0s\"",
-        ),
-    );
     let client = fresh_client();
     for _ in 0..5 {
         assert_eq!(
@@ -579,19 +419,11 @@ async fn replies_move_to_the_new_origin_within_the_window() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn zero_window_switches_on_the_very_next_request() {
-    let (la, lb) = twin_listeners().await;
-    let port = la.local_addr().unwrap().port();
-    let _a = Origin::start(la, "a", Behaviour::Answer).await;
-    let _b = Origin::start(lb, "b", Behaviour::Answer).await;
-    let dir = tempfile::tempdir().unwrap();
-    let edge = EdgeProc::start(
-        dir.path(),
-        &config(
-            port,
-            "127.0.0.2",
-            "propagation = \"0s\"\nidle_timeout = \"0s\"",
-        ),
-    );
+    let (edge, _a, _b) = EdgeBuilder::new()
+        .propagation("0s")
+        .idle_timeout("0s")
+        .with_origins(Behaviour::Answer, Behaviour::Answer)
+        .await;
     let mut client = KeepAlive::connect(edge.proxy).await;
     for _ in 0..5 {
         assert_eq!(client.get().await, (200, Some("a".into())));
@@ -604,19 +436,11 @@ async fn zero_window_switches_on_the_very_next_request() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_busy_keep_alive_connection_moves_within_the_window_and_stays() {
-    let (la, lb) = twin_listeners().await;
-    let port = la.local_addr().unwrap().port();
-    let a = Origin::start(la, "a", Behaviour::Answer).await;
-    let _b = Origin::start(lb, "b", Behaviour::Answer).await;
-    let dir = tempfile::tempdir().unwrap();
-    let edge = EdgeProc::start(
-        dir.path(),
-        &config(
-            port,
-            "127.0.0.2",
-            "propagation = \"1s\"\nidle_timeout = \"30s\"",
-        ),
-    );
+    let (edge, a, _b) = EdgeBuilder::new()
+        .propagation("1s")
+        .idle_timeout("30s")
+        .with_origins(Behaviour::Answer, Behaviour::Answer)
+        .await;
     // Several never-idle client connections: each moves to the new origin at
     // its own moment inside the window, and once moved never comes back.
     let mut conns = Vec::new();
@@ -669,19 +493,11 @@ async fn a_busy_keep_alive_connection_moves_within_the_window_and_stays() {
 /// record flips, the old origin stops gracefully — and no request fails.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn flip_then_graceful_stop_under_keep_alive_load_loses_nothing() {
-    let (la, lb) = twin_listeners().await;
-    let port = la.local_addr().unwrap().port();
-    let a = Origin::start(la, "a", Behaviour::Answer).await;
-    let b = Origin::start(lb, "b", Behaviour::Answer).await;
-    let dir = tempfile::tempdir().unwrap();
-    let edge = EdgeProc::start(
-        dir.path(),
-        &config(
-            port,
-            "127.0.0.2",
-            "propagation = \"500ms\"\nidle_timeout = \"5s\"",
-        ),
-    );
+    let (edge, a, b) = EdgeBuilder::new()
+        .propagation("500ms")
+        .idle_timeout("5s")
+        .with_origins(Behaviour::Answer, Behaviour::Answer)
+        .await;
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let mut workers = Vec::new();
     for _ in 0..4 {
@@ -728,37 +544,23 @@ async fn flip_then_graceful_stop_under_keep_alive_load_loses_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dead_and_stalled_origins_give_521_and_524() {
-    let (la, lb) = twin_listeners().await;
-    let port = la.local_addr().unwrap().port();
-    let a = Origin::start(la, "a", Behaviour::Answer).await;
-    let _stalled = Origin::start(lb, "b", Behaviour::Stall).await;
-    let dir = tempfile::tempdir().unwrap();
-    let edge = EdgeProc::start(
-        dir.path(),
-        &config(
-            port,
-            "127.0.0.2",
-            "propagation = \"0s\"\nidle_timeout = \"0s\"\norigin_timeout = \"1s\"",
-        ),
-    );
+    let (edge, a, _stalled) = EdgeBuilder::new()
+        .propagation("0s")
+        .idle_timeout("0s")
+        .origin_timeout("1s")
+        .with_origins(Behaviour::Answer, Behaviour::Stall)
+        .await;
     let client = fresh_client();
     assert_eq!(via_proxy(&client, edge.proxy).await.0, 200);
     a.kill().await;
-    let resp = client
-        .get(format!("http://{}/", edge.proxy))
-        .header("host", HOST)
-        .send()
-        .await
-        .unwrap();
+    let resp = to_proxy(&client, edge.proxy, HOST).send().await.unwrap();
     assert_eq!(resp.status().as_u16(), 521);
     assert!(resp.headers().contains_key("cf-ray"));
     assert!(resp.text().await.unwrap().contains("521"));
 
     patch(&edge, "127.0.0.3").await;
     let started = Instant::now();
-    let resp = client
-        .get(format!("http://{}/", edge.proxy))
-        .header("host", HOST)
+    let resp = to_proxy(&client, edge.proxy, HOST)
         .header("accept", "application/json")
         .send()
         .await
@@ -772,9 +574,7 @@ async fn dead_and_stalled_origins_give_521_and_524() {
     let body: serde_json::Value = resp.json().await.unwrap();
     assert_eq!(body["error_code"], 524);
 
-    let unknown = client
-        .get(format!("http://{}/", edge.proxy))
-        .header("host", "nope.handover.test")
+    let unknown = to_proxy(&client, edge.proxy, "nope.handover.test")
         .send()
         .await
         .unwrap();
@@ -783,16 +583,13 @@ async fn dead_and_stalled_origins_give_521_and_524() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn state_survives_a_restart_and_sigterm_exits_zero() {
-    let dir = tempfile::tempdir().unwrap();
-    let text = config(18080, "127.0.0.2", "");
-    let mut edge = EdgeProc::start(dir.path(), &text);
+    let mut edge = EdgeBuilder::new().start();
     patch(&edge, "127.0.0.9").await;
     let before = record_by_name(&cf(&edge, TOKEN), ZONE_ID, HOST).await;
     let status = edge.terminate().expect("edge exits after SIGTERM");
     assert!(status.success(), "exit status {status:?}");
-    drop(edge);
 
-    let edge = EdgeProc::start(dir.path(), &text);
+    let edge = edge.restart();
     let after = record_by_name(&cf(&edge, TOKEN), ZONE_ID, HOST).await;
     assert_eq!(after.id, before.id);
     assert!(
@@ -803,56 +600,33 @@ async fn state_survives_a_restart_and_sigterm_exits_zero() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn faults_answer_429_with_retry_after_then_succeed() {
-    let dir = tempfile::tempdir().unwrap();
-    let edge = EdgeProc::start(dir.path(), &config(18080, "127.0.0.2", ""));
-    let http = reqwest::Client::new();
-    let admin = format!("http://{}/admin/faults", edge.api);
+    let edge = EdgeBuilder::new().start();
     let spec = serde_json::json!({"status": 429, "count": 2, "retry_after": 1});
-    let denied = http
-        .post(&admin)
-        .bearer_auth(TOKEN)
-        .json(&spec)
-        .send()
-        .await
-        .unwrap();
+    let denied = edge.arm_faults(TOKEN, &spec).await;
     assert_eq!(denied.status(), 403, "API token is not the admin token");
-    let armed = http
-        .post(&admin)
-        .bearer_auth(ADMIN)
-        .json(&spec)
-        .send()
-        .await
-        .unwrap();
+    let armed = edge.arm_faults(ADMIN, &spec).await;
     assert_eq!(armed.status(), 200);
-    let bad = http
-        .post(&admin)
-        .bearer_auth(ADMIN)
-        .json(&serde_json::json!({"status": 404, "count": 1}))
-        .send()
-        .await
-        .unwrap();
+    let bad = edge
+        .arm(serde_json::json!({"status": 404, "count": 1}))
+        .await;
     assert_eq!(bad.status(), 400);
 
-    let zones = format!("{}zones?name=handover.test", edge.base());
+    let zones = "zones?name=handover.test";
     for _ in 0..2 {
-        let resp = http.get(&zones).bearer_auth(TOKEN).send().await.unwrap();
+        let resp = edge.authed(Method::GET, zones).send().await.unwrap();
         assert_eq!(resp.status(), 429);
         assert_eq!(resp.headers()["retry-after"], "1");
         let v: serde_json::Value = resp.json().await.unwrap();
         assert_eq!(v["success"], false);
         assert!(v["errors"][0]["code"].is_u64());
     }
-    let ok = http.get(&zones).bearer_auth(TOKEN).send().await.unwrap();
+    let ok = edge.authed(Method::GET, zones).send().await.unwrap();
     assert_eq!(ok.status(), 200);
 
     // The crate sees a 503 as Cloudflare's error too.
-    let armed = http
-        .post(&admin)
-        .bearer_auth(ADMIN)
-        .json(&serde_json::json!({"status": 503, "count": 1}))
-        .send()
-        .await
-        .unwrap();
+    let armed = edge
+        .arm(serde_json::json!({"status": 503, "count": 1}))
+        .await;
     assert_eq!(armed.status(), 200);
     let err = cf(&edge, TOKEN)
         .request(&ListZones {
@@ -871,15 +645,9 @@ async fn faults_answer_429_with_retry_after_then_succeed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn faults_from_the_config_fail_the_first_calls() {
-    let dir = tempfile::tempdir().unwrap();
-    let edge = EdgeProc::start(
-        dir.path(),
-        &config(
-            18080,
-            "127.0.0.2",
-            "[faults]\nstatus = 500\ncount = 1\nmethod = \"PATCH\"\n",
-        ),
-    );
+    let edge = EdgeBuilder::new()
+        .faults("status = 500\ncount = 1\nmethod = \"PATCH\"")
+        .start();
     let client = cf(&edge, TOKEN);
     let rec = record_by_name(&client, ZONE_ID, HOST).await;
     let patch = PatchDnsRecord {
@@ -902,29 +670,16 @@ async fn faults_from_the_config_fail_the_first_calls() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_count_proxy_replies_and_record_changes() {
-    let (la, _lb) = twin_listeners().await;
-    let port = la.local_addr().unwrap().port();
-    let _a = Origin::start(la, "a", Behaviour::Answer).await;
-    let dir = tempfile::tempdir().unwrap();
-    let edge = EdgeProc::start(dir.path(), &config(port, "127.0.0.2", ""));
-    let http = reqwest::Client::new();
-    let scrape = || async {
-        http.get(format!("http://{}/metrics", edge.api))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap()
-    };
+    let (edge, a) = EdgeBuilder::new().with_origin(Behaviour::Answer).await;
+    let port = a.addr.port();
     let series = format!("edge_proxy_requests_total{{origin=\"127.0.0.2:{port}\",status=\"200\"}}");
-    let before = scrape().await;
+    let before = edge.scrape().await;
     let client = pooled_client();
     for _ in 0..3 {
         assert_eq!(via_proxy(&client, edge.proxy).await.0, 200);
     }
     patch(&edge, "127.0.0.4").await;
-    let after = scrape().await;
+    let after = edge.scrape().await;
     assert_eq!(
         metric(&after, &series) - metric(&before, &series),
         3,
@@ -944,11 +699,9 @@ async fn metrics_count_proxy_replies_and_record_changes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_lets_an_in_flight_request_finish() {
-    let (la, _lb) = twin_listeners().await;
-    let port = la.local_addr().unwrap().port();
-    let slow = Origin::start(la, "a", Behaviour::Slow(Duration::from_millis(1500))).await;
-    let dir = tempfile::tempdir().unwrap();
-    let mut edge = EdgeProc::start(dir.path(), &config(port, "127.0.0.2", ""));
+    let (mut edge, slow) = EdgeBuilder::new()
+        .with_origin(Behaviour::Slow(Duration::from_millis(1500)))
+        .await;
     let proxy = edge.proxy;
     let in_flight = tokio::spawn(async move { via_proxy(&fresh_client(), proxy).await });
     // Poll until the origin has the request, then stop the edge.
@@ -968,11 +721,7 @@ async fn sigterm_lets_an_in_flight_request_finish() {
     .unwrap();
     assert!(status.0.expect("edge exits").success());
     assert_eq!(in_flight.await.unwrap(), (200, Some("a".into())));
-    let refused = reqwest::Client::new()
-        .get(format!("http://{proxy}/"))
-        .header("host", HOST)
-        .send()
-        .await;
+    let refused = to_proxy(&reqwest::Client::new(), proxy, HOST).send().await;
     assert!(refused.is_err(), "the proxy must not accept after shutdown");
 }
 
