@@ -132,35 +132,34 @@ async fn health_and_metrics_do_not_count_as_requests() {
     assert!(text.contains("handover_lag_events 0"));
 }
 
+/// Posts order `id`, which the server holds for `delay_ms` (test hook), and
+/// returns once it is in flight (polled on a separate connection).
+async fn slow_order_in_flight(
+    a: &AppProc,
+    id: &str,
+    delay_ms: &'static str,
+) -> tokio::task::JoinHandle<Result<Reply, reqwest::Error>> {
+    let slow = tokio::spawn(send(
+        client()
+            .post(a.url("/orders"))
+            .header(example_app::api::TEST_DELAY_HEADER, delay_ms)
+            .json(&order_body(id, "u-0001", 1)),
+    ));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while get_json(&client(), a, "/health").await.body["in_flight"] != 1 {
+        assert!(Instant::now() < deadline, "slow request never in flight");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    slow
+}
+
 /// SIGTERM with a slow request in flight: it completes 2xx, the listener
 /// closes, /health said draining, the process exits 0.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_finishes_in_flight_request_and_exits_0() {
     let (_dir, url) = temp_store();
     let mut a = AppProc::start(&url, "a", &["--test-hooks"]);
-    let c = client();
-    let slow = {
-        let c = c.clone();
-        let url = a.url("/orders");
-        tokio::spawn(async move {
-            send(
-                c.post(url)
-                    .header(example_app::api::TEST_DELAY_HEADER, "3000")
-                    .json(&order_body("slow-1", "u-0001", 1)),
-            )
-            .await
-        })
-    };
-    // Poll (on a separate connection) until the slow request is in flight.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let h = get_json(&client(), &a, "/health").await;
-        if h.body["in_flight"] == 1 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "slow request never in flight");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let slow = slow_order_in_flight(&a, "slow-1", "3000").await;
     a.signal(Signal::SIGTERM);
     let reply = slow.await.expect("join").expect("slow request");
     assert_eq!(reply.status, 201, "{}", reply.body);
@@ -177,25 +176,8 @@ async fn sigterm_finishes_in_flight_request_and_exits_0() {
 async fn sigterm_stops_accepting_and_reports_draining() {
     let (_dir, url) = temp_store();
     let mut a = AppProc::start(&url, "a", &["--test-hooks"]);
-    let c = client();
     // Keep one connection busy so the server stays up while draining.
-    let slow = {
-        let c = c.clone();
-        let url = a.url("/orders");
-        tokio::spawn(async move {
-            send(
-                c.post(url)
-                    .header(example_app::api::TEST_DELAY_HEADER, "2000")
-                    .json(&order_body("slow-2", "u-0001", 1)),
-            )
-            .await
-        })
-    };
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while get_json(&client(), &a, "/health").await.body["in_flight"] != 1 {
-        assert!(Instant::now() < deadline, "slow request never in flight");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let slow = slow_order_in_flight(&a, "slow-2", "2000").await;
     a.signal(Signal::SIGTERM);
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
