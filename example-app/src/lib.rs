@@ -7,14 +7,16 @@
 //! - [`opts`]: the command line.
 //! - [`run`](mod@run): start-up (store, catch-up, seed, bind, announce) and shutdown.
 //! - [`server`]: serving a bound listener until a shutdown future, then draining.
-//! - [`api`]: routes, handlers, JSON errors, `X-Instance`, request accounting.
+//! - [`api`]: HTTP onto the use cases: routes, handlers, JSON errors,
+//!   `X-Instance`, request accounting.
 //! - [`orders`]: placing an order (rules, idempotent retries, conflicts,
 //!   read-your-writes), apart from HTTP.
 //! - [`domain`]: the events and the rules an order must follow.
 //! - [`projection`]: companies, users and orders in position order.
 //! - [`follower`]: the task that applies the log to the projection.
 //! - [`import`]: `EventType {json}` import files and the bundled seed.
-//! - [`store`]: the event-store trait and its backends (`sqlite:`, `postgres://`).
+//! - [`store`]: the event-store trait, the one store over its backends
+//!   (`sqlite:`, `postgres://`), group commit, the hand-off to subscribers.
 //! - [`metrics`]: Prometheus text for `/metrics`.
 
 pub mod api;
