@@ -3,12 +3,12 @@
 //! keep-alive connection, and any failure turned into Cloudflare's reply for
 //! where it came from.
 //!
-//! - [`routing`]: Host → record → origin, or a DNS-side refusal.
-//! - [`sticky`]: the per-client-connection moment in the propagation window
+//! - `routing`: Host → record → origin, or a DNS-side refusal.
+//! - `sticky`: the per-client-connection moment in the propagation window
 //!   and which origin connection a client connection keeps (idle timeout).
-//! - [`forward`]: sending, with the keep-alive race's retry and replay.
-//! - [`headers`]: what crosses the hop, both ways.
-//! - [`error_page`]: the edge's own replies, by where the failure came from.
+//! - `forward`: sending, with the keep-alive race's retry and replay.
+//! - `headers`: what crosses the hop, both ways.
+//! - `error_page`: the edge's own replies, by where the failure came from.
 
 mod error_page;
 mod forward;
