@@ -1,0 +1,268 @@
+//! The plan's sections as typed values, with their defaults: the origins,
+//! the switch, the feeder, the timeouts and the waiting steps' rules.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use handover_contract::duration;
+use serde::{Deserialize, Serialize};
+use url::Url;
+
+/// The production Cloudflare API.
+pub const CLOUDFLARE_API: &str = "https://api.cloudflare.com/client/v4/";
+
+/// One origin server.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Origin {
+    /// Base URL the migrator reaches the instance at directly (not through the switch).
+    pub url: Url,
+    /// Defaults to `{url}health`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_url: Option<Url>,
+    /// What the traffic switch points at for this origin (the record's content).
+    pub address: String,
+    /// Shell command (run with `sh -c`) that starts the instance. Placeholders:
+    /// `{address}`, `{url}`, `{name}`. It may keep running (a local process) or
+    /// return once the service is started (`docker run -d`, `systemctl start`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start: Option<String>,
+    /// Shell command that stops the instance gracefully. Extra placeholder:
+    /// `{pid}`, the process the start command left running (empty if none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop: Option<String>,
+}
+
+impl Origin {
+    pub fn health(&self) -> Url {
+        match &self.health_url {
+            Some(u) => u.clone(),
+            // A base URL always joins with a relative path.
+            None => self.url.join("health").unwrap_or_else(|_| self.url.clone()),
+        }
+    }
+}
+
+/// How traffic moves from A to B.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum SwitchPlan {
+    /// A proxied DNS record through the Cloudflare v4 API (or the local edge).
+    Cloudflare(CloudflarePlan),
+    /// The user's own tooling.
+    Command(CommandPlan),
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CloudflarePlan {
+    /// Zone name (`example.com`) or its 32-hex id.
+    pub zone: String,
+    /// Full record name (`shop.example.com`).
+    pub record: String,
+    /// The API; the local edge for tests and the demo. Token: `CLOUDFLARE_API_TOKEN` only.
+    #[serde(default = "default_api_base")]
+    pub api_base: Url,
+}
+
+fn default_api_base() -> Url {
+    // A constant, valid URL.
+    Url::parse(CLOUDFLARE_API).unwrap_or_else(|_| unreachable!("constant URL"))
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CommandPlan {
+    /// Moves traffic; placeholders `{from}` and `{to}` (addresses). Exit 0 = done.
+    pub flip: String,
+    /// Prints the address traffic currently goes to (first line of stdout).
+    pub read: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum FeederMode {
+    /// The migrator drives the load itself (the feeder library) and knows every request.
+    #[default]
+    InProcess,
+    /// Someone else runs `feeder`; the migrator reads its ack log at the end.
+    External,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FeederPlan {
+    #[serde(default)]
+    pub mode: FeederMode,
+    /// The public URL (through the switch), e.g. `https://shop.example.com/`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<Url>,
+    /// Orders per second.
+    #[serde(default = "default_rate")]
+    pub rate: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_in_flight: Option<usize>,
+    #[serde(default = "default_feeder_timeout", with = "duration::serde_str")]
+    pub timeout: Duration,
+    /// Connect a host name to a fixed address, like `curl --resolve`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub resolve: BTreeMap<String, SocketAddr>,
+    /// Where the ack log is written (in process) or read (external).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ack_log: Option<PathBuf>,
+    /// External mode: the feeder's `--report`, read if present.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub report: Option<PathBuf>,
+    /// Load on A before the flip (counted from the feeder's start).
+    #[serde(default = "default_run_before", with = "duration::serde_str")]
+    pub run_before_flip: Duration,
+    /// Load on B after A is drained and stopped.
+    #[serde(default = "default_run_after", with = "duration::serde_str")]
+    pub run_after_flip: Duration,
+    /// Order-id prefix; unique per run by default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_id: Option<String>,
+}
+
+fn default_rate() -> f64 {
+    100.0
+}
+fn default_feeder_timeout() -> Duration {
+    Duration::from_secs(2)
+}
+fn default_run_before() -> Duration {
+    Duration::from_secs(5)
+}
+fn default_run_after() -> Duration {
+    Duration::from_secs(5)
+}
+
+impl Default for FeederPlan {
+    fn default() -> Self {
+        FeederPlan {
+            mode: FeederMode::InProcess,
+            target: None,
+            rate: default_rate(),
+            max_in_flight: None,
+            timeout: default_feeder_timeout(),
+            resolve: BTreeMap::new(),
+            ack_log: None,
+            report: None,
+            run_before_flip: default_run_before(),
+            run_after_flip: default_run_after(),
+            run_id: None,
+        }
+    }
+}
+
+/// Upper bounds of the waiting steps.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Timeouts {
+    /// Start B: until its `/health` answers 200. Also preflight's health probes.
+    #[serde(with = "duration::serde_str")]
+    pub health: Duration,
+    /// Converge: until B is within `converge.max_lag` for `converge.stable_for`.
+    #[serde(with = "duration::serde_str")]
+    pub converge: Duration,
+    /// Flip: total time for the API calls including retries.
+    #[serde(with = "duration::serde_str")]
+    pub flip: Duration,
+    /// Drain: until A has been quiet for `drain.quiet`.
+    #[serde(with = "duration::serde_str")]
+    pub drain: Duration,
+    /// Stop: until the stopped instance no longer answers.
+    #[serde(with = "duration::serde_str")]
+    pub stop: Duration,
+    /// Reconcile: until B has applied the head.
+    #[serde(with = "duration::serde_str")]
+    pub reconcile: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            health: Duration::from_secs(30),
+            converge: Duration::from_secs(60),
+            flip: Duration::from_secs(30),
+            drain: Duration::from_secs(60),
+            stop: Duration::from_secs(30),
+            reconcile: Duration::from_secs(60),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConvergePlan {
+    /// Largest `head - applied` on B that counts as caught up.
+    pub max_lag: u64,
+    /// How long B must stay within `max_lag` (and have reached the head once).
+    #[serde(with = "duration::serde_str")]
+    pub stable_for: Duration,
+}
+
+impl Default for ConvergePlan {
+    fn default() -> Self {
+        ConvergePlan {
+            max_lag: 100,
+            stable_for: Duration::from_secs(1),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DrainPlan {
+    /// A counts as drained once its `requests_total` has not moved for this long
+    /// (and `in_flight` is 0). Longer than the proxy's idle timeout is safest.
+    #[serde(with = "duration::serde_str")]
+    pub quiet: Duration,
+}
+
+impl Default for DrainPlan {
+    fn default() -> Self {
+        DrainPlan {
+            quiet: Duration::from_secs(2),
+        }
+    }
+}
+
+/// The post-flip watch (during the drain): when B is declared failing and
+/// traffic goes back to A.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WatchPlan {
+    /// Failed requests (rejected + indeterminate) after the flip that trigger a
+    /// rollback; defaults to `budgets.failed` when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed: Option<u64>,
+    /// B's `/health` failing for this long after the flip triggers a rollback.
+    #[serde(with = "duration::serde_str")]
+    pub unhealthy_for: Duration,
+}
+
+impl Default for WatchPlan {
+    fn default() -> Self {
+        WatchPlan {
+            failed: None,
+            unhealthy_for: Duration::from_secs(1),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HostChecks {
+    /// Check this host's open-file limit, ephemeral port range and conntrack
+    /// table against the planned load (warnings unless clearly insufficient).
+    pub enabled: bool,
+}
+
+impl Default for HostChecks {
+    fn default() -> Self {
+        HostChecks { enabled: true }
+    }
+}
