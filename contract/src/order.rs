@@ -57,22 +57,72 @@ pub struct ErrorDetail {
 
 /// A short, order-sensitive digest of line items: what the feeder records in
 /// its ack log and what the reconciler recomputes from the stored order, so the
-/// content check needs neither side to keep whole bodies. FNV-1a 64, hex.
-pub fn line_items_digest(items: &[LineItem]) -> String {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    let mut eat = |bytes: &[u8]| {
-        for b in bytes {
-            h ^= u64::from(*b);
-            h = h.wrapping_mul(0x0000_0100_0000_01b3);
-        }
-    };
-    for item in items {
-        eat(item.product.as_bytes());
-        eat(&[0]);
-        eat(&item.quantity.to_le_bytes());
-        eat(&[0xff]);
+/// content check needs neither side to keep whole bodies. FNV-1a 64 over each
+/// item's product, a 0 byte, its quantity (little-endian) and a 0xff byte.
+///
+/// Incremental, so a reader can fold items in as it parses them instead of
+/// collecting a `Vec` ([`line_items_digest`] is the whole-slice form).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ItemsDigest(u64);
+
+impl Default for ItemsDigest {
+    fn default() -> Self {
+        ItemsDigest::new()
     }
-    format!("{h:016x}")
+}
+
+impl ItemsDigest {
+    const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+    const PRIME: u64 = 0x0000_0100_0000_01b3;
+
+    /// The digest of no items.
+    pub fn new() -> Self {
+        ItemsDigest(Self::OFFSET)
+    }
+
+    /// Adds the next item.
+    #[inline]
+    pub fn push(&mut self, product: &str, quantity: u32) {
+        self.eat(product.as_bytes());
+        self.eat(&[0]);
+        self.eat(&quantity.to_le_bytes());
+        self.eat(&[0xff]);
+    }
+
+    #[inline]
+    fn eat(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 ^= u64::from(*b);
+            self.0 = self.0.wrapping_mul(Self::PRIME);
+        }
+    }
+
+    /// The digest as a number.
+    pub fn finish(self) -> u64 {
+        self.0
+    }
+
+    /// The digest as the ack log carries it: 16 lowercase hex digits.
+    pub fn hex(self) -> String {
+        format!("{:016x}", self.0)
+    }
+}
+
+/// The ack log's `items_digest` of `items` (16 hex digits).
+pub fn line_items_digest(items: &[LineItem]) -> String {
+    let mut digest = ItemsDigest::new();
+    for item in items {
+        digest.push(&item.product, item.quantity);
+    }
+    digest.hex()
+}
+
+/// An ack log's `items_digest` back as a number: exactly 16 hex digits.
+pub fn parse_items_digest(hex: &str) -> Option<u64> {
+    if hex.len() != 16 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    u64::from_str_radix(hex, 16).ok()
 }
 
 #[cfg(test)]
@@ -94,6 +144,43 @@ mod tests {
         assert_ne!(a, line_items_digest(&[item("apple", 1), item("pear", 3)]));
         assert_ne!(a, line_items_digest(&[item("apple1", 1), item("pear", 2)]));
         assert_eq!(a.len(), 16);
+    }
+
+    #[test]
+    fn digest_is_fnv1a_of_the_documented_bytes() {
+        // FNV-1a 64 of the empty input is its offset basis.
+        assert_eq!(line_items_digest(&[]), "cbf29ce484222325");
+        let mut bytes = b"apple\0".to_vec();
+        bytes.extend_from_slice(&3u32.to_le_bytes());
+        bytes.push(0xff);
+        let fnv = bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3)
+        });
+        assert_eq!(
+            line_items_digest(&[item("apple", 3)]),
+            format!("{fnv:016x}")
+        );
+    }
+
+    #[test]
+    fn incremental_digest_agrees_with_the_slice_form_and_parses_back() {
+        let items = [item("apple", 1), item("pear \"é\"", 1000), item("", 0)];
+        let mut d = ItemsDigest::default();
+        for i in &items {
+            d.push(&i.product, i.quantity);
+        }
+        let hex = line_items_digest(&items);
+        assert_eq!(d.hex(), hex);
+        assert_eq!(parse_items_digest(&hex), Some(d.finish()));
+        for bad in [
+            "",
+            "00ff",
+            "+0000000000000ff",
+            "000000000000000g",
+            "0000000000000000f",
+        ] {
+            assert_eq!(parse_items_digest(bad), None, "{bad:?}");
+        }
     }
 
     #[test]
