@@ -9,6 +9,7 @@
 //! load generator needs: `Content-Length` and chunked bodies, bodies
 //! delimited by the connection's end, 1xx interim replies skipped.
 
+use handover_contract::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -121,17 +122,7 @@ impl Conn {
         };
         let keep = match body {
             Body::Length(n) => {
-                let mut left = n;
-                loop {
-                    let have = (self.end - self.start) as u64;
-                    if have >= left {
-                        self.start += left as usize;
-                        break;
-                    }
-                    left -= have;
-                    self.start = self.end;
-                    self.fill(&mut stream).await?;
-                }
+                self.skip(&mut stream, n).await?;
                 true
             }
             Body::Chunked => {
@@ -166,17 +157,22 @@ impl Conn {
                 while !self.line(stream).await?.is_empty() {}
                 return Ok(());
             }
-            let mut left = size + 2;
-            loop {
-                let have = (self.end - self.start) as u64;
-                if have >= left {
-                    self.start += left as usize;
-                    break;
-                }
-                left -= have;
-                self.start = self.end;
-                self.fill(stream).await?;
+            // The chunk and its CRLF.
+            self.skip(stream, size + 2).await?;
+        }
+    }
+
+    /// Consumes the next `n` bytes, reading as many as that takes.
+    async fn skip(&mut self, stream: &mut TcpStream, mut n: u64) -> Result<(), Fail> {
+        loop {
+            let have = (self.end - self.start) as u64;
+            if have >= n {
+                self.start += n as usize;
+                return Ok(());
             }
+            n -= have;
+            self.start = self.end;
+            self.fill(stream).await?;
         }
     }
 
@@ -257,26 +253,12 @@ pub fn encode(out: &mut Vec<u8>, req: &Request<'_>) {
     match req.body {
         Some(body) => {
             out.extend_from_slice(b"\r\ncontent-type: application/json\r\ncontent-length: ");
-            push_decimal(out, body.len() as u64);
+            json::push_u64(out, body.len() as u64);
             out.extend_from_slice(b"\r\n\r\n");
             out.extend_from_slice(body);
         }
         None => out.extend_from_slice(b"\r\n\r\n"),
     }
-}
-
-fn push_decimal(out: &mut Vec<u8>, mut n: u64) {
-    let mut digits = [0u8; 20];
-    let mut i = digits.len();
-    loop {
-        i -= 1;
-        digits[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(&digits[i..]);
 }
 
 fn parse_hex(s: &[u8]) -> Option<u64> {

@@ -1,6 +1,8 @@
 //! What a worker knows about one request once it is over.
 
-use handover_contract::{AckRecord, Outcome};
+use std::borrow::Cow;
+
+use handover_contract::{AckLine, AckRecord, Outcome};
 
 /// One finished request, on the run's Unix-ns time base.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,102 +36,31 @@ impl Record {
         self.done_ns.saturating_sub(self.sent_ns) / 1_000
     }
 
-    /// Appends the ack line ([`AckRecord`]'s exact JSON, a test pins the
-    /// equality) to `out`: written per request, so by hand, without a
-    /// serializer or a copy of any field.
-    pub fn write_ack_json(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(b"{\"id\":");
-        json_str(out, &self.id);
-        out.extend_from_slice(b",\"due_ns\":");
-        decimal(out, self.due_ns);
-        out.extend_from_slice(b",\"done_ns\":");
-        decimal(out, self.done_ns);
-        out.extend_from_slice(match self.outcome() {
-            Outcome::Ok => b",\"outcome\":\"ok\"".as_slice(),
-            Outcome::Rejected => b",\"outcome\":\"rejected\"".as_slice(),
-            Outcome::Indeterminate => b",\"outcome\":\"indeterminate\"".as_slice(),
-        });
-        if let Some(status) = self.status {
-            out.extend_from_slice(b",\"status\":");
-            decimal(out, u64::from(status));
-        }
-        if let Some(instance) = &self.instance {
-            out.extend_from_slice(b",\"instance\":");
-            json_str(out, instance);
-        }
-        out.extend_from_slice(b",\"latency_us\":");
-        decimal(out, self.latency_us());
-        if let Some(user) = &self.user_id {
-            out.extend_from_slice(b",\"user_id\":");
-            json_str(out, user);
-        }
-        if let Some(digest) = &self.items_digest {
-            out.extend_from_slice(b",\"items_digest\":");
-            json_str(out, digest);
-        }
-        out.push(b'}');
-    }
-
-    pub fn to_ack(&self) -> AckRecord {
-        AckRecord {
-            id: self.id.clone(),
+    /// The ack line of this request, borrowing its strings.
+    pub fn ack_line(&self) -> AckLine<'_> {
+        AckLine {
+            id: Cow::Borrowed(&self.id),
             due_ns: self.due_ns,
             done_ns: self.done_ns,
             outcome: self.outcome(),
             status: self.status,
-            instance: self.instance.clone(),
+            instance: self.instance.as_deref().map(Cow::Borrowed),
             latency_us: self.latency_us(),
-            user_id: self.user_id.clone(),
-            items_digest: self.items_digest.clone(),
+            user_id: self.user_id.as_deref().map(Cow::Borrowed),
+            items_digest: self.items_digest.as_deref().map(Cow::Borrowed),
         }
     }
-}
 
-fn decimal(out: &mut Vec<u8>, mut n: u64) {
-    let mut digits = [0u8; 20];
-    let mut i = digits.len();
-    loop {
-        i -= 1;
-        digits[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
+    /// Appends the ack line ([`AckRecord`]'s exact JSON) to `out`: written
+    /// per request, so by hand ([`AckLine::write`]), without a serializer or
+    /// a copy of any field.
+    pub fn write_ack_json(&self, out: &mut Vec<u8>) {
+        self.ack_line().write(out);
     }
-    out.extend_from_slice(&digits[i..]);
-}
 
-/// A JSON string, escaped as serde_json does (`"`, `\\`, control characters).
-fn json_str(out: &mut Vec<u8>, s: &str) {
-    out.push(b'"');
-    let bytes = s.as_bytes();
-    let mut start = 0;
-    for (i, &b) in bytes.iter().enumerate() {
-        let esc: &[u8] = match b {
-            b'"' => b"\\\"",
-            b'\\' => b"\\\\",
-            b'\n' => b"\\n",
-            b'\r' => b"\\r",
-            b'\t' => b"\\t",
-            0x08 => b"\\b",
-            0x0c => b"\\f",
-            0..=0x1f => {
-                out.extend_from_slice(&bytes[start..i]);
-                const HEX: &[u8; 16] = b"0123456789abcdef";
-                out.extend_from_slice(b"\\u00");
-                out.push(HEX[usize::from(b >> 4)]);
-                out.push(HEX[usize::from(b & 0xf)]);
-                start = i + 1;
-                continue;
-            }
-            _ => continue,
-        };
-        out.extend_from_slice(&bytes[start..i]);
-        out.extend_from_slice(esc);
-        start = i + 1;
+    pub fn to_ack(&self) -> AckRecord {
+        self.ack_line().into_record()
     }
-    out.extend_from_slice(&bytes[start..]);
-    out.push(b'"');
 }
 
 #[cfg(test)]

@@ -1,15 +1,14 @@
 //! Streaming reader of the feeder's ack logs (JSON lines of [`AckRecord`]):
-//! one reused line buffer, whatever the file size.
+//! one reused line buffer, whatever the file size. Each line is parsed by
+//! the contract's borrowed reader ([`AckLine::parse`]); this module owns the
+//! file: line numbers, ranges, errors.
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Seek, SeekFrom};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
-use std::borrow::Cow;
-
-use handover_contract::{AckRecord, Outcome};
-use serde::Deserialize;
+use handover_contract::{AckLine, AckRecord};
 
 use super::ledger::AckView;
 
@@ -42,52 +41,22 @@ pub fn for_each(
     })
 }
 
-/// [`AckRecord`]'s fields, borrowed from the line when it has no escapes: the
-/// reconciler reads a million of these, and four allocations per line are
-/// most of the cost. It requires and checks what [`AckRecord`] does.
-#[derive(Deserialize)]
-struct AckLine<'a> {
-    #[serde(borrow)]
-    id: Cow<'a, str>,
-    #[allow(dead_code)]
-    due_ns: u64,
-    #[allow(dead_code)]
-    done_ns: u64,
-    outcome: Outcome,
-    #[serde(default)]
-    #[allow(dead_code)]
-    status: Option<u16>,
-    #[serde(default, borrow)]
-    #[allow(dead_code)]
-    instance: Option<Cow<'a, str>>,
-    #[allow(dead_code)]
-    latency_us: u64,
-    #[serde(default, borrow)]
-    user_id: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
-    items_digest: Option<Cow<'a, str>>,
-}
-
-impl AckLine<'_> {
-    fn view(&self) -> AckView<'_> {
-        AckView {
-            id: &self.id,
-            outcome: self.outcome,
-            user_id: self.user_id.as_deref(),
-            items_digest: self.items_digest.as_deref(),
-        }
+/// The fields of a borrowed line the reconciliation needs.
+fn view<'a>(line: &'a AckLine<'_>) -> AckView<'a> {
+    AckView {
+        id: &line.id,
+        outcome: line.outcome,
+        user_id: line.user_id.as_deref(),
+        items_digest: line.items_digest.as_deref(),
     }
 }
 
 /// Like [`for_each`], handing out borrowed [`AckView`]s without allocating.
 pub fn for_each_view(
     path: &Path,
-    mut each: impl FnMut(AckView<'_>) -> Result<(), String>,
+    each: impl FnMut(AckView<'_>) -> Result<(), String>,
 ) -> Result<u64, AckLogError> {
-    for_each_line(path, |text| {
-        let line: AckLine<'_> = serde_json::from_str(text).map_err(|e| e.to_string())?;
-        each(line.view())
-    })
+    for_each_view_in(path, 0..u64::MAX, each).map(|span| span.records)
 }
 
 /// Lines (blank ones included) and records read from one part of a file.
@@ -158,8 +127,8 @@ pub fn for_each_view_in(
     mut each: impl FnMut(AckView<'_>) -> Result<(), String>,
 ) -> Result<Span, AckLogError> {
     for_each_line_in(path, range, |text| {
-        let line: AckLine<'_> = serde_json::from_str(text).map_err(|e| e.to_string())?;
-        each(line.view())
+        let line = AckLine::parse(text).map_err(|e| e.to_string())?;
+        each(view(&line))
     })
 }
 

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use std::borrow::Cow;
 
-use handover_contract::Health;
+use handover_contract::{Health, ItemsDigest};
 use serde::de::{Deserializer, SeqAccess, Visitor};
 use serde::Deserialize;
 use url::Url;
@@ -79,9 +79,8 @@ struct ItemLine<'a> {
     quantity: u32,
 }
 
-/// [`handover_contract::order::line_items_digest`] computed while the array
-/// is read (FNV-1a 64 over product, 0, quantity LE, 0xff per item); a test
-/// pins it to the contract's function.
+/// The contract's [`ItemsDigest`] folded while the array is read, so no
+/// `Vec` of items is built; a test pins it to `line_items_digest`.
 fn items_digest<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
     struct Fold;
     impl<'de> Visitor<'de> for Fold {
@@ -90,20 +89,11 @@ fn items_digest<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
             f.write_str("an array of line items")
         }
         fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<u64, A::Error> {
-            let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-            let mut eat = |bytes: &[u8]| {
-                for b in bytes {
-                    h ^= u64::from(*b);
-                    h = h.wrapping_mul(0x0000_0100_0000_01b3);
-                }
-            };
+            let mut digest = ItemsDigest::new();
             while let Some(item) = seq.next_element::<ItemLine<'de>>()? {
-                eat(item.product.as_bytes());
-                eat(&[0]);
-                eat(&item.quantity.to_le_bytes());
-                eat(&[0xff]);
+                digest.push(&item.product, item.quantity);
             }
-            Ok(h)
+            Ok(digest.finish())
         }
     }
     d.deserialize_seq(Fold)
