@@ -3,45 +3,17 @@
 //! totals a caller polls are published after every batch.
 
 use crate::ack_log::AckLog;
-use crate::aggregate::Aggregate;
+use crate::aggregate::{Aggregate, Second};
 use crate::clock::Clock;
+use crate::live::Shared;
 use crate::printer::{self, Style};
 use crate::record::Record;
-use crate::{Error, Live, Progress};
+use crate::{Error, Progress};
 use std::io::{IsTerminal, Write};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
-
-/// Counters shared between the pacer, the workers, the collector and callers.
-#[derive(Debug, Default)]
-pub struct Shared {
-    pub sent: AtomicU64,
-    pub missed: AtomicU64,
-    pub in_flight: AtomicU64,
-    /// Unix ns at which the pacer released its last slot; 0 while sending.
-    pub sending_ended_ns: AtomicU64,
-    /// Unix ns of the latest request actually sent: the sending period ends
-    /// there when requests had to wait for a connection.
-    pub last_sent_ns: AtomicU64,
-    /// The reply-side totals, refreshed after every batch of records.
-    pub replies: Mutex<Live>,
-}
-
-impl Shared {
-    pub fn live(&self) -> Live {
-        let mut live = self
-            .replies
-            .lock()
-            .map(|l| l.clone())
-            .unwrap_or_else(|p| p.into_inner().clone());
-        live.sent = self.sent.load(Ordering::Relaxed);
-        live.missed = self.missed.load(Ordering::Relaxed);
-        live.in_flight = self.in_flight.load(Ordering::Relaxed);
-        live
-    }
-}
 
 /// Where progress goes, with the style that suits that stream.
 pub struct Output {
@@ -111,13 +83,7 @@ pub async fn collect(
                 let now = clock.now_ns();
                 let ended = shared.sending_ended_ns.load(Ordering::Relaxed);
                 let full = ended == 0 || now <= ended.saturating_add(slot_ns);
-                let sec = agg.close_second(
-                    now,
-                    shared.sent.load(Ordering::Relaxed),
-                    shared.missed.load(Ordering::Relaxed),
-                    shared.in_flight.load(Ordering::Relaxed),
-                    full,
-                );
+                let sec = close_second(&mut agg, &shared, now, full);
                 print_events(&mut agg, output.as_mut(), &clock);
                 if let Some(o) = output.as_mut() {
                     let _ = printer::second(&mut o.out, &o.style, &sec);
@@ -127,13 +93,7 @@ pub async fn collect(
         }
     }
     // The last, partial second (not part of the rate statistics).
-    let sec = agg.close_second(
-        clock.now_ns(),
-        shared.sent.load(Ordering::Relaxed),
-        shared.missed.load(Ordering::Relaxed),
-        shared.in_flight.load(Ordering::Relaxed),
-        false,
-    );
+    let sec = close_second(&mut agg, &shared, clock.now_ns(), false);
     print_events(&mut agg, output.as_mut(), &clock);
     if let Some(o) = output.as_mut() {
         if sec.sent + sec.ok + sec.rejected + sec.indeterminate + sec.missed > 0 {
@@ -154,6 +114,17 @@ pub async fn collect(
         aggregate: agg,
         ack_lines,
     })
+}
+
+/// Ends the current second with the pacer's and workers' counters as they are now.
+fn close_second(agg: &mut Aggregate, shared: &Shared, now_ns: u64, full: bool) -> Second {
+    agg.close_second(
+        now_ns,
+        shared.sent.load(Ordering::Relaxed),
+        shared.missed.load(Ordering::Relaxed),
+        shared.in_flight.load(Ordering::Relaxed),
+        full,
+    )
 }
 
 fn publish(agg: &Aggregate, shared: &Shared) {

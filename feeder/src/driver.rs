@@ -1,13 +1,16 @@
 //! Starting, observing and stopping a run: wires the pipeline
-//! pacer → slot queue → workers → records → collector together.
+//! pacer → slot queue → workers → records → collector together and turns
+//! what they counted into the report.
 
 use crate::ack_log::AckLog;
 use crate::aggregate::Interval;
 use crate::clock::Clock;
-use crate::collector::{self, Collected, Output, Shared};
-use crate::pacer::Schedule;
+use crate::collector::{self, Collected, Output};
+use crate::live::Shared;
+use crate::pacer::{self, Schedule};
 use crate::transport::Transport;
-use crate::worker::{self, Plan, PlanKind, Slot, SlotQueue};
+use crate::worker::{self, SlotQueue, Workers};
+use crate::workload::{Plan, PlanKind};
 use crate::{Error, Live, Options, UserSource, Workload};
 use handover_contract::FeederReport;
 use std::sync::atomic::Ordering;
@@ -111,13 +114,8 @@ pub async fn start(opts: Options) -> Result<Handle, Error> {
         shared: shared.clone(),
         queue: Arc::new(SlotQueue::default()),
     });
-    let workers = Workers {
-        cx,
-        tx,
-        spawned: 0,
-        max: connections,
-    };
-    let pacer = tokio::spawn(pace(
+    let workers = Workers::new(cx, tx, connections);
+    let pacer = tokio::spawn(pacer::pace(
         schedule,
         clock,
         cap,
@@ -206,95 +204,5 @@ impl Handle {
 impl Drop for Handle {
     fn drop(&mut self) {
         self.stop.cancel();
-    }
-}
-
-/// The worker set, grown on demand up to `max`.
-struct Workers {
-    cx: Arc<worker::Context>,
-    tx: mpsc::Sender<crate::record::Record>,
-    spawned: usize,
-    max: usize,
-}
-
-impl Workers {
-    /// Fewest workers to start with; the rest come when slots wait.
-    const INITIAL: usize = 4;
-
-    fn grow_to(&mut self, n: usize) {
-        while self.spawned < n.min(self.max) {
-            tokio::spawn(worker::work(self.cx.clone(), self.tx.clone()));
-            self.spawned += 1;
-        }
-    }
-
-    /// Adds a worker for every waiting slot no idle worker will take.
-    fn keep_up(&mut self) {
-        let queue = &self.cx.queue;
-        let backlog = queue.len();
-        let idle = queue.idle();
-        if backlog > idle {
-            self.grow_to(self.spawned + (backlog - idle));
-        }
-    }
-}
-
-/// Releases every due slot each wake-up; returns the sending period.
-async fn pace(
-    schedule: Schedule,
-    clock: Clock,
-    cap: u64,
-    stop: CancellationToken,
-    shared: Arc<Shared>,
-    mut workers: Workers,
-) -> Duration {
-    let queue = workers.cx.queue.clone();
-    workers.grow_to(Workers::INITIAL);
-    let mut next: u64 = 0;
-    loop {
-        let due = if stop.is_cancelled() {
-            next
-        } else {
-            schedule.due_by(clock.elapsed())
-        };
-        let released = std::time::Instant::now();
-        while next < due {
-            if shared.in_flight.load(Ordering::Relaxed) >= cap {
-                shared.missed.fetch_add(1, Ordering::Relaxed);
-            } else {
-                shared.in_flight.fetch_add(1, Ordering::Relaxed);
-                let due_ns = clock.t0_unix_ns().saturating_add(
-                    u64::try_from(schedule.due(next).as_nanos()).unwrap_or(u64::MAX),
-                );
-                queue.push(Slot {
-                    seq: next,
-                    due_ns,
-                    released,
-                });
-            }
-            next += 1;
-        }
-        workers.keep_up();
-        let done = schedule.limit().is_some_and(|l| next >= l);
-        if done || stop.is_cancelled() {
-            break;
-        }
-        let wake = tokio::time::Instant::from_std(clock.t0() + schedule.due(next));
-        tokio::select! {
-            _ = tokio::time::sleep_until(wake) => {}
-            _ = stop.cancelled() => {}
-        }
-    }
-    queue.close();
-    // The workers hold the remaining senders: the collector ends when they do.
-    drop(workers);
-    let released = clock.elapsed();
-    shared
-        .sending_ended_ns
-        .store(clock.now_ns().max(1), Ordering::Relaxed);
-    match schedule.limit() {
-        // Never shorter than the schedule asked for, longer if the pacer fell behind.
-        Some(l) if next >= l => schedule.due(l).max(released),
-        _ => released,
     }
 }

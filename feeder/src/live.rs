@@ -1,6 +1,10 @@
-//! The running totals a caller can read at any moment without stopping the run.
+//! The running totals a caller can read at any moment without stopping the
+//! run: the counters the pacer, the workers and the collector update
+//! ([`Shared`]) and the snapshot a caller gets of them ([`Live`]).
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
 
 /// A cheap snapshot of a running feeder (see [`crate::Handle::live`]).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -19,4 +23,33 @@ pub struct Live {
     pub last_instance: Option<String>,
     /// Unix ns of the latest 2xx.
     pub last_ok_ns: Option<u64>,
+}
+
+/// Counters shared between the pacer, the workers, the collector and callers.
+#[derive(Debug, Default)]
+pub struct Shared {
+    pub sent: AtomicU64,
+    pub missed: AtomicU64,
+    pub in_flight: AtomicU64,
+    /// Unix ns at which the pacer released its last slot; 0 while sending.
+    pub sending_ended_ns: AtomicU64,
+    /// Unix ns of the latest request actually sent: the sending period ends
+    /// there when requests had to wait for a connection.
+    pub last_sent_ns: AtomicU64,
+    /// The reply-side totals, refreshed after every batch of records.
+    pub replies: Mutex<Live>,
+}
+
+impl Shared {
+    pub fn live(&self) -> Live {
+        let mut live = self
+            .replies
+            .lock()
+            .map(|l| l.clone())
+            .unwrap_or_else(|p| p.into_inner().clone());
+        live.sent = self.sent.load(Ordering::Relaxed);
+        live.missed = self.missed.load(Ordering::Relaxed);
+        live.in_flight = self.in_flight.load(Ordering::Relaxed);
+        live
+    }
 }

@@ -5,8 +5,18 @@
 //! is a millisecond), so each wake-up releases every slot that is due by
 //! then; a slot released late keeps its due time, so the lateness shows up in
 //! the latency instead of vanishing (no coordinated omission).
+//!
+//! [`Schedule`] is the pure arithmetic; [`pace`] is the loop that follows it
+//! on the run's clock, hands due slots to the workers and counts the ones
+//! the in-flight cap refuses as missed.
 
+use crate::clock::Clock;
+use crate::live::Shared;
+use crate::worker::{Slot, Workers};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::Duration;
+use tokio_util::sync::CancellationToken;
 
 /// The schedule of a run, independent of any clock so it can be tested exactly.
 #[derive(Debug, Clone, Copy)]
@@ -52,6 +62,66 @@ impl Schedule {
             Some(l) => n.min(l),
             None => n,
         }
+    }
+}
+
+/// Releases every due slot each wake-up; returns the sending period.
+pub async fn pace(
+    schedule: Schedule,
+    clock: Clock,
+    cap: u64,
+    stop: CancellationToken,
+    shared: Arc<Shared>,
+    mut workers: Workers,
+) -> Duration {
+    let queue = workers.queue().clone();
+    workers.grow_to(Workers::INITIAL);
+    let mut next: u64 = 0;
+    loop {
+        let due = if stop.is_cancelled() {
+            next
+        } else {
+            schedule.due_by(clock.elapsed())
+        };
+        let released = std::time::Instant::now();
+        while next < due {
+            if shared.in_flight.load(Ordering::Relaxed) >= cap {
+                shared.missed.fetch_add(1, Ordering::Relaxed);
+            } else {
+                shared.in_flight.fetch_add(1, Ordering::Relaxed);
+                let due_ns = clock.t0_unix_ns().saturating_add(
+                    u64::try_from(schedule.due(next).as_nanos()).unwrap_or(u64::MAX),
+                );
+                queue.push(Slot {
+                    seq: next,
+                    due_ns,
+                    released,
+                });
+            }
+            next += 1;
+        }
+        workers.keep_up();
+        let done = schedule.limit().is_some_and(|l| next >= l);
+        if done || stop.is_cancelled() {
+            break;
+        }
+        let wake = tokio::time::Instant::from_std(clock.t0() + schedule.due(next));
+        tokio::select! {
+            _ = tokio::time::sleep_until(wake) => {}
+            _ = stop.cancelled() => {}
+        }
+    }
+    queue.close();
+    // The workers hold the remaining senders: the collector ends when they do.
+    drop(workers);
+    let released = clock.elapsed();
+    shared
+        .sending_ended_ns
+        .store(clock.now_ns().max(1), Ordering::Relaxed);
+    match schedule.limit() {
+        // Never shorter than the schedule asked for, longer if the pacer fell behind.
+        Some(l) if next >= l => schedule.due(l).max(released),
+        _ => released,
     }
 }
 

@@ -9,29 +9,15 @@
 //! their latency measured from the due time.
 
 use crate::clock::Clock;
-use crate::collector::Shared;
+use crate::live::Shared;
 use crate::record::Record;
 use crate::transport::{Conn, Transport};
-use crate::workload;
+use crate::workload::Plan;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 use tokio::sync::{mpsc, Notify};
-use url::Url;
-
-/// What every request of a run is made from; shared by all workers.
-#[derive(Debug)]
-pub struct Plan {
-    pub run_id: String,
-    pub kind: PlanKind,
-}
-
-#[derive(Debug)]
-pub enum PlanKind {
-    Orders { url: Url, users: Vec<String> },
-    Probe { url: Url },
-}
 
 /// A schedule slot handed to the workers.
 #[derive(Debug, Clone, Copy)]
@@ -143,47 +129,70 @@ async fn send(cx: &Context, conn: &mut Conn, body: &mut Vec<u8>, slot: Slot) -> 
         cx.shared.missed.fetch_add(1, Ordering::Relaxed);
         return None;
     }
-    let plan = &cx.plan;
-    let (id, url, body, user_id, items_digest) = match &plan.kind {
-        PlanKind::Orders { url, users } => {
-            let order = workload::order(&plan.run_id, users, slot.seq);
-            let digest = workload::digest(&order);
-            body.clear();
-            // A NewOrder always serializes; an empty body would be rejected (4xx), never lost.
-            if serde_json::to_writer(&mut *body, &order).is_err() {
-                body.clear();
-            }
-            (
-                order.id,
-                url,
-                Some(&body[..]),
-                Some(order.user_id),
-                Some(digest),
-            )
-        }
-        PlanKind::Probe { url } => (
-            workload::order_id(&plan.run_id, slot.seq),
-            url,
-            None,
-            None,
-            None,
-        ),
-    };
+    let req = cx.plan.request(slot.seq, body);
     cx.shared.sent.fetch_add(1, Ordering::Relaxed);
     cx.shared
         .last_sent_ns
         .fetch_max(cx.clock.now_ns(), Ordering::Relaxed);
-    let (sent, reply) = cx.transport.exchange(conn, url, body, deadline).await;
+    let (sent, reply) = cx
+        .transport
+        .exchange(conn, req.url, req.body, deadline)
+        .await;
     Some(Record {
-        id,
+        id: req.id,
         due_ns: slot.due_ns,
         sent_ns: cx.clock.unix_ns(sent),
         done_ns: cx.clock.now_ns(),
         status: reply.status,
         instance: reply.instance,
-        user_id,
-        items_digest,
+        user_id: req.user_id,
+        items_digest: req.items_digest,
     })
+}
+
+/// The worker set, grown on demand up to `max`.
+pub struct Workers {
+    cx: Arc<Context>,
+    tx: mpsc::Sender<Record>,
+    spawned: usize,
+    max: usize,
+}
+
+impl Workers {
+    /// Fewest workers to start with; the rest come when slots wait.
+    pub const INITIAL: usize = 4;
+
+    /// No worker yet: [`Workers::grow_to`] starts them.
+    pub fn new(cx: Arc<Context>, tx: mpsc::Sender<Record>, max: usize) -> Self {
+        Workers {
+            cx,
+            tx,
+            spawned: 0,
+            max,
+        }
+    }
+
+    /// The queue the workers take slots from.
+    pub fn queue(&self) -> &Arc<SlotQueue> {
+        &self.cx.queue
+    }
+
+    pub fn grow_to(&mut self, n: usize) {
+        while self.spawned < n.min(self.max) {
+            tokio::spawn(work(self.cx.clone(), self.tx.clone()));
+            self.spawned += 1;
+        }
+    }
+
+    /// Adds a worker for every waiting slot no idle worker will take.
+    pub fn keep_up(&mut self) {
+        let queue = &self.cx.queue;
+        let backlog = queue.len();
+        let idle = queue.idle();
+        if backlog > idle {
+            self.grow_to(self.spawned + (backlog - idle));
+        }
+    }
 }
 
 #[cfg(test)]

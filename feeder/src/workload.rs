@@ -1,9 +1,66 @@
 //! What request `seq` is: the order (id, user, 1-3 line items) or the probe.
 //!
-//! Everything is a pure function of the sequence number, so the body sent and
-//! the ack line written always agree and no per-order state is kept.
+//! Everything is a pure function of the run's [`Plan`] and the sequence
+//! number, so the body sent and the ack line written always agree and no
+//! per-order state is kept.
 
 use handover_contract::{order::line_items_digest, LineItem, NewOrder};
+use url::Url;
+
+/// What every request of a run is made from; shared by all workers.
+#[derive(Debug)]
+pub struct Plan {
+    pub run_id: String,
+    pub kind: PlanKind,
+}
+
+#[derive(Debug)]
+pub enum PlanKind {
+    Orders { url: Url, users: Vec<String> },
+    Probe { url: Url },
+}
+
+/// Request `seq` of the plan, ready to send, and what its ack line records.
+#[derive(Debug)]
+pub struct Request<'a> {
+    pub id: String,
+    pub url: &'a Url,
+    /// The JSON body of a POST; `None` for a GET.
+    pub body: Option<&'a [u8]>,
+    pub user_id: Option<String>,
+    pub items_digest: Option<String>,
+}
+
+impl Plan {
+    /// Request `seq`; an order's body is serialized into `body` (reused).
+    pub fn request<'a>(&'a self, seq: u64, body: &'a mut Vec<u8>) -> Request<'a> {
+        match &self.kind {
+            PlanKind::Orders { url, users } => {
+                let order = order(&self.run_id, users, seq);
+                let items_digest = digest(&order);
+                body.clear();
+                // A NewOrder always serializes; an empty body would be rejected (4xx), never lost.
+                if serde_json::to_writer(&mut *body, &order).is_err() {
+                    body.clear();
+                }
+                Request {
+                    id: order.id,
+                    url,
+                    body: Some(&body[..]),
+                    user_id: Some(order.user_id),
+                    items_digest: Some(items_digest),
+                }
+            }
+            PlanKind::Probe { url } => Request {
+                id: order_id(&self.run_id, seq),
+                url,
+                body: None,
+                user_id: None,
+                items_digest: None,
+            },
+        }
+    }
+}
 
 const PRODUCTS: &[&str] = &[
     "apple", "pear", "plum", "kiwi", "fig", "lime", "mango", "cherry", "grape", "melon", "peach",
