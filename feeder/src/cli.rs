@@ -65,7 +65,8 @@ pub struct RunArgs {
     /// still counts from the due time.
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     pub connections: Option<u64>,
-    /// HTTP client: auto (hyper for http, reqwest for https), hyper, reqwest.
+    /// HTTP client: auto (the feeder's own HTTP/1.1 client for http, reqwest
+    /// for https), http1 (alias: hyper), reqwest.
     #[arg(long, value_enum, default_value_t = ClientArg::Auto, hide = true)]
     pub client: ClientArg,
     /// Write one JSON line per request sent (the ack log).
@@ -103,7 +104,9 @@ pub struct RunArgs {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ClientArg {
     Auto,
-    Hyper,
+    /// `hyper` is this client's earlier name, still accepted.
+    #[value(alias = "hyper")]
+    Http1,
     Reqwest,
 }
 
@@ -170,7 +173,7 @@ impl RunArgs {
             .map(|n| usize::try_from(n).unwrap_or(usize::MAX));
         o.client = match self.client {
             ClientArg::Auto => ClientKind::Auto,
-            ClientArg::Hyper => ClientKind::Hyper,
+            ClientArg::Http1 => ClientKind::Http1,
             ClientArg::Reqwest => ClientKind::Reqwest,
         };
         o.ack_log.clone_from(&self.ack_log);
@@ -338,6 +341,14 @@ mod tests {
         ] {
             let err = Opts::try_parse_from(&args).expect_err(&args.join(" "));
             assert_eq!(err.exit_code(), exit::USAGE, "{args:?}");
+        }
+    }
+
+    #[test]
+    fn client_flag_selects_the_own_http1_client_under_both_names() {
+        for name in ["http1", "hyper"] {
+            let o = Opts::try_parse_from(["feeder", "http://x/", "10", "--client", name]).unwrap();
+            assert_eq!(o.run.options().unwrap().client, ClientKind::Http1, "{name}");
         }
     }
 

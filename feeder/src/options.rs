@@ -43,10 +43,12 @@ pub struct Options {
 /// The HTTP client implementation (see [`crate::transport`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ClientKind {
-    /// hyper-util for `http`, reqwest for `https`.
+    /// The feeder's own HTTP/1.1 client for `http`, reqwest for `https`.
     #[default]
     Auto,
-    Hyper,
+    /// The feeder's own HTTP/1.1 client ([`crate::http1`]); plain `http` only.
+    Http1,
+    /// reqwest (with TLS), for `http` or `https`.
     Reqwest,
 }
 

@@ -6,7 +6,8 @@
 //! (no pool lookup, no per-request task or channel: measurably cheaper at
 //! tens of thousands of requests per second, see `scripts/bench-feeder.sh`).
 //! `https` goes through one shared reqwest client (TLS), its pool holding at
-//! most one connection per worker. Set-up requests (`GET /users`) use hyper.
+//! most one connection per worker. Set-up requests (`GET /users`) over
+//! plain `http` use a one-off hyper connection.
 
 use crate::http1;
 use crate::options::ClientKind;
@@ -95,10 +96,10 @@ impl Transport {
         }
         let use_direct = match opts.client {
             ClientKind::Auto => base.scheme() == "http",
-            ClientKind::Hyper if base.scheme() == "http" => true,
-            ClientKind::Hyper => {
+            ClientKind::Http1 if base.scheme() == "http" => true,
+            ClientKind::Http1 => {
                 return Err(Error::Usage(
-                    "the hyper client speaks plain http only; use reqwest (or auto) for https"
+                    "the http1 client speaks plain http only; use reqwest (or auto) for https"
                         .into(),
                 ))
             }
