@@ -2,11 +2,12 @@
 //! `feeder merge A.json B.json …`.
 
 use crate::merge;
-use crate::printer::{self, Style};
+use crate::printer;
 use crate::{ClientKind, Error, Options, Progress, UserSource, Workload};
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use handover_cli::Style;
 use handover_contract::{duration, exit, FeederReport};
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -222,7 +223,7 @@ async fn run_feeder(args: &RunArgs) -> Result<i32, Error> {
     let handle = crate::start(options).await?;
     let stopper = handle.stopper();
     let signals = tokio::spawn(async move {
-        shutdown_signal().await;
+        handover_cli::shutdown::signal().await;
         tracing::info!("stopping: in-flight requests finish, then the summary");
         stopper.stop();
     });
@@ -231,7 +232,7 @@ async fn run_feeder(args: &RunArgs) -> Result<i32, Error> {
     let finished = finished?;
     let r = &finished.report;
     let mut out = std::io::stdout().lock();
-    let style = Style::for_stream(std::io::stdout().is_terminal());
+    let style = Style::stdout();
     printer::summary(&mut out, &style, r, finished.steady_p99)
         .map_err(|e| Error::Internal(format!("writing the summary: {e}")))?;
     if let (Some(path), Some(lines)) = (&args.ack_log, finished.ack_lines) {
@@ -255,7 +256,7 @@ fn run_merge(m: &MergeArgs) -> Result<i32, Error> {
     }
     let merged = merge::merge(&reports).map_err(Error::Usage)?;
     let mut out = std::io::stdout().lock();
-    let style = Style::for_stream(std::io::stdout().is_terminal());
+    let style = Style::stdout();
     let _ = writeln!(out, "merged {} reports", reports.len());
     printer::summary(&mut out, &style, &merged, None)
         .map_err(|e| Error::Internal(format!("writing the summary: {e}")))?;
@@ -269,29 +270,6 @@ fn write_report(path: &Path, r: &FeederReport) -> Result<(), Error> {
     let json = serde_json::to_vec_pretty(r)
         .map_err(|e| Error::Internal(format!("serializing the report: {e}")))?;
     std::fs::write(path, json).map_err(|e| Error::file("writing report", path, e))
-}
-
-/// Ctrl-C or SIGTERM.
-async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
 }
 
 #[cfg(test)]

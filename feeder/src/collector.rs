@@ -6,10 +6,11 @@ use crate::ack_log::AckLog;
 use crate::aggregate::{Aggregate, Second};
 use crate::clock::Clock;
 use crate::live::Shared;
-use crate::printer::{self, Style};
+use crate::printer;
 use crate::record::Record;
 use crate::{Error, Progress};
-use std::io::{IsTerminal, Write};
+use handover_cli::Style;
+use std::io::Write;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,11 +27,11 @@ impl Output {
         match progress {
             Progress::Off => None,
             Progress::Stderr => Some(Output {
-                style: Style::for_stream(std::io::stderr().is_terminal()),
+                style: Style::stderr(),
                 out: Box::new(std::io::stderr()),
             }),
             Progress::Stdout => Some(Output {
-                style: Style::for_stream(std::io::stdout().is_terminal()),
+                style: Style::stdout(),
                 out: Box::new(std::io::stdout()),
             }),
         }

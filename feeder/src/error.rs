@@ -1,6 +1,7 @@
 //! The feeder's typed errors, split by who has to act: the user (bad options)
 //! or the environment (I/O, the target).
 
+use handover_contract::exit;
 use std::path::PathBuf;
 
 /// Everything that can stop the feeder from starting or finishing.
@@ -29,6 +30,17 @@ pub enum Error {
     /// A background task of the feeder died.
     #[error("internal: {0}")]
     Internal(String),
+}
+
+/// Exit 2 when the user must fix the input, 1 when the run itself failed.
+impl handover_cli::ExitStatus for Error {
+    fn exit_code(&self) -> i32 {
+        if self.is_usage() {
+            exit::USAGE
+        } else {
+            exit::FAILED
+        }
+    }
 }
 
 impl Error {

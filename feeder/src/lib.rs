@@ -2,24 +2,28 @@
 //! detection.
 //!
 //! A run is a pipeline: pacer → slot queue → workers (one keep-alive
-//! connection each) → records → collector (aggregate, ack log, printer). Library users call [`start`], poll [`Handle::live`],
-//! [`Handle::stop`] it, and [`Handle::finish`] it for the report.
+//! connection each) → records → collector (aggregate, ack log, printer).
+//! Library users call [`start`], poll [`Handle::live`], [`Handle::stop`] it,
+//! and [`Handle::finish`] it for the report.
 //!
-//! - [`options`]: what a run is asked to do, and its validation.
-//! - [`driver`]: [`start`], [`Handle`]; wires the pipeline and the pacer loop.
-//! - [`pacer`]: the absolute open-loop schedule.
-//! - [`worker`]: the slot queue and the workers: slot → request → [`record::Record`].
-//! - [`transport`]: connections (hyper for http, reqwest for https), `--resolve`, timeouts.
-//! - [`workload`]: order ids and bodies, a pure function of the slot.
+//! - [`options`]: what a run is asked to do ([`Options`], [`ClientKind`]), and its validation.
+//! - [`driver`]: [`start`], [`Handle`]: wires the pipeline, turns its counts into the report.
+//! - [`pacer`]: the absolute open-loop schedule and the loop that releases due slots.
+//! - [`worker`]: the slot queue and the workers (grown on demand): slot → request → [`record::Record`].
+//! - [`workload`]: the run's request [`workload::Plan`]; order ids and bodies, a pure function of the slot.
+//! - [`transport`]: which client carries a request (own HTTP/1.1 for http, reqwest for https), `--resolve`, timeouts.
+//! - [`http1`]: the feeder's own minimal HTTP/1.1 client connection.
+//! - [`record`]: one finished request, and its ack line.
+//! - [`live`]: the counters the pipeline shares and the [`Live`] snapshot callers read.
 //! - [`collector`]: records → ack log, aggregate, progress output.
 //! - [`aggregate`]: the pure aggregator (histograms, seconds, gaps, report).
 //! - [`handover`]: instance-change and overlap detection.
 //! - [`histogram`]: HDR histograms and their mergeable encoding.
-//! - [`ack_log`]: the streamed, fsynced JSON-lines ack log.
-//! - [`printer`]: per-second lines, events, summary; colour via one style.
+//! - [`ack_log`]: the streamed, fsynced JSON-lines ack log file.
+//! - [`printer`]: per-second lines, events, summary; colour via `handover_cli::Style`.
 //! - [`merge`]: combining reports of several feeders.
 //! - [`cli`]: the command line (`Opts`) and its `run`.
-//! - [`live`], [`error`], [`clock`], [`record`]: small supporting types.
+//! - [`error`]: the typed [`Error`], split by who has to act; [`clock`]: the run's time base.
 
 pub mod ack_log;
 pub mod aggregate;

@@ -1,102 +1,41 @@
 //! Human output: the per-second line, instance events and the summary. Pure:
-//! everything writes to `&mut dyn Write` so it is tested on a buffer.
+//! everything writes to `&mut dyn Write` so it is tested on a buffer. Colour
+//! comes from the workspace's one [`Style`] (plain under `NO_COLOR` or a pipe).
 
 use crate::aggregate::{Interval, Second};
 use crate::handover::Event;
-use colored::Colorize;
+use handover_cli::Style;
 use handover_contract::FeederReport;
+use std::collections::BTreeMap;
 use std::io::{self, Write};
 
-/// Colour, named for meaning; plain text when off.
-#[derive(Debug, Clone, Copy)]
-pub struct Style {
-    color: bool,
-}
-
-impl Style {
-    pub fn new(color: bool) -> Self {
-        Style { color }
-    }
-
-    /// Colour only on a terminal and when `NO_COLOR` is unset or empty.
-    pub fn for_stream(is_terminal: bool) -> Self {
-        let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
-        Style::new(is_terminal && !no_color)
-    }
-
-    fn paint(&self, s: String, f: fn(String) -> colored::ColoredString) -> String {
-        if self.color {
-            f(s).to_string()
-        } else {
-            s
-        }
-    }
-
-    pub fn good(&self, s: impl Into<String>) -> String {
-        self.paint(s.into(), |s| s.green())
-    }
-
-    pub fn bad(&self, s: impl Into<String>) -> String {
-        self.paint(s.into(), |s| s.red().bold())
-    }
-
-    pub fn warn(&self, s: impl Into<String>) -> String {
-        self.paint(s.into(), |s| s.yellow())
-    }
-
-    pub fn event(&self, s: impl Into<String>) -> String {
-        self.paint(s.into(), |s| s.cyan().bold())
-    }
-
-    pub fn dim(&self, s: impl Into<String>) -> String {
-        self.paint(s.into(), |s| s.dimmed())
-    }
-
-    /// Colour a count: `good`/`bad` only when it is non-zero.
-    fn count(&self, n: u64, nonzero: fn(&Style, String) -> String) -> String {
-        if n == 0 {
-            self.dim(n.to_string())
-        } else {
-            nonzero(self, n.to_string())
-        }
+/// A count, dim when zero, else painted by `nonzero` (good, bad or warn).
+fn count(st: &Style, n: u64, nonzero: fn(&Style, u64) -> String) -> String {
+    if n == 0 {
+        st.dim(n)
+    } else {
+        nonzero(st, n)
     }
 }
 
 /// One line per second: sent, ok, rejected, indeterminate, missed, p50/p99 of
 /// the second, and the share of replies per instance.
 pub fn second(out: &mut dyn Write, st: &Style, s: &Second) -> io::Result<()> {
-    let replies: u64 = s.by_instance.values().sum();
-    let shares: Vec<String> = s
-        .by_instance
-        .iter()
-        .map(|(inst, n)| format!("{inst} {:.0}%", 100.0 * *n as f64 / replies.max(1) as f64))
-        .collect();
+    let shares = shares(&s.by_instance, |inst, _, pct| format!("{inst} {pct:.0}%"));
     writeln!(
         out,
         "{:>5}s  sent {:>6}  ok {:>6}  rejected {}  indeterminate {}  missed {}  in-flight {}  p50 {:>8}  p99 {:>8}  {}",
         s.index,
         s.sent,
-        st.count(s.ok, Style::good_s),
-        st.count(s.rejected, Style::bad_s),
-        st.count(s.indeterminate, Style::bad_s),
-        st.count(s.missed, Style::warn_s),
+        count(st, s.ok, |st, n| st.good(n)),
+        count(st, s.rejected, |st, n| st.bad(n)),
+        count(st, s.indeterminate, |st, n| st.bad(n)),
+        count(st, s.missed, |st, n| st.warn(n)),
         s.in_flight,
         ms(s.p50_ms),
         ms(s.p99_ms),
         shares.join("  "),
     )
-}
-
-impl Style {
-    fn good_s(&self, s: String) -> String {
-        self.good(s)
-    }
-    fn bad_s(&self, s: String) -> String {
-        self.bad(s)
-    }
-    fn warn_s(&self, s: String) -> String {
-        self.warn(s)
-    }
 }
 
 /// An instance event, printed once when it happens. `t0_ns` anchors the
@@ -161,7 +100,7 @@ pub fn summary(
         r.ok,
         r.rejected,
         r.indeterminate,
-        st.count(r.missed, Style::warn_s)
+        count(st, r.missed, |st, n| st.warn(n))
     )?;
     let pct = if r.target_rate > 0.0 {
         100.0 * r.achieved_rate / r.target_rate
@@ -210,12 +149,7 @@ pub fn summary(
         )?;
     }
     writeln!(out, "  longest gap between successes: {}", ms(r.max_gap_ms))?;
-    let total: u64 = r.instances.values().sum();
-    let shares: Vec<String> = r
-        .instances
-        .iter()
-        .map(|(i, n)| format!("{i} {n} ({:.1}%)", 100.0 * *n as f64 / total.max(1) as f64))
-        .collect();
+    let shares = shares(&r.instances, |i, n, pct| format!("{i} {n} ({pct:.1}%)"));
     writeln!(
         out,
         "  instances: {}",
@@ -243,6 +177,18 @@ pub fn summary(
         )?;
     }
     Ok(())
+}
+
+/// Each instance's count and percentage of all replies, formatted by `line`.
+fn shares(
+    by_instance: &BTreeMap<String, u64>,
+    line: impl Fn(&str, u64, f64) -> String,
+) -> Vec<String> {
+    let total: u64 = by_instance.values().sum();
+    by_instance
+        .iter()
+        .map(|(inst, n)| line(inst, *n, 100.0 * *n as f64 / total.max(1) as f64))
+        .collect()
 }
 
 /// Unix ns as a UTC wall-clock time with milliseconds.
