@@ -6,10 +6,10 @@
 mod util;
 
 use feeder::{Options, Progress, UserSource, Workload};
-use handover_contract::{AckRecord, FeederReport, Outcome};
+use handover_contract::{AckRecord, Outcome};
 use std::collections::HashSet;
 use std::time::Duration;
-use util::{run_feeder, serve, Reply};
+use util::{read_report, run_feeder, run_reported, run_with_report, serve, Reply};
 
 fn opts(url: &str, rate: f64, duration_ms: u64) -> Options {
     let mut o = Options::new(url.parse().unwrap(), rate);
@@ -24,10 +24,6 @@ fn read_acks(path: &std::path::Path) -> Vec<AckRecord> {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad ack line {l:?}: {e}")))
         .collect()
-}
-
-fn read_report(path: &std::path::Path) -> FeederReport {
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
 /// Polls until `f` holds or the deadline passes.
@@ -164,45 +160,12 @@ async fn instance_switch_gives_one_event_and_no_overlap() {
         }
     })
     .await;
-    let dir = tempfile::tempdir().unwrap();
-    let report_path = dir.path().join("r.json");
-    let out = run_feeder(
-        &[
-            &server.url(),
-            "100",
-            "--duration",
-            "3s",
-            "--report",
-            report_path.to_str().unwrap(),
-        ],
-        Duration::from_secs(60),
-    )
-    .await;
-    assert_eq!(out.code, Some(0), "{}\n{}", out.stdout, out.stderr);
-    assert_eq!(
-        out.stdout.matches("instance change:").count(),
-        1,
-        "{}",
-        out.stdout
-    );
-    assert!(
-        out.stdout.contains("instance change: a → b"),
-        "{}",
-        out.stdout
-    );
-    assert_eq!(
-        out.stdout.matches("overlap ended:").count(),
-        1,
-        "{}",
-        out.stdout
-    );
-    assert!(
-        out.stdout.contains("result: failed = 0 succeeded = 300"),
-        "{}",
-        out.stdout
-    );
-    let r = read_report(&report_path);
-    let h = r.handover.expect("handover");
+    let (out, r) = run_reported(&[&server.url(), "100", "--duration", "3s"]).await;
+    out.assert_stdout_count("instance change:", 1);
+    out.assert_stdout_has("instance change: a → b");
+    out.assert_stdout_count("overlap ended:", 1);
+    out.assert_stdout_has("result: failed = 0 succeeded = 300");
+    let h = r.handover.clone().expect("handover");
     assert_eq!((h.from.as_str(), h.to.as_str()), ("a", "b"));
     // The server switches between two arrivals; on a loaded machine two
     // replies may still complete a few ms out of order.
@@ -227,40 +190,12 @@ async fn alternating_instances_give_one_event_and_the_overlap() {
         }
     })
     .await;
-    let dir = tempfile::tempdir().unwrap();
-    let report_path = dir.path().join("r.json");
-    let out = run_feeder(
-        &[
-            &server.url(),
-            "100",
-            "--duration",
-            "3500ms",
-            "--report",
-            report_path.to_str().unwrap(),
-        ],
-        Duration::from_secs(60),
-    )
-    .await;
-    assert_eq!(out.code, Some(0), "{}\n{}", out.stdout, out.stderr);
-    assert_eq!(
-        out.stdout.matches("instance change:").count(),
-        1,
-        "{}",
-        out.stdout
-    );
-    assert_eq!(
-        out.stdout.matches("overlap ended:").count(),
-        1,
-        "{}",
-        out.stdout
-    );
-    let h = read_report(&report_path).handover.expect("handover");
+    let (out, r) = run_reported(&[&server.url(), "100", "--duration", "3500ms"]).await;
+    out.assert_stdout_count("instance change:", 1);
+    out.assert_stdout_count("overlap ended:", 1);
+    let h = r.handover.expect("handover");
     assert_within!(h.overlap_ms, 850.0, 1_050.0, "{h:?}");
-    assert!(
-        out.stdout.contains("a and b both answered for"),
-        "{}",
-        out.stdout
-    );
+    out.assert_stdout_has("a and b both answered for");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -270,41 +205,24 @@ async fn merge_sums_counts_and_merges_histograms() {
     let mut paths = Vec::new();
     for (name, rate) in [("a.json", "50"), ("b.json", "30")] {
         let p = dir.path().join(name);
-        let out = run_feeder(
-            &[
-                &server.url(),
-                rate,
-                "--duration",
-                "1s",
-                "--progress",
-                "off",
-                "--report",
-                p.to_str().unwrap(),
-            ],
-            Duration::from_secs(60),
+        run_with_report(
+            &[&server.url(), rate, "--duration", "1s", "--progress", "off"],
+            &p,
         )
         .await;
-        assert_eq!(out.code, Some(0), "{}", out.stderr);
         paths.push(p);
     }
     let merged = dir.path().join("m.json");
-    let out = run_feeder(
+    let out = run_with_report(
         &[
             "merge",
             paths[0].to_str().unwrap(),
             paths[1].to_str().unwrap(),
-            "--report",
-            merged.to_str().unwrap(),
         ],
-        Duration::from_secs(30),
+        &merged,
     )
     .await;
-    assert_eq!(out.code, Some(0), "{}", out.stderr);
-    assert!(
-        out.stdout.contains("result: failed = 0 succeeded = 80"),
-        "{}",
-        out.stdout
-    );
+    out.assert_stdout_has("result: failed = 0 succeeded = 80");
     let m = read_report(&merged);
     assert_eq!((m.sent, m.ok), (80, 80));
     assert_eq!(m.target_rate, 80.0);
@@ -391,12 +309,8 @@ async fn resolve_connects_to_the_address_with_the_original_host() {
         Duration::from_secs(60),
     )
     .await;
-    assert_eq!(out.code, Some(0), "{}\n{}", out.stdout, out.stderr);
-    assert!(
-        out.stdout.contains("result: failed = 0 succeeded = 20"),
-        "{}",
-        out.stdout
-    );
+    out.assert_code(0);
+    out.assert_stdout_has("result: failed = 0 succeeded = 20");
     let hosts = server.seen.hosts.lock().unwrap().clone();
     assert_eq!(hosts.len(), 20);
     assert!(

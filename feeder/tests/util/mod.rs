@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 use bytes::Bytes;
+use handover_contract::FeederReport;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
@@ -12,6 +13,7 @@ use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -219,6 +221,51 @@ pub struct Output {
     pub code: Option<i32>,
     pub stdout: String,
     pub stderr: String,
+}
+
+impl Output {
+    /// Asserts the exit code, showing both streams when it differs.
+    #[track_caller]
+    pub fn assert_code(&self, code: i32) {
+        assert_eq!(self.code, Some(code), "{}\n{}", self.stdout, self.stderr);
+    }
+
+    /// Asserts stdout contains `text`, showing stdout when it does not.
+    #[track_caller]
+    pub fn assert_stdout_has(&self, text: &str) {
+        assert!(self.stdout.contains(text), "{}", self.stdout);
+    }
+
+    /// Asserts stdout contains `text` exactly `times` times.
+    #[track_caller]
+    pub fn assert_stdout_count(&self, text: &str, times: usize) {
+        assert_eq!(self.stdout.matches(text).count(), times, "{}", self.stdout);
+    }
+}
+
+/// Runs the feeder with `args` plus `--report REPORT` and asserts it
+/// exited 0; the report is then read from `report`.
+pub async fn run_with_report(args: &[&str], report: &Path) -> Output {
+    let report = report.to_str().expect("report path is UTF-8");
+    let mut all = args.to_vec();
+    all.extend(["--report", report]);
+    let out = run_feeder(&all, Duration::from_secs(60)).await;
+    out.assert_code(0);
+    out
+}
+
+/// Runs the feeder with `args`, its report in a temporary file; asserts it
+/// exited 0 and returns its output and the report.
+pub async fn run_reported(args: &[&str]) -> (Output, FeederReport) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("r.json");
+    let out = run_with_report(args, &path).await;
+    (out, read_report(&path))
+}
+
+pub fn read_report(path: &Path) -> FeederReport {
+    let text = std::fs::read_to_string(path).expect("report written");
+    serde_json::from_str(&text).expect("report is JSON")
 }
 
 /// Runs the feeder to completion (bounded by `limit`), killing it if it overruns.
