@@ -3,9 +3,10 @@
 //!
 //! Memory is the point. One ack is one 40-byte [`Entry`] plus its id bytes in a
 //! shared arena; there is no per-id allocation and no hash-map overhead. The
-//! entries are sorted by a 64-bit hash of the id, and because that hash is
-//! uniform an order is found by interpolation (jump to `hash / 2^64 * n`, step a
-//! few slots) in O(1) expected time. Equal hashes are never trusted: the id
+//! entries are sorted by a 64-bit hash of the id, and a directory indexed by
+//! the hash's top bits gives each bucket's slice of entries: because the hash
+//! is uniform a bucket holds a few entries, so an order is found in O(1)
+//! expected time by a short scan of one bucket. Equal hashes are never trusted: the id
 //! bytes are compared, so a hash collision can neither merge two orders nor
 //! invent a duplicate.
 
@@ -13,7 +14,7 @@ use std::collections::hash_map::RandomState;
 use std::collections::{BinaryHeap, HashMap};
 use std::hash::BuildHasher;
 
-use handover_contract::order::line_items_digest;
+use handover_contract::order::{parse_items_digest, ItemsDigest};
 use handover_contract::{AckRecord, Order, Outcome};
 
 use super::{NonOkIds, ReconcileReport};
@@ -89,7 +90,7 @@ impl<'a> From<&'a AckRecord> for AckView<'a> {
 }
 
 /// What the reconciliation needs of a stored order: its id, its user and
-/// the [`line_items_digest`] of its line items (as a number).
+/// the [`handover_contract::order::line_items_digest`] of its line items (as a number).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct OrderView<'a> {
     pub id: &'a str,
@@ -102,7 +103,14 @@ impl<'a> From<&'a Order> for OrderView<'a> {
         OrderView {
             id: &o.id,
             user_id: &o.user_id,
-            items_digest: parse_digest(&line_items_digest(&o.line_items)).unwrap_or(0),
+            items_digest: o
+                .line_items
+                .iter()
+                .fold(ItemsDigest::new(), |mut d, i| {
+                    d.push(&i.product, i.quantity);
+                    d
+                })
+                .finish(),
         }
     }
 }
@@ -217,7 +225,7 @@ impl AckIndex {
         let items = match ack.items_digest {
             Some(d) => {
                 flags |= HAS_ITEMS;
-                parse_digest(d).ok_or_else(|| LedgerError::BadDigest(d.to_string()))?
+                parse_items_digest(d).ok_or_else(|| LedgerError::BadDigest(d.to_string()))?
             }
             None => 0,
         };
@@ -568,13 +576,6 @@ fn id_of<'a>(arena: &'a [u8], e: &Entry) -> &'a [u8] {
     id_bytes(arena, e.id)
 }
 
-fn parse_digest(s: &str) -> Option<u64> {
-    if s.len() != 16 {
-        return None;
-    }
-    u64::from_str_radix(s, 16).ok()
-}
-
 /// Reconciles in-memory sets: the whole algorithm, for callers that already
 /// hold the records (tests, small tools).
 pub fn reconcile_sets<'a>(
@@ -597,6 +598,7 @@ pub fn reconcile_sets<'a>(
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use handover_contract::order::line_items_digest;
     use handover_contract::LineItem;
 
     fn items(n: u32) -> Vec<LineItem> {
