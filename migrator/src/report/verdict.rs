@@ -79,35 +79,40 @@ fn reconcile_reasons(report: &MigrationReport, reasons: &mut Vec<String>) {
             format!(" (first: {})", first_ids(ids, 3))
         }
     };
-    if r.lost > 0 {
-        reasons.push(format!(
-            "lost = {}: acknowledged orders absent from B{}",
+    let unexpected = format!(
+        "stored but never acknowledged (rejected yet stored {}, never sent {})",
+        r.rejected_present, r.never_sent
+    );
+    let rules = [
+        (
+            "lost",
             r.lost,
-            first(&r.ids.lost)
-        ));
-    }
-    if r.unexpected > 0 {
-        reasons.push(format!(
-            "unexpected = {}: stored but never acknowledged (rejected yet stored {}, never sent {}){}",
+            "acknowledged orders absent from B",
+            &r.ids.lost,
+        ),
+        (
+            "unexpected",
             r.unexpected,
-            r.rejected_present,
-            r.never_sent,
-            first(&r.ids.unexpected)
-        ));
-    }
-    if r.duplicated > 0 {
-        reasons.push(format!(
-            "duplicated = {}: ids listed more than once{}",
+            unexpected.as_str(),
+            &r.ids.unexpected,
+        ),
+        (
+            "duplicated",
             r.duplicated,
-            first(&r.ids.duplicated)
-        ));
-    }
-    if r.mismatched > 0 {
-        reasons.push(format!(
-            "mismatched = {}: stored user or line items differ from what was sent{}",
+            "ids listed more than once",
+            &r.ids.duplicated,
+        ),
+        (
+            "mismatched",
             r.mismatched,
-            first(&r.ids.mismatched)
-        ));
+            "stored user or line items differ from what was sent",
+            &r.ids.mismatched,
+        ),
+    ];
+    for (name, n, what, ids) in rules {
+        if n > 0 {
+            reasons.push(format!("{name} = {n}: {what}{}", first(ids)));
+        }
     }
 }
 
