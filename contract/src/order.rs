@@ -117,6 +117,27 @@ pub fn line_items_digest(items: &[LineItem]) -> String {
     digest.hex()
 }
 
+/// The digest of any service's stored content, for services that are not
+/// the example app: the feeder records it for the value at the plan's
+/// `content_pointer` of the body it sent, the reconciler recomputes it from
+/// what the service lists (a JSON value at `digest_pointer`, a database
+/// column, a command's second field). A JSON string is digested as its text,
+/// any other value as its compact JSON, so `"v1"` sent and `v1` read back from
+/// a text column agree. FNV-1a 64, like [`ItemsDigest`].
+pub fn content_digest(value: &serde_json::Value) -> u64 {
+    match value {
+        serde_json::Value::String(s) => text_digest(s),
+        other => text_digest(&other.to_string()),
+    }
+}
+
+/// [`content_digest`] of content already read as text.
+pub fn text_digest(text: &str) -> u64 {
+    let mut d = ItemsDigest::new();
+    d.eat(text.as_bytes());
+    d.finish()
+}
+
 /// An ack log's `items_digest` back as a number: exactly 16 hex digits.
 pub fn parse_items_digest(hex: &str) -> Option<u64> {
     if hex.len() != 16 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
@@ -134,6 +155,20 @@ mod tests {
             product: p.into(),
             quantity: q,
         }
+    }
+
+    #[test]
+    fn content_digest_reads_strings_as_text() {
+        use serde_json::json;
+        assert_eq!(content_digest(&json!("v1")), text_digest("v1"));
+        assert_eq!(content_digest(&json!(17)), text_digest("17"));
+        assert_eq!(
+            content_digest(&json!({"a": [1, "x"]})),
+            text_digest(r#"{"a":[1,"x"]}"#)
+        );
+        assert_ne!(content_digest(&json!("17")), content_digest(&json!("18")));
+        // FNV-1a 64 of the empty text is its offset basis.
+        assert_eq!(text_digest(""), 0xcbf2_9ce4_8422_2325);
     }
 
     #[test]

@@ -26,5 +26,6 @@ pub mod process;
 pub mod reconcile;
 pub mod redact;
 pub mod report;
+pub mod sources;
 pub mod steps;
 pub mod switch;
