@@ -529,6 +529,7 @@ pub fn demo_plan(s: DemoStage<'_>) -> Result<Plan, DemoError> {
         drain: DrainPlan { quiet },
         watch: WatchPlan::default(),
         host_checks: HostChecks::default(),
+        reconcile: Default::default(),
     };
     plan.validate()
         .map_err(|e| DemoError::Setup(format!("demo plan: {e}")))?;

@@ -17,6 +17,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::report::Budgets;
+use crate::sources::reconcile::ReconcilePlan;
 pub use sections::*;
 
 /// The whole plan, validated.
@@ -34,6 +35,9 @@ pub struct Plan {
     pub drain: DrainPlan,
     pub watch: WatchPlan,
     pub host_checks: HostChecks,
+    /// Where the stored orders are read (default: the example app).
+    #[serde(default)]
+    pub reconcile: ReconcilePlan,
 }
 
 /// A plan error: names the key (or file) it is about. Nothing has run yet.
@@ -73,6 +77,7 @@ const SECTIONS: &[&str] = &[
     "drain",
     "watch",
     "host_checks",
+    "reconcile",
 ];
 
 impl Plan {
@@ -127,6 +132,7 @@ impl Plan {
             drain: optional(&mut doc, "drain")?,
             watch: optional(&mut doc, "watch")?,
             host_checks: optional(&mut doc, "host_checks")?,
+            reconcile: optional(&mut doc, "reconcile")?,
         };
         plan.validate()?;
         Ok(plan)

@@ -14,6 +14,7 @@
 pub mod converge;
 pub mod json;
 pub mod prometheus;
+pub mod reconcile;
 
 use std::time::Duration;
 
