@@ -1,0 +1,13 @@
+use std::process::ExitCode;
+
+use clap::Parser;
+use sample_services::kv;
+
+fn main() -> ExitCode {
+    let opts = kv::Opts::parse();
+    handover_cli::main("kv-service", "info", async {
+        kv::run(opts, handover_cli::shutdown::signal())
+            .await
+            .map(|()| 0)
+    })
+}
