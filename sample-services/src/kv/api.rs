@@ -62,9 +62,7 @@ impl Service {
             requests: Mutex::default(),
         }
     }
-}
 
-impl Service {
     /// Why this instance should not answer reads and writes (nor be
     /// routed to): still catching up with the log, or unable to follow it.
     fn unready(&self) -> Option<String> {
@@ -94,10 +92,11 @@ pub fn router(svc: Arc<Service>) -> Router {
 
 /// Counts application requests by route and status for `kv_requests_total`.
 async fn count(State(svc): State<Arc<Service>>, req: Request, next: Next) -> Response {
+    // Only matched routes get here; "other" keeps the label set bounded anyway.
     let route = req
         .extensions()
         .get::<MatchedPath>()
-        .map_or_else(|| req.uri().path().to_string(), |m| m.as_str().to_string());
+        .map_or("other".to_string(), |m| m.as_str().to_string());
     let resp = next.run(req).await;
     let mut requests = svc.requests.lock().unwrap_or_else(|p| p.into_inner());
     *requests.entry((route, resp.status().as_u16())).or_default() += 1;
@@ -157,12 +156,15 @@ async fn put_key(
 
 #[derive(Deserialize)]
 struct ListQuery {
+    #[serde(default)]
+    prefix: String,
     after: Option<String>,
     limit: Option<usize>,
 }
 
-/// A page of keys in key order; `next` is the path of the following page,
-/// null on the last one.
+/// A page of keys in key order, only those starting with `prefix` if
+/// given (one run's ids); `next` is the path of the following page, null
+/// on the last one.
 async fn list(
     State(svc): State<Arc<Service>>,
     query: Result<Query<ListQuery>, QueryRejection>,
@@ -181,13 +183,23 @@ async fn list(
     if let Some(problem) = q.after.as_deref().and_then(|a| name::problem("after", a)) {
         return error_reply(StatusCode::BAD_REQUEST, problem);
     }
+    if let Some(problem) = Some(&q.prefix)
+        .filter(|p| !p.is_empty())
+        .and_then(|p| name::problem("prefix", p))
+    {
+        return error_reply(StatusCode::BAD_REQUEST, problem);
+    }
     if let Some(reason) = svc.unready() {
         return error_reply(StatusCode::SERVICE_UNAVAILABLE, reason);
     }
-    let (items, more) = svc.replica.page(q.after.as_deref(), limit);
+    let (items, more) = svc.replica.page(&q.prefix, q.after.as_deref(), limit);
     let next = match items.last() {
         // Keys need no escaping: `name` allows only URL-safe characters.
-        Some((last, _)) if more => Value::String(format!("/kv?after={last}&limit={limit}")),
+        Some((last, _)) if more => {
+            let prefix = Some(&q.prefix).filter(|p| !p.is_empty());
+            let prefix = prefix.map_or(String::new(), |p| format!("prefix={p}&"));
+            Value::String(format!("/kv?{prefix}after={last}&limit={limit}"))
+        }
         _ => Value::Null,
     };
     let items: Vec<Value> = items

@@ -119,13 +119,24 @@ impl Replica {
         }
     }
 
-    /// Up to `limit` entries with keys after `after`, in key order, and
-    /// whether more follow.
-    pub fn page(&self, after: Option<&str>, limit: usize) -> (Vec<(String, Value)>, bool) {
-        use std::ops::Bound::{Excluded, Unbounded};
+    /// Up to `limit` entries whose keys start with `prefix` and sort after
+    /// `after`, in key order, and whether more follow.
+    pub fn page(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> (Vec<(String, Value)>, bool) {
+        use std::ops::Bound::{Excluded, Included, Unbounded};
         let st = self.state();
-        let lower = after.map_or(Unbounded, |k| Excluded(k.to_string()));
-        let mut range = st.map.range((lower, Unbounded));
+        let lower = match after {
+            Some(k) if k >= prefix => Excluded(k.to_string()),
+            _ => Included(prefix.to_string()),
+        };
+        let mut range = st
+            .map
+            .range((lower, Unbounded))
+            .take_while(|(k, _)| k.starts_with(prefix));
         let items = range
             .by_ref()
             .take(limit)
@@ -281,18 +292,14 @@ mod tests {
         );
         assert_eq!(wb.put("k2".into(), json!(2)).await, Ok(Put::Created));
         assert_eq!(a.follow().expect("follow"), 1);
-        assert_eq!(
-            a.page(None, 10),
-            (
-                vec![("k1".into(), json!(1)), ("k2".into(), json!(2))],
-                false
-            )
-        );
-        assert_eq!(a.page(None, 1), (vec![("k1".into(), json!(1))], true));
-        assert_eq!(
-            a.page(Some("k1"), 1),
-            (vec![("k2".into(), json!(2))], false)
-        );
+        let (k1, k2) = (("k1".to_string(), json!(1)), ("k2".to_string(), json!(2)));
+        assert_eq!(a.page("", None, 10), (vec![k1.clone(), k2.clone()], false));
+        assert_eq!(a.page("", None, 1), (vec![k1.clone()], true));
+        assert_eq!(a.page("", Some("k1"), 1), (vec![k2.clone()], false));
+        assert_eq!(a.page("k2", None, 10), (vec![k2.clone()], false));
+        assert_eq!(a.page("k1", Some("a"), 10), (vec![k1], false));
+        assert_eq!(a.page("k1", Some("k1"), 10), (vec![], false));
+        assert_eq!(a.page("x", None, 10), (vec![], false));
     }
 
     #[tokio::test]

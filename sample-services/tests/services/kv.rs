@@ -96,7 +96,13 @@ async fn kv_writes_are_idempotent_conflicts_are_409_and_bad_input_is_400() {
         assert_eq!(r.status, 400, "PUT {path} {body}: {}", r.body);
         assert!(r.body["error"].is_string(), "{}", r.body);
     }
-    for query in ["limit=0", "limit=10001", "limit=abc", "after=a%20b"] {
+    for query in [
+        "limit=0",
+        "limit=10001",
+        "limit=abc",
+        "after=a%20b",
+        "prefix=a/b",
+    ] {
         let r = send(c.get(a.url(&format!("/kv?{query}")))).await;
         assert_eq!(r.status, 400, "GET /kv?{query}: {}", r.body);
     }
@@ -135,13 +141,13 @@ async fn kv_writes_are_idempotent_conflicts_are_409_and_bad_input_is_400() {
     );
     assert_eq!(
         m.sum("kv_requests_total", &[r#"route="/kv""#]),
-        5,
+        6,
         "{}",
         m.0
     );
     assert_eq!(
         m.sum("kv_requests_total", &[]),
-        13,
+        14,
         "/metrics and /healthz are not counted:\n{}",
         m.0
     );
@@ -297,6 +303,9 @@ async fn kv_catches_up_at_start_and_pages_through_thousands_of_keys() {
         keys.windows(2).all(|w| w[0] < w[1]),
         "keys in order, each once"
     );
+    let (new, new_pages) = list_all(&c, &a, "/kv?prefix=new-&limit=100").await;
+    assert_eq!((new.len(), new_pages), (640, 7), "one run's keys");
+    assert!(new.iter().all(|(k, _)| k.starts_with("new-")));
     let (items_700, pages_700) = list_all(&c, &a, "/kv?limit=700").await;
     assert_eq!((items_700, pages_700), (items, 30));
     let head = Metrics::scrape(&c, &a).await.sum("kv_log_head", &[]);
