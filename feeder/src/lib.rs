@@ -10,7 +10,9 @@
 //! - [`driver`]: [`start`], [`Handle`]: wires the pipeline, turns its counts into the report.
 //! - [`pacer`]: the absolute open-loop schedule and the loop that releases due slots.
 //! - [`worker`]: the slot queue and the workers (grown on demand): slot → request → [`record::Record`].
+//! - [`template`]: [`RequestTemplate`], any service's request (placeholders, checks, rendering).
 //! - [`workload`]: the run's request [`workload::Plan`]; order ids and bodies, a pure function of the slot.
+//! - [`outcome`]: a reply's status → ok / rejected / indeterminate (`ok_status`).
 //! - [`transport`]: which client carries a request (own HTTP/1.1 for http, reqwest for https), `--resolve`, timeouts.
 //! - [`http1`]: the feeder's own minimal HTTP/1.1 client connection.
 //! - [`record`]: one finished request, and its ack line.
@@ -38,9 +40,11 @@ pub mod http1;
 pub mod live;
 pub mod merge;
 pub mod options;
+pub mod outcome;
 pub mod pacer;
 pub mod printer;
 pub mod record;
+pub mod template;
 pub mod transport;
 pub mod worker;
 pub mod workload;
@@ -49,3 +53,4 @@ pub use driver::{start, Finished, Handle, Stopper};
 pub use error::Error;
 pub use live::Live;
 pub use options::{ClientKind, Options, Progress, UserSource, Workload};
+pub use template::{RequestTemplate, TemplateError};
