@@ -8,23 +8,19 @@
 //! feeder's largest avoidable cost (`scripts/bench-feeder.sh`). Only what a
 //! load generator needs: `Content-Length` and chunked bodies, bodies
 //! delimited by the connection's end, 1xx interim replies skipped.
+//!
+//! [`wire`] holds the encoding and parsing; this module the connection.
 
-use handover_contract::json;
+pub mod wire;
+
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use wire::{default_headers, parse_hex};
+pub use wire::{encode, encode_with, parse_head, Body, Head, Request, JSON_CONTENT_TYPE};
 
 /// Longest reply head accepted; a longer one is a broken server.
 const MAX_HEAD: usize = 64 * 1024;
 const READ_CHUNK: usize = 16 * 1024;
-
-/// What the status line and headers said.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct Head {
-    pub status: u16,
-    pub instance: Option<String>,
-    /// The server closes the connection after this reply.
-    pub close: bool,
-}
 
 /// A keep-alive connection with its buffers (kept across re-dials).
 #[derive(Debug, Default)]
@@ -36,6 +32,12 @@ pub struct Conn {
     buf: Vec<u8>,
     start: usize,
     end: usize,
+    /// The reply body, when [`Conn::read_body`] keeps it.
+    body: Vec<u8>,
+    /// While a body is kept: the most bytes kept; the rest is only read.
+    keep: Option<usize>,
+    /// The kept body hit the limit: it is incomplete.
+    overflow: bool,
 }
 
 /// Why an exchange failed.
@@ -54,20 +56,11 @@ pub enum Fail {
     Bad(&'static str),
 }
 
-/// The parts of a request that stay the same for a run.
-pub struct Request<'a> {
-    pub method: &'a str,
-    pub path_and_query: &'a str,
-    pub host: &'a [u8],
-    pub user_agent: &'a str,
-    pub body: Option<&'a [u8]>,
-}
-
 impl Conn {
-    /// Sends `req` and reads the reply head; the body is then drained by
-    /// [`Conn::drain`]. A reused connection the server has already closed is
-    /// noticed before the request is written (or when writing fails), and a
-    /// fresh one is dialled.
+    /// Sends `req` (a body as JSON) and reads the reply head; the body is
+    /// then drained by [`Conn::drain`]. A reused connection the server has
+    /// already closed is noticed before the request is written (or when
+    /// writing fails), and a fresh one is dialled.
     pub async fn send(
         &mut self,
         host: &str,
@@ -75,7 +68,23 @@ impl Conn {
         instance_header: &str,
         req: &Request<'_>,
     ) -> Result<(Head, Body), Fail> {
-        encode(&mut self.out, req);
+        self.send_with(host, port, instance_header, req, default_headers(req))
+            .await
+    }
+
+    /// [`Conn::send`] with the caller's header lines (`name: value\r\n`
+    /// each, its `Content-Type` included) in place of the default.
+    pub async fn send_with(
+        &mut self,
+        host: &str,
+        port: u16,
+        instance_header: &str,
+        req: &Request<'_>,
+        headers: &[u8],
+    ) -> Result<(Head, Body), Fail> {
+        // A body read abandoned by a timeout must not leave keeping on.
+        self.keep = None;
+        encode_with(&mut self.out, req, headers);
         let (mut stream, reused) = match self.stream.take() {
             Some(s) if self.start == self.end && still_open(&s) => (s, true),
             _ => (dial(host, port).await?, false),
@@ -114,6 +123,23 @@ impl Conn {
         }
     }
 
+    /// Reads the reply body like [`Conn::drain`] and keeps it: `None` when
+    /// it is longer than `limit` (then it is read to its end and dropped).
+    pub async fn read_body(
+        &mut self,
+        body: Body,
+        close: bool,
+        limit: usize,
+    ) -> Result<Option<&[u8]>, Fail> {
+        self.body.clear();
+        self.overflow = false;
+        self.keep = Some(limit);
+        let drained = self.drain(body, close).await;
+        self.keep = None;
+        drained?;
+        Ok((!self.overflow).then_some(&self.body[..]))
+    }
+
     /// Reads the rest of the reply so the connection can carry the next
     /// request; the connection is kept only when that succeeded.
     pub async fn drain(&mut self, body: Body, close: bool) -> Result<(), Fail> {
@@ -131,7 +157,7 @@ impl Conn {
             }
             Body::UntilClose => {
                 loop {
-                    self.start = self.end;
+                    self.consume(self.end - self.start);
                     if self.fill(&mut stream).await.is_err() {
                         break;
                     }
@@ -157,8 +183,11 @@ impl Conn {
                 while !self.line(stream).await?.is_empty() {}
                 return Ok(());
             }
-            // The chunk and its CRLF.
-            self.skip(stream, size + 2).await?;
+            self.skip(stream, size).await?;
+            // The chunk's CRLF is framing, never body.
+            let keep = self.keep.take();
+            self.skip(stream, 2).await?;
+            self.keep = keep;
         }
     }
 
@@ -167,13 +196,26 @@ impl Conn {
         loop {
             let have = (self.end - self.start) as u64;
             if have >= n {
-                self.start += n as usize;
+                self.consume(n as usize);
                 return Ok(());
             }
             n -= have;
-            self.start = self.end;
+            self.consume(self.end - self.start);
             self.fill(stream).await?;
         }
+    }
+
+    /// Consumes `n` buffered body bytes, keeping them when a body is kept.
+    fn consume(&mut self, n: usize) {
+        if let Some(limit) = self.keep {
+            if self.body.len() + n <= limit {
+                self.body
+                    .extend_from_slice(&self.buf[self.start..self.start + n]);
+            } else {
+                self.overflow = true;
+            }
+        }
+        self.start += n;
     }
 
     /// The next CRLF-terminated line (without the CRLF), consumed.
@@ -214,14 +256,6 @@ impl Conn {
     }
 }
 
-/// How the reply body ends.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Body {
-    Length(u64),
-    Chunked,
-    UntilClose,
-}
-
 /// Whether a kept connection is still usable: the server has not closed it
 /// and sent nothing unasked (a non-blocking peek, no waiting).
 fn still_open(s: &TcpStream) -> bool {
@@ -240,179 +274,19 @@ async fn dial(host: &str, port: u16) -> Result<TcpStream, Fail> {
     Ok(stream)
 }
 
-/// The whole request into `out` (reused): one write on the socket.
-pub fn encode(out: &mut Vec<u8>, req: &Request<'_>) {
-    out.clear();
-    out.extend_from_slice(req.method.as_bytes());
-    out.push(b' ');
-    out.extend_from_slice(req.path_and_query.as_bytes());
-    out.extend_from_slice(b" HTTP/1.1\r\nhost: ");
-    out.extend_from_slice(req.host);
-    out.extend_from_slice(b"\r\nuser-agent: ");
-    out.extend_from_slice(req.user_agent.as_bytes());
-    match req.body {
-        Some(body) => {
-            out.extend_from_slice(b"\r\ncontent-type: application/json\r\ncontent-length: ");
-            json::push_u64(out, body.len() as u64);
-            out.extend_from_slice(b"\r\n\r\n");
-            out.extend_from_slice(body);
-        }
-        None => out.extend_from_slice(b"\r\n\r\n"),
-    }
-}
-
-fn parse_hex(s: &[u8]) -> Option<u64> {
-    let s = s.trim_ascii();
-    if s.is_empty() || s.len() > 15 {
-        return None;
-    }
-    s.iter().try_fold(0u64, |acc, b| {
-        let d = (*b as char).to_digit(16)?;
-        Some(acc * 16 + u64::from(d))
-    })
-}
-
-fn parse_decimal(s: &[u8]) -> Option<u64> {
-    let s = s.trim_ascii();
-    if s.is_empty() || s.len() > 19 {
-        return None;
-    }
-    s.iter().try_fold(0u64, |acc, b| {
-        b.is_ascii_digit().then(|| acc * 10 + u64::from(b - b'0'))
-    })
-}
-
-/// Where the blank line ending the head starts: scans for `\n` only and
-/// looks back, cheaper than comparing every 4-byte window.
-fn head_end(buf: &[u8]) -> Option<usize> {
-    let mut from = 3;
-    while from < buf.len() {
-        let i = from + buf[from..].iter().position(|b| *b == b'\n')?;
-        if &buf[i - 3..=i] == b"\r\n\r\n" {
-            return Some(i - 3);
-        }
-        from = i + 1;
-    }
-    None
-}
-
-/// Parses a complete reply head from the start of `buf`: `None` while it is
-/// incomplete, else the head, how its body ends and the bytes it took.
-pub fn parse_head(
-    buf: &[u8],
-    instance_header: &str,
-    head_only: bool,
-) -> Result<Option<(Head, Body, usize)>, Fail> {
-    let Some(end) = head_end(buf) else {
-        return Ok(None);
-    };
-    let mut lines = buf[..end]
-        .split(|b| *b == b'\n')
-        .map(|l| l.trim_ascii_end());
-    let status_line = lines.next().unwrap_or_default();
-    if !status_line.starts_with(b"HTTP/1.") || status_line.len() < 12 {
-        return Err(Fail::Bad("not an HTTP/1 status line"));
-    }
-    let status = parse_decimal(&status_line[9..12])
-        .and_then(|s| u16::try_from(s).ok())
-        .filter(|s| (100..1000).contains(s))
-        .ok_or(Fail::Bad("bad status code"))?;
-    let mut head = Head {
-        status,
-        instance: None,
-        close: false,
-    };
-    let mut length = None;
-    let mut chunked = false;
-    let mut close = status_line.starts_with(b"HTTP/1.0");
-    for line in lines {
-        let Some(colon) = line.iter().position(|b| *b == b':') else {
-            return Err(Fail::Bad("header without a colon"));
-        };
-        let (name, value) = (&line[..colon], line[colon + 1..].trim_ascii());
-        if name.eq_ignore_ascii_case(b"content-length") {
-            length = Some(parse_decimal(value).ok_or(Fail::Bad("bad content-length"))?);
-        } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
-            chunked = value
-                .rsplit(|b| *b == b',')
-                .next()
-                .is_some_and(|v| v.trim_ascii().eq_ignore_ascii_case(b"chunked"));
-        } else if name.eq_ignore_ascii_case(b"connection") {
-            if value.eq_ignore_ascii_case(b"close") {
-                close = true;
-            } else if value.eq_ignore_ascii_case(b"keep-alive") {
-                close = false;
-            }
-        } else if head.instance.is_none() && name.eq_ignore_ascii_case(instance_header.as_bytes()) {
-            head.instance = std::str::from_utf8(value).ok().map(str::to_string);
-        }
-    }
-    let body = if head_only || status == 204 || status == 304 || (100..200).contains(&status) {
-        Body::Length(0)
-    } else if chunked {
-        Body::Chunked
-    } else {
-        match length {
-            Some(n) => Body::Length(n),
-            None => Body::UntilClose,
-        }
-    };
-    head.close = close;
-    Ok(Some((head, body, end + 4)))
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use tokio::task::JoinHandle;
 
-    #[test]
-    fn encodes_the_whole_request() {
-        let mut out = Vec::new();
-        encode(
-            &mut out,
-            &Request {
-                method: "POST",
-                path_and_query: "/orders",
-                host: b"shop:8080",
-                user_agent: "ua/1",
-                body: Some(b"{}"),
-            },
-        );
-        assert_eq!(
-            out,
-            b"POST /orders HTTP/1.1\r\nhost: shop:8080\r\nuser-agent: ua/1\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}"
-        );
-    }
-
-    #[test]
-    fn parses_heads_and_their_body_framing() {
-        let r =
-            b"HTTP/1.1 201 Created\r\nX-Instance: b\r\ncontent-length: 12\r\n\r\n{\"ok\":true}x";
-        let (head, body, used) = parse_head(r, "x-instance", false).unwrap().unwrap();
-        assert_eq!(head.status, 201);
-        assert_eq!(head.instance.as_deref(), Some("b"));
-        assert_eq!(body, Body::Length(12));
-        assert_eq!(&r[used..], b"{\"ok\":true}x");
-        let c = b"HTTP/1.1 500 x\r\ntransfer-encoding: chunked\r\n\r\n";
-        assert_eq!(
-            parse_head(c, "x-instance", false).unwrap().unwrap().1,
-            Body::Chunked
-        );
-        let n = b"HTTP/1.0 200 OK\r\n\r\n";
-        assert_eq!(
-            parse_head(n, "x-instance", false).unwrap().unwrap().1,
-            Body::UntilClose
-        );
-        assert!(parse_head(b"HTTP/1.1 200 OK\r\n", "x", false)
-            .unwrap()
-            .is_none());
-        assert!(parse_head(b"SSH-2.0\r\n\r\n", "x", false).is_err());
-        assert_eq!(head_end(b"a\r\n\r\nb"), Some(1));
-        assert_eq!(head_end(b"\r\n\r\n"), Some(0));
-        assert_eq!(head_end(b"\n\n\r\n\n\r\r\n"), None);
-        assert!(parse_head(b"HTTP/1.1 2x0 OK\r\n\r\n", "x", false).is_err());
-    }
+    const GET: Request<'static> = Request {
+        method: "GET",
+        path_and_query: "/",
+        host: b"h",
+        user_agent: "t",
+        body: None,
+    };
 
     /// Chunked, then length-delimited, on one kept connection; then a reply
     /// that ends the connection, after which the next request re-dials.
@@ -475,5 +349,57 @@ mod tests {
             ]
         );
         assert_eq!(server.await.unwrap(), 2);
+    }
+
+    /// A server on 127.0.0.1:0 answering the requests of one connection
+    /// with `replies`, in order.
+    async fn one_connection(replies: &'static [&'static [u8]]) -> (u16, JoinHandle<()>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.unwrap();
+            let mut buf = vec![0u8; 4096];
+            for reply in replies {
+                assert!(s.read(&mut buf).await.unwrap() > 0);
+                s.write_all(reply).await.unwrap();
+            }
+        });
+        (port, server)
+    }
+
+    /// Bodies kept for `instance_json`: sized, chunked (without the chunk
+    /// framing) and until-close; one beyond the limit is read but not kept,
+    /// and the connection still carries the next request.
+    #[tokio::test]
+    async fn read_body_keeps_whole_bodies_up_to_the_limit() {
+        let (port, server) = one_connection(&[
+            b"HTTP/1.1 200 OK\r\ncontent-length: 16\r\n\r\n{\"instance\":\"a\"}",
+            b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n4\r\n{\"in\r\nc\r\nstance\":\"b\"}\r\n0\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\ncontent-length: 38\r\n\r\n{\"instance\":\"this body is over limit\"}",
+            b"HTTP/1.0 201 Created\r\n\r\n{\"instance\":7}",
+        ])
+        .await;
+        let mut conn = Conn::default();
+        let mut bodies = Vec::new();
+        let limit = std::time::Duration::from_secs(10);
+        tokio::time::timeout(limit, async {
+            for _ in 0..4 {
+                let (head, body) = conn.send("127.0.0.1", port, "x", &GET).await.unwrap();
+                let kept = conn.read_body(body, head.close, 20).await.unwrap();
+                bodies.push(kept.map(|b| String::from_utf8(b.to_vec()).unwrap()));
+            }
+        })
+        .await
+        .expect("every reply read in time");
+        assert_eq!(
+            bodies,
+            vec![
+                Some(r#"{"instance":"a"}"#.to_string()),
+                Some(r#"{"instance":"b"}"#.to_string()),
+                None,
+                Some(r#"{"instance":7}"#.to_string()),
+            ]
+        );
+        server.await.unwrap();
     }
 }
