@@ -323,6 +323,7 @@ mod tests {
             due_ns: due_ms * MS,
             sent_ns: due_ms * MS,
             done_ns: done_ms * MS,
+            outcome: handover_contract::Outcome::from_status(status),
             status,
             instance: inst.map(str::to_string),
             user_id: None,

@@ -8,9 +8,10 @@ use crate::clock::Clock;
 use crate::collector::{self, Collected, Output};
 use crate::live::Shared;
 use crate::pacer::{self, Schedule};
+use crate::template;
 use crate::transport::Transport;
 use crate::worker::{self, SlotQueue, Workers};
-use crate::workload::{Plan, PlanKind};
+use crate::workload::Plan;
 use crate::{Error, Live, Options, UserSource, Workload};
 use handover_contract::FeederReport;
 use std::sync::atomic::Ordering;
@@ -56,29 +57,45 @@ pub struct Finished {
     pub ack_lines: Option<u64>,
 }
 
+/// The user ids orders are placed for.
+async fn users_of(users: &UserSource, transport: &Transport) -> Result<Vec<String>, Error> {
+    match users {
+        UserSource::List(list) => Ok(list.clone()),
+        UserSource::FromApp => transport.fetch_users().await,
+    }
+}
+
+/// What goes on the request line for `url`: its path and query.
+fn path_and_query(url: &url::Url) -> String {
+    match url.query() {
+        Some(q) => format!("{}?{q}", url.path()),
+        None => url.path().to_string(),
+    }
+}
+
 /// Validates the options, sets up the client and the ack log, and starts sending.
 pub async fn start(opts: Options) -> Result<Handle, Error> {
     opts.validate()?;
     let transport = Arc::new(Transport::new(&opts)?);
-    let kind = match &opts.workload {
+    let plan = match &opts.workload {
         Workload::Orders { users } => {
-            let users = match users {
-                UserSource::List(list) => list.clone(),
-                UserSource::FromApp => transport.fetch_users().await?,
-            };
-            PlanKind::Orders {
-                url: transport.url("orders"),
-                users,
-            }
+            let users = users_of(users, &transport).await?;
+            let url = transport.url("orders");
+            Plan::orders(&opts.run_id, &path_and_query(&url), users)
         }
-        Workload::Probe { path } => PlanKind::Probe {
-            url: transport.url(path),
-        },
+        Workload::Probe { path } => {
+            Plan::probe(&opts.run_id, &path_and_query(&transport.url(path)))
+        }
+        Workload::Template(t) => {
+            let compiled = t.compile()?;
+            let users = match compiled.body {
+                template::Body::Order => users_of(&UserSource::FromApp, &transport).await?,
+                _ => Vec::new(),
+            };
+            Plan::template(&opts.run_id, transport.base_path(), compiled, users)
+        }
     };
-    let plan = Arc::new(Plan {
-        run_id: opts.run_id.clone(),
-        kind,
-    });
+    let plan = Arc::new(plan);
     let ack = match &opts.ack_log {
         Some(path) => Some(AckLog::create(path)?),
         None => None,

@@ -10,6 +10,9 @@ pub enum Error {
     /// A bad option: nothing was sent and nothing was written.
     #[error("invalid option: {0}")]
     Usage(String),
+    /// A bad request template: nothing was sent; names the key.
+    #[error("invalid request template: {0}")]
+    Template(#[from] crate::template::TemplateError),
     /// The ack log or report file could not be created or written.
     #[error("{what} {path}: {source}")]
     File {
@@ -46,7 +49,10 @@ impl handover_cli::ExitStatus for Error {
 impl Error {
     /// True when the error is the caller's input (exit code 2), not a failed run.
     pub fn is_usage(&self) -> bool {
-        matches!(self, Error::Usage(_) | Error::Report { .. })
+        matches!(
+            self,
+            Error::Usage(_) | Error::Template(_) | Error::Report { .. }
+        )
     }
 
     pub(crate) fn file(what: &'static str, path: &std::path::Path, source: std::io::Error) -> Self {

@@ -1,7 +1,7 @@
 //! What a run is asked to do, and the checks that refuse a bad request before
 //! anything is sent.
 
-use crate::Error;
+use crate::{Error, RequestTemplate};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -24,7 +24,8 @@ pub struct Options {
     pub ack_log: Option<PathBuf>,
     /// Prefix of the order ids; unique per run so runs never collide.
     pub run_id: String,
-    /// The reply header naming the instance that answered.
+    /// The reply header naming the instance that answered (a template's
+    /// own `instance_header` or `instance_json` replaces it).
     pub instance_header: String,
     pub workload: Workload,
     /// Like curl's `--resolve`: connect HOST to ADDR, keeping the Host header.
@@ -59,6 +60,9 @@ pub enum Workload {
     Orders { users: UserSource },
     /// `GET {target}{path}`, for services that are not the example app.
     Probe { path: String },
+    /// The template rendered for each slot: any service's write. Without a
+    /// `body`, the example-app order, its users from `GET {target}/users`.
+    Template(RequestTemplate),
 }
 
 /// Where the user ids of the orders come from.
@@ -188,6 +192,7 @@ impl Options {
             Workload::Orders {
                 users: UserSource::FromApp,
             } => {}
+            Workload::Template(t) => t.validate()?,
         }
         Ok(())
     }

@@ -15,6 +15,9 @@ pub struct Record {
     pub sent_ns: u64,
     /// When its outcome was known.
     pub done_ns: u64,
+    /// From the status, by the run's rule (a template's `ok_status`, or
+    /// the contract's [`Outcome::from_status`]).
+    pub outcome: Outcome,
     pub status: Option<u16>,
     pub instance: Option<String>,
     pub user_id: Option<String>,
@@ -23,7 +26,7 @@ pub struct Record {
 
 impl Record {
     pub fn outcome(&self) -> Outcome {
-        Outcome::from_status(self.status)
+        self.outcome
     }
 
     /// From the due time: includes queueing, so a stall is never hidden.
@@ -75,12 +78,14 @@ mod tests {
             due_ns: 1_000,
             sent_ns: 2_000,
             done_ns: 3_001_000,
+            outcome: Outcome::Ok,
             status: Some(201),
             instance: Some("a".into()),
             user_id: Some("u-0001".into()),
             items_digest: Some("00ff".into()),
         };
         let bare = Record {
+            outcome: Outcome::Indeterminate,
             status: None,
             instance: None,
             user_id: None,
@@ -89,10 +94,12 @@ mod tests {
         };
         let odd = Record {
             instance: Some("q\"uo\\te\u{1}\n\t\u{8}\u{c}\r\u{1f}é→".into()),
+            outcome: Outcome::Indeterminate,
             status: Some(503),
             ..full.clone()
         };
         let rejected = Record {
+            outcome: Outcome::Rejected,
             status: Some(404),
             ..full.clone()
         };

@@ -8,10 +8,16 @@
 //! `https` goes through one shared reqwest client (TLS), its pool holding at
 //! most one connection per worker. Set-up requests (`GET /users`) over
 //! plain `http` use a one-off hyper connection.
+//!
+//! The instance that answered is read from a reply header, or, when the
+//! request template says `instance_json`, from the reply body (which is then
+//! read, up to [`REPLY_BODY_LIMIT`]; otherwise it is only drained).
 
 use crate::http1;
 use crate::options::ClientKind;
-use crate::{Error, Options};
+use crate::template::{pointer, ReplyInstance, REPLY_BODY_LIMIT};
+use crate::workload::Request;
+use crate::{Error, Options, Workload};
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue};
 use http_body_util::{BodyExt, Full};
@@ -41,7 +47,10 @@ pub struct Transport {
     base: Url,
     /// The Host header every request carries.
     host: HeaderValue,
+    /// The reply header naming the instance (ignored with `instance_json`).
     instance_header: HeaderName,
+    /// The JSON pointer into the reply body naming the instance.
+    instance_json: Option<String>,
     timeout: Duration,
 }
 
@@ -57,7 +66,15 @@ pub struct Reply {
 
 impl Transport {
     pub fn new(opts: &Options) -> Result<Self, Error> {
-        let instance_header = HeaderName::from_bytes(opts.instance_header.as_bytes())
+        let instance = match &opts.workload {
+            Workload::Template(t) => t.reply_instance(&opts.instance_header),
+            _ => ReplyInstance::Header(opts.instance_header.clone()),
+        };
+        let (header, instance_json) = match instance {
+            ReplyInstance::Header(h) => (h, None),
+            ReplyInstance::Json(p) => (opts.instance_header.clone(), Some(p)),
+        };
+        let instance_header = HeaderName::from_bytes(header.as_bytes())
             .map_err(|e| Error::Usage(format!("instance header: {e}")))?;
         let mut builder = reqwest::Client::builder()
             .no_proxy()
@@ -127,12 +144,19 @@ impl Transport {
             base,
             host,
             instance_header,
+            instance_json,
             timeout: opts.timeout,
         })
     }
 
     pub fn timeout(&self) -> Duration {
         self.timeout
+    }
+
+    /// The target's base path without its trailing `/` (`""` for the root):
+    /// what a template's path goes under.
+    pub fn base_path(&self) -> &str {
+        self.base.path().trim_end_matches('/')
     }
 
     /// `path` (with an optional query) under the target's base path.
@@ -152,15 +176,14 @@ impl Transport {
         u
     }
 
-    /// One request, POST with a JSON body or GET without, bounded by
-    /// `deadline`. Returns the send instant and what came back; the reply
-    /// counts once its status line is in (the app answers only after the
-    /// order is durable); the body is drained for keep-alive.
+    /// One request, bounded by `deadline`. Returns the send instant and
+    /// what came back; the reply counts once its status line is in (the app
+    /// answers only after the order is durable); the body is drained for
+    /// keep-alive, or read when it names the instance.
     pub async fn exchange(
         &self,
         conn: &mut Conn,
-        url: &Url,
-        body: Option<&[u8]>,
+        req: &Request<'_>,
         deadline: Instant,
     ) -> (Instant, Reply) {
         let deadline = tokio::time::Instant::from_std(deadline);
@@ -168,9 +191,9 @@ impl Transport {
         let reply = match &self.client {
             Client::Direct { host, port } => {
                 let target = Target { host, port: *port };
-                self.via_conn(conn, &target, url, body, deadline).await
+                self.via_conn(conn, &target, req, deadline).await
             }
-            Client::Reqwest(c) => self.via_reqwest(c, url, body, deadline).await,
+            Client::Reqwest(c) => self.via_reqwest(c, req, deadline).await,
         };
         (sent, reply)
     }
@@ -179,39 +202,41 @@ impl Transport {
         &self,
         conn: &mut Conn,
         target: &Target<'_>,
-        url: &Url,
-        body: Option<&[u8]>,
+        req: &Request<'_>,
         deadline: tokio::time::Instant,
     ) -> Reply {
-        let path = match url.query() {
-            Some(q) => std::borrow::Cow::Owned(format!("{}?{q}", url.path())),
-            None => std::borrow::Cow::Borrowed(url.path()),
-        };
-        let req = http1::Request {
-            method: if body.is_some() { "POST" } else { "GET" },
-            path_and_query: &path,
+        let wire = http1::Request {
+            method: req.method,
+            path_and_query: req.path,
             host: self.host.as_bytes(),
-            user_agent: USER_AGENT,
-            body,
+            user_agent: if req.own_user_agent { "" } else { USER_AGENT },
+            body: req.body,
         };
         let mut reply = Reply::default();
         // One timer for the whole exchange. The reply counts once its head is
         // in; a body not drained in time leaves the connection closed
         // (dropped with the future), never out of step.
         let _ = tokio::time::timeout_at(deadline, async {
+            let header = self.instance_header.as_str();
             match conn
-                .send(
-                    target.host,
-                    target.port,
-                    self.instance_header.as_str(),
-                    &req,
-                )
+                .send_with(target.host, target.port, header, &wire, req.headers)
                 .await
             {
                 Ok((head, framing)) => {
                     reply.status = Some(head.status);
-                    reply.instance = head.instance;
-                    if let Err(e) = conn.drain(framing, head.close).await {
+                    let read = match &self.instance_json {
+                        None => {
+                            reply.instance = head.instance;
+                            conn.drain(framing, head.close).await
+                        }
+                        Some(p) => conn
+                            .read_body(framing, head.close, REPLY_BODY_LIMIT)
+                            .await
+                            .map(|body| {
+                                reply.instance = body.and_then(|b| pointer::instance_in(b, p))
+                            }),
+                    };
+                    if let Err(e) = read {
                         tracing::debug!(error = %e, "reading the reply body failed");
                     }
                 }
@@ -222,45 +247,45 @@ impl Transport {
         reply
     }
 
-    fn request(
-        &self,
-        url: &Url,
-        body: Option<Bytes>,
-    ) -> Result<http::Request<Full<Bytes>>, http::Error> {
+    /// A set-up GET for a one-off hyper connection.
+    fn get_request(&self, url: &Url) -> Result<http::Request<Full<Bytes>>, http::Error> {
         let path = match url.query() {
             Some(q) => format!("{}?{q}", url.path()),
             None => url.path().to_string(),
         };
-        let req = http::Request::builder()
+        http::Request::builder()
             .uri(path)
             .header(http::header::HOST, self.host.clone())
-            .header(http::header::USER_AGENT, USER_AGENT);
-        match body {
-            Some(b) => req
-                .method(http::Method::POST)
-                .header(http::header::CONTENT_TYPE, "application/json")
-                .body(Full::new(b)),
-            None => req.method(http::Method::GET).body(Full::new(Bytes::new())),
-        }
+            .header(http::header::USER_AGENT, USER_AGENT)
+            .method(http::Method::GET)
+            .body(Full::new(Bytes::new()))
     }
 
     async fn via_reqwest(
         &self,
         client: &reqwest::Client,
-        url: &Url,
-        body: Option<&[u8]>,
+        req: &Request<'_>,
         deadline: tokio::time::Instant,
     ) -> Reply {
-        let mut req = match body {
-            Some(b) => client
-                .post(url.clone())
-                .header(http::header::CONTENT_TYPE, "application/json")
-                .body(Bytes::copy_from_slice(b)),
-            None => client.get(url.clone()),
-        };
-        req = req.header(http::header::HOST, self.host.clone());
         let mut reply = Reply::default();
-        let mut resp = match tokio::time::timeout_at(deadline, req.send()).await {
+        let (Ok(method), Ok(url)) = (
+            http::Method::from_bytes(req.method.as_bytes()),
+            self.base.join(req.path),
+        ) else {
+            // Both were checked before the run; never sent, so indeterminate.
+            tracing::debug!(method = req.method, path = req.path, "unsendable request");
+            return reply;
+        };
+        let mut builder = client
+            .request(method, url)
+            .header(http::header::HOST, self.host.clone());
+        for (name, value) in header_lines(req.headers) {
+            builder = builder.header(name, value);
+        }
+        if let Some(b) = req.body {
+            builder = builder.body(Bytes::copy_from_slice(b));
+        }
+        let mut resp = match tokio::time::timeout_at(deadline, builder.send()).await {
             Ok(Ok(resp)) => resp,
             Ok(Err(e)) => {
                 tracing::debug!(error = %e, "request failed");
@@ -269,11 +294,25 @@ impl Transport {
             Err(_) => return reply,
         };
         reply.status = Some(resp.status().as_u16());
-        reply.instance = self.instance_of(resp.headers());
+        if self.instance_json.is_none() {
+            reply.instance = self.instance_of(resp.headers());
+        }
+        let mut body = Vec::new();
+        let mut whole = true;
         let _ = tokio::time::timeout_at(deadline, async {
-            while let Ok(Some(_)) = resp.chunk().await {}
+            while let Ok(Some(chunk)) = resp.chunk().await {
+                if self.instance_json.is_some() && whole {
+                    whole = body.len() + chunk.len() <= REPLY_BODY_LIMIT;
+                    if whole {
+                        body.extend_from_slice(&chunk);
+                    }
+                }
+            }
         })
         .await;
+        if let (Some(p), true) = (&self.instance_json, whole) {
+            reply.instance = pointer::instance_in(&body, p);
+        }
         reply
     }
 
@@ -290,7 +329,7 @@ impl Transport {
             Client::Direct { host, port } => {
                 let target = Target { host, port: *port };
                 let mut send = dial(&target).await?;
-                let req = self.request(url, None).map_err(|e| e.to_string())?;
+                let req = self.get_request(url).map_err(|e| e.to_string())?;
                 send.ready().await.map_err(|e| e.to_string())?;
                 let resp = send.send_request(req).await.map_err(|e| e.to_string())?;
                 let status = resp.status().as_u16();
@@ -337,6 +376,15 @@ impl Transport {
         }
         Ok(ids)
     }
+}
+
+/// The `name: value\r\n` lines of a header block as (name, value) pairs.
+fn header_lines(block: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> {
+    block.split(|b| *b == b'\n').filter_map(|line| {
+        let line = line.strip_suffix(b"\r")?;
+        let colon = line.iter().position(|b| *b == b':')?;
+        Some((&line[..colon], line[colon + 1..].trim_ascii_start()))
+    })
 }
 
 /// Where a direct connection goes.

@@ -12,7 +12,7 @@ use crate::clock::Clock;
 use crate::live::Shared;
 use crate::record::Record;
 use crate::transport::{Conn, Transport};
-use crate::workload::Plan;
+use crate::workload::{Plan, Scratch};
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -111,9 +111,9 @@ pub struct Context {
 /// One worker: its own connection, slots until the queue closes.
 pub async fn work(cx: Arc<Context>, tx: mpsc::Sender<Record>) {
     let mut conn = Conn::default();
-    let mut body = Vec::with_capacity(256);
+    let mut scratch = Scratch::default();
     while let Some(slot) = cx.queue.next().await {
-        if let Some(record) = send(&cx, &mut conn, &mut body, slot).await {
+        if let Some(record) = send(&cx, &mut conn, &mut scratch, slot).await {
             let _ = tx.send(record).await;
         }
         cx.shared.in_flight.fetch_sub(1, Ordering::Relaxed);
@@ -123,26 +123,24 @@ pub async fn work(cx: Arc<Context>, tx: mpsc::Sender<Record>) {
 /// Sends one slot. `None`: its timeout ran out while it waited for a free
 /// worker, so it was never sent (counted as missed, no ack line: the server
 /// cannot have it).
-async fn send(cx: &Context, conn: &mut Conn, body: &mut Vec<u8>, slot: Slot) -> Option<Record> {
+async fn send(cx: &Context, conn: &mut Conn, scratch: &mut Scratch, slot: Slot) -> Option<Record> {
     let deadline = slot.released + cx.transport.timeout();
     if Instant::now() >= deadline {
         cx.shared.missed.fetch_add(1, Ordering::Relaxed);
         return None;
     }
-    let req = cx.plan.request(slot.seq, body);
+    let req = cx.plan.request(slot.seq, scratch);
     cx.shared.sent.fetch_add(1, Ordering::Relaxed);
     cx.shared
         .last_sent_ns
         .fetch_max(cx.clock.now_ns(), Ordering::Relaxed);
-    let (sent, reply) = cx
-        .transport
-        .exchange(conn, req.url, req.body, deadline)
-        .await;
+    let (sent, reply) = cx.transport.exchange(conn, &req, deadline).await;
     Some(Record {
         id: req.id,
         due_ns: slot.due_ns,
         sent_ns: cx.clock.unix_ns(sent),
         done_ns: cx.clock.now_ns(),
+        outcome: cx.plan.outcome(reply.status),
         status: reply.status,
         instance: reply.instance,
         user_id: req.user_id,
