@@ -1,5 +1,9 @@
 //! The command line: `feeder <base-url> <orders-per-sec> [flags]` and
 //! `feeder merge A.json B.json …`.
+//!
+//! - [`request`]: the request-template flags (`--request FILE`, `--path`, …).
+
+pub mod request;
 
 use crate::merge;
 use crate::printer;
@@ -12,13 +16,23 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use request::{HeaderArg, RequestArgs};
+
+/// How the template flags' texts are written (shown after the flags).
+const PLACEHOLDERS: &str =
+    "Placeholders in --path, --header values and --body: {id} (the order id, \
+RUN-0000000042, recorded in the ack log exactly as sent), {run}, {seq}. Any other {name} is an \
+error. A brace not followed by a name is literal, so JSON needs no escaping; {{ is a literal {, \
+{{id}} the literal text {id}.";
+
 /// Drive a service at an exact open-loop rate and record the fate of every request.
 #[derive(Debug, Parser)]
 #[command(
     name = "feeder",
     version,
     args_conflicts_with_subcommands = true,
-    subcommand_negates_reqs = true
+    subcommand_negates_reqs = true,
+    after_help = PLACEHOLDERS
 )]
 pub struct Opts {
     #[command(subcommand)]
@@ -79,20 +93,20 @@ pub struct RunArgs {
     /// Prefix of the order ids, unique per run [default: random].
     #[arg(long, env = "FEEDER_RUN_ID")]
     pub run_id: Option<String>,
-    /// Reply header that names the answering instance.
-    #[arg(long, default_value = handover_contract::INSTANCE_HEADER)]
-    pub instance_header: String,
+    /// Reply header that names the answering instance [default: X-Instance].
+    #[arg(long, value_name = "NAME")]
+    pub instance_header: Option<String>,
     /// Take the user ids from GET {target}/users.
     #[arg(long, conflicts_with_all = ["user", "probe"])]
     pub users_from_app: bool,
     /// A user id to place orders for (repeatable) [default: u-0001 … u-0050].
-    #[arg(long = "user", value_name = "ID", conflicts_with = "probe")]
+    #[arg(long = "user", value_name = "ID", conflicts_with_all = ["probe", "template"])]
     pub user: Vec<String>,
     /// Connect HOST to ADDR:PORT, keeping the Host header (repeatable).
     #[arg(long, value_name = "HOST=ADDR:PORT", value_parser = parse_resolve)]
     pub resolve: Vec<(String, SocketAddr)>,
     /// Send GET PATH instead of placing orders (for services that are not the example app).
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, value_name = "PATH", conflicts_with = "template")]
     pub probe: Option<String>,
     /// Where the per-second lines and instance events go.
     #[arg(long, value_enum, default_value_t = ProgressArg::Stdout)]
@@ -100,6 +114,8 @@ pub struct RunArgs {
     /// Exit 1 when any request was rejected, indeterminate or missed.
     #[arg(long)]
     pub fail_on_error: bool,
+    #[command(flatten, next_help_heading = "Request template (any service)")]
+    pub request: RequestArgs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -181,17 +197,26 @@ impl RunArgs {
         if let Some(id) = &self.run_id {
             o.run_id.clone_from(id);
         }
-        o.instance_header.clone_from(&self.instance_header);
+        if let Some(h) = &self.instance_header {
+            o.instance_header.clone_from(h);
+        }
         o.resolve.clone_from(&self.resolve);
-        o.workload = match (&self.probe, self.users_from_app, self.user.is_empty()) {
-            (Some(path), _, _) => Workload::Probe { path: path.clone() },
-            (None, true, _) => Workload::Orders {
+        let template = self.request.template(self.instance_header.as_deref())?;
+        o.workload = match (
+            template,
+            &self.probe,
+            self.users_from_app,
+            self.user.is_empty(),
+        ) {
+            (Some(t), _, _, _) => Workload::Template(t),
+            (None, Some(path), _, _) => Workload::Probe { path: path.clone() },
+            (None, None, true, _) => Workload::Orders {
                 users: UserSource::FromApp,
             },
-            (None, false, false) => Workload::Orders {
+            (None, None, false, false) => Workload::Orders {
                 users: UserSource::List(self.user.clone()),
             },
-            (None, false, true) => Workload::Orders {
+            (None, None, false, true) => Workload::Orders {
                 users: UserSource::List(crate::options::seeded_users()),
             },
         };
