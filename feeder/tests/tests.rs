@@ -3,6 +3,7 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod any_service;
 mod util;
 
 use feeder::{Options, Progress, UserSource, Workload};

@@ -72,12 +72,23 @@ pub struct Received {
     pub digest: String,
 }
 
+/// One request as the server received it (any method, any body).
+#[derive(Debug, Clone)]
+pub struct Arrived {
+    pub method: String,
+    /// Path and query.
+    pub target: String,
+    pub headers: hyper::HeaderMap,
+    pub body: Bytes,
+}
+
 #[derive(Default)]
 pub struct Seen {
     pub count: AtomicU64,
     pub hosts: Mutex<Vec<String>>,
     pub orders: Mutex<HashMap<String, Received>>,
     pub paths: Mutex<Vec<String>>,
+    pub requests: Mutex<Vec<Arrived>>,
 }
 
 pub struct TestServer {
@@ -172,12 +183,20 @@ where
     }
     seen.paths.lock().expect("lock").push(ctx.path.clone());
     let reply = behave(&ctx);
+    let target = req.uri().to_string();
+    let headers = req.headers().clone();
     let body = req
         .into_body()
         .collect()
         .await
         .map(|b| b.to_bytes())
         .unwrap_or_default();
+    seen.requests.lock().expect("lock").push(Arrived {
+        method: ctx.method.clone(),
+        target,
+        headers,
+        body: body.clone(),
+    });
     if ctx.method == "POST" {
         if let Ok(order) = serde_json::from_slice::<handover_contract::NewOrder>(&body) {
             seen.orders.lock().expect("lock").insert(
