@@ -1,25 +1,31 @@
 //! Per-order reconciliation: what the feeder was told (its ack logs) against
-//! what B stores (`GET /orders`), order by order.
+//! what the service stores, order by order.
 //!
 //! - [`ledger`]: the pure, memory-compact classification (no I/O).
 //! - [`acklog`]: streaming reader of ack logs.
-//! - [`app`]: B over HTTP: wait for `applied >= head`, then stream the orders.
+//! - [`wait`]: waiting for B to apply the store head before reading.
 //!
-//! The ack logs are indexed on a blocking thread while B is polled, so the
-//! wait for B to catch up and the reading of a large log overlap.
+//! Where the stored orders are read is a [`StoredOrders`] source the plan
+//! chooses ([`crate::sources::reconcile`]; the example app by default). The
+//! ack logs are indexed on a blocking thread while B is polled, so the wait
+//! for B to catch up and the reading of a large log overlap.
 
 pub mod acklog;
-pub mod app;
 pub mod ledger;
+pub mod wait;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures::FutureExt;
 use serde::{Deserialize, Serialize};
 
+use crate::sources::converge::{ConvergeSource, Positions};
+use crate::sources::reconcile::example_app::App;
+use crate::sources::reconcile::StoredOrders;
+use crate::sources::SourceError;
 use acklog::AckLogError;
-use app::App;
 use ledger::{AckIndex, Ledger};
 
 /// What a caller hears while the reconciliation runs.
@@ -29,7 +35,7 @@ pub enum Progress {
     Applying { applied: u64, head: u64 },
     /// The ack logs are indexed.
     Indexed { acks: u64, distinct: u64 },
-    /// B's orders are all read.
+    /// The stored orders are all read.
     Fetched { orders: u64 },
 }
 
@@ -43,13 +49,17 @@ pub struct ReconcileOptions {
     pub apply_timeout: Duration,
     /// Ids kept per non-ok category in the report.
     pub max_ids: usize,
-    /// Pause between two `/health` polls.
+    /// Pause between two position polls.
     pub poll_interval: Duration,
-    /// Connect timeout, `/health` timeout, and the longest silence of `/orders`.
+    /// Connect timeout, `/health` timeout, and the longest silence of a
+    /// listing (a query or a command may take a minute to start).
     pub request_timeout: Duration,
     pub progress: Option<ProgressFn>,
     /// Judge every stored order, also those outside the ack logs' runs.
     pub all_orders: bool,
+    /// The run id `{run}` stands for in a query or command; default: the
+    /// one run of the ack logs.
+    pub run: Option<String>,
 }
 
 impl std::fmt::Debug for ReconcileOptions {
@@ -61,6 +71,7 @@ impl std::fmt::Debug for ReconcileOptions {
             .field("request_timeout", &self.request_timeout)
             .field("progress", &self.progress.is_some())
             .field("all_orders", &self.all_orders)
+            .field("run", &self.run)
             .finish()
     }
 }
@@ -74,6 +85,7 @@ impl Default for ReconcileOptions {
             request_timeout: Duration::from_secs(10),
             progress: None,
             all_orders: false,
+            run: None,
         }
     }
 }
@@ -105,18 +117,28 @@ pub enum ReconcileError {
     },
     #[error("app {url}: reading /orders broke off: {reason}")]
     Stream { url: String, reason: String },
+    /// The plan's source cannot be read, or does not hold what the plan
+    /// says (a pointer that resolves to nothing, a query that fails): the
+    /// plan or the service must be fixed. Names the plan key.
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    /// A source that was being read stopped answering part-way.
+    #[error("{source_desc}: reading broke off: {reason}")]
+    Broke { source_desc: String, reason: String },
     #[error("internal error: {0}")]
     Internal(String),
 }
 
 impl ReconcileError {
     /// True for bad input (files, URL, an app that is not there or not the
-    /// example app): exit 2. False when the run itself failed: exit 1.
+    /// example app, a source the plan names wrong): exit 2. False when the
+    /// run itself failed: exit 1.
     pub fn is_usage(&self) -> bool {
         !matches!(
             self,
             ReconcileError::ApplyTimeout { .. }
                 | ReconcileError::Stream { .. }
+                | ReconcileError::Broke { .. }
                 | ReconcileError::Internal(_)
         )
     }
@@ -153,7 +175,8 @@ pub struct ReconcileReport {
     pub recovered: u64,
     /// Ids listed more than once by B or by the ack logs.
     pub duplicated: u64,
-    /// Stored with a user or line items other than those sent.
+    /// Stored with a user or content (line items, the plan's content) other
+    /// than those sent.
     pub mismatched: u64,
     /// Refused (4xx) yet stored: a correctness failure, counted in `unexpected`.
     pub rejected_present: u64,
@@ -163,7 +186,8 @@ pub struct ReconcileReport {
     pub indeterminate_absent: u64,
     /// Refused and absent: as it should be.
     pub rejected_absent: u64,
-    /// Stored orders whose ack carried no user or digest to compare with.
+    /// Stored orders whose content was not compared: the ack or the
+    /// listing had no user or digest for it (a listing of ids only).
     pub content_unchecked: u64,
     /// Ack lines read, and their outcomes.
     pub acked_total: u64,
@@ -182,8 +206,16 @@ pub struct ReconcileReport {
     pub ids: NonOkIds,
     /// True when some category had more ids than were kept.
     pub ids_truncated: bool,
-    /// The app reconciled against (password redacted).
+    /// The example app reconciled against (password redacted); empty for
+    /// other sources (see `source`).
     pub app: String,
+    /// What was read, password masked: `example app http://b:8080/ (GET
+    /// /orders)`, `http listing …`, `sql postgres://u:***@db/x: SELECT …`,
+    /// `command …`.
+    pub source: String,
+    /// What B's positions were read from before the orders (empty: nothing
+    /// could say, the orders were read without waiting).
+    pub waited_on: String,
     pub ack_files: Vec<String>,
     /// B's positions when its orders were read.
     pub applied: u64,
@@ -217,8 +249,27 @@ pub async fn reconcile_files(
     app: &url::Url,
     opts: &ReconcileOptions,
 ) -> Result<ReconcileReport, ReconcileError> {
-    let started = Instant::now();
     let client = App::new(app, opts)?;
+    let mut report = reconcile_source(acks, &client, None, opts).await?;
+    report.app = client.shown().to_string();
+    Ok(report)
+}
+
+/// Classifies every order of the ack logs against what `source` lists.
+///
+/// Before reading, waits for B to have applied the store head: on
+/// `converge` when given (the plan's converge source), else on the source's
+/// own positions when it has any (the example app's `/health`), else not
+/// at all (`waited_on` stays empty). If the source's query or command uses
+/// `{run}`, it is read once per run: `opts.run`, else each run of the ack
+/// logs.
+pub async fn reconcile_source(
+    acks: &[PathBuf],
+    source: &dyn StoredOrders,
+    converge: Option<&dyn ConvergeSource>,
+    opts: &ReconcileOptions,
+) -> Result<ReconcileReport, ReconcileError> {
+    let started = Instant::now();
     if acks.is_empty() {
         return Err(ReconcileError::Internal("no ack log given".into()));
     }
@@ -228,7 +279,21 @@ pub async fn reconcile_files(
             .await
             .map_err(|e| ReconcileError::Internal(format!("ack indexing task: {e}")))?
     };
-    let (mut ledger, (health, waited)) = tokio::try_join!(index, client.wait_applied(opts))?;
+    let (waited_on, wait) = match converge {
+        Some(c) => (c.describe(), Some(wait::converge_applied(c, opts).boxed())),
+        None => match source.wait_applied(opts) {
+            Some((polled, own)) => (polled, Some(own)),
+            None => (String::new(), None),
+        },
+    };
+    let wait = async {
+        match wait {
+            Some(w) => w.await.map(Some),
+            None => Ok(None),
+        }
+    };
+    let (mut ledger, positions) = tokio::try_join!(index, wait)?;
+    let runs = runs_to_read(source, &ledger, opts)?;
     if opts.all_orders {
         ledger.judge_all_orders();
     }
@@ -238,18 +303,51 @@ pub async fn reconcile_files(
             distinct: ledger.distinct_acked() as u64,
         });
     }
-    let (ledger, orders) = client.stream_orders(ledger).await?;
+    let mut orders = 0;
+    for run in &runs {
+        let (read, n) = source.stream(ledger, run.as_deref()).await?;
+        ledger = read;
+        orders += n;
+    }
     if let Some(report) = &opts.progress {
         report(&Progress::Fetched { orders });
     }
     let mut report = ledger.finish(opts.max_ids);
-    report.app = app::redacted(app);
+    report.source = source.describe();
+    report.waited_on = waited_on;
     report.ack_files = acks.iter().map(|p| p.display().to_string()).collect();
-    report.applied = health.applied;
-    report.head = health.head;
-    report.wait_ms = waited.as_millis() as u64;
+    if let Some((Positions { applied, head, .. }, waited)) = positions {
+        report.applied = applied;
+        report.head = head;
+        report.wait_ms = waited.as_millis() as u64;
+    }
     report.duration_ms = started.elapsed().as_millis() as u64;
     Ok(report)
+}
+
+/// The runs to read the source for: one pass with no run unless its text
+/// uses `{run}`; then `opts.run`, else every run of the ack logs.
+fn runs_to_read(
+    source: &dyn StoredOrders,
+    ledger: &Ledger,
+    opts: &ReconcileOptions,
+) -> Result<Vec<Option<String>>, ReconcileError> {
+    let Some(key) = source.run_key() else {
+        return Ok(vec![None]);
+    };
+    if let Some(run) = &opts.run {
+        return Ok(vec![Some(run.clone())]);
+    }
+    match ledger.runs() {
+        Some(runs) if !runs.is_empty() => Ok(runs.iter().map(|r| Some(r.to_string())).collect()),
+        _ => Err(SourceError::Missing {
+            key: key.into(),
+            what: "uses {run}, but the ack logs' ids are not the feeder's `{run}-{seq}` \
+                   (or name more than 64 runs): say which run (`--run ID`)"
+                .into(),
+        }
+        .into()),
+    }
 }
 
 /// Below this size an ack log is read by one thread.

@@ -38,6 +38,9 @@ pub enum LedgerError {
 const HAS_USER: u8 = 1;
 const HAS_ITEMS: u8 = 2;
 const MISMATCH: u8 = 4;
+/// Every content field the store listed for this id was compared with one
+/// the ack carried (and the store listed at least one).
+const CHECKED: u8 = 8;
 
 /// One distinct id from the ack log and what B said about it.
 #[derive(Debug, Clone, Copy)]
@@ -89,28 +92,45 @@ impl<'a> From<&'a AckRecord> for AckView<'a> {
     }
 }
 
-/// What the reconciliation needs of a stored order: its id, its user and
-/// the [`handover_contract::order::line_items_digest`] of its line items (as a number).
+/// What the reconciliation needs of a stored order: its id and, where the
+/// source lists them, its user and the digest of its content — the
+/// example app's [`handover_contract::order::line_items_digest`], or another
+/// service's [`handover_contract::order::content_digest`] — as a number.
+///
+/// A field the source does not list (`None`) is not compared: the order's
+/// content counts as unchecked, never as mismatched.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct OrderView<'a> {
     pub id: &'a str,
-    pub user_id: &'a str,
-    pub items_digest: u64,
+    pub user_id: Option<&'a str>,
+    pub items_digest: Option<u64>,
+}
+
+impl<'a> OrderView<'a> {
+    /// A stored id with nothing to compare.
+    pub fn id_only(id: &'a str) -> Self {
+        OrderView {
+            id,
+            user_id: None,
+            items_digest: None,
+        }
+    }
 }
 
 impl<'a> From<&'a Order> for OrderView<'a> {
     fn from(o: &'a Order) -> Self {
         OrderView {
             id: &o.id,
-            user_id: &o.user_id,
-            items_digest: o
-                .line_items
-                .iter()
-                .fold(ItemsDigest::new(), |mut d, i| {
-                    d.push(&i.product, i.quantity);
-                    d
-                })
-                .finish(),
+            user_id: Some(&o.user_id),
+            items_digest: Some(
+                o.line_items
+                    .iter()
+                    .fold(ItemsDigest::new(), |mut d, i| {
+                        d.push(&i.product, i.quantity);
+                        d
+                    })
+                    .finish(),
+            ),
         }
     }
 }
@@ -365,6 +385,13 @@ impl Ledger {
         }
     }
 
+    /// The runs the ack logs' ids belong to (`{run}` of `{run}-{seq}`);
+    /// `None` when an id is outside that pattern or there are too many, and
+    /// after [`Ledger::judge_all_orders`].
+    pub fn runs(&self) -> Option<&[Box<str>]> {
+        self.scope.as_deref()
+    }
+
     /// Ack lines taken in.
     pub fn acked_total(&self) -> u64 {
         self.acked_total
@@ -394,10 +421,23 @@ impl Ledger {
         if !first_sight {
             return;
         }
-        let user_differs = e.flags & HAS_USER != 0 && self.hasher.hash_one(order.user_id) != e.user;
-        let items_differ = e.flags & HAS_ITEMS != 0 && order.items_digest != e.items;
-        if user_differs || items_differ {
+        // A field is compared only when both sides have it; the content is
+        // checked when every field the store listed had an ack field to meet.
+        let mut listed = 0;
+        let mut differs = false;
+        if let Some(user) = order.user_id {
+            listed |= HAS_USER;
+            differs |= e.flags & HAS_USER != 0 && self.hasher.hash_one(user) != e.user;
+        }
+        if let Some(items) = order.items_digest {
+            listed |= HAS_ITEMS;
+            differs |= e.flags & HAS_ITEMS != 0 && items != e.items;
+        }
+        if differs {
             e.flags |= MISMATCH;
+        }
+        if listed != 0 && e.flags & listed == listed {
+            e.flags |= CHECKED;
         }
     }
 
@@ -431,7 +471,7 @@ impl Ledger {
                 keep.add(Cat::Duplicated, idx, e);
             }
             let present = e.stored > 0;
-            if present && e.flags & (HAS_USER | HAS_ITEMS) != (HAS_USER | HAS_ITEMS) {
+            if present && e.flags & CHECKED == 0 {
                 r.content_unchecked += 1;
             }
             match (e.outcome, present) {
@@ -750,11 +790,7 @@ mod tests {
                 ledger.judge_all_orders();
             }
             for id in orders {
-                ledger.observe(OrderView {
-                    id,
-                    user_id: "",
-                    items_digest: 0,
-                });
+                ledger.observe(OrderView::id_only(id));
             }
             ledger.finish(10)
         };
@@ -783,11 +819,7 @@ mod tests {
                 .unwrap();
         }
         let mut ledger = index.seal();
-        ledger.observe(OrderView {
-            id: "someone else's",
-            user_id: "",
-            items_digest: 0,
-        });
+        ledger.observe(OrderView::id_only("someone else's"));
         let r = ledger.finish(10);
         assert_eq!((r.unexpected, r.foreign), (1, 0));
     }
@@ -812,6 +844,73 @@ mod tests {
         let r = reconcile_sets(&[a], &[o], 10).unwrap();
         assert_eq!(r.ok, 1);
         assert_eq!(r.content_unchecked, 1);
+    }
+
+    #[test]
+    fn a_content_digest_alone_is_compared_and_a_missing_one_is_unchecked() {
+        use handover_contract::order::text_digest;
+        let hex = |text: &str| format!("{:016x}", text_digest(text));
+        let (v1, v2) = (hex("v1"), hex("v2"));
+        fn ack<'a>(id: &'a str, digest: Option<&'a str>) -> AckView<'a> {
+            AckView {
+                id,
+                outcome: Outcome::Ok,
+                user_id: None,
+                items_digest: digest,
+            }
+        }
+        let mut index = AckIndex::new();
+        for a in [
+            ack("same", Some(&v1)),
+            ack("changed", Some(&v1)),
+            ack("ids-only", Some(&v1)),
+            ack("no-ack-digest", None),
+        ] {
+            index.push(a).unwrap();
+        }
+        let mut ledger = index.seal();
+        let stored = |id, text: &str| OrderView {
+            id,
+            user_id: None,
+            items_digest: Some(text_digest(text)),
+        };
+        ledger.observe(stored("same", "v1"));
+        ledger.observe(stored("changed", "v2"));
+        ledger.observe(OrderView::id_only("ids-only"));
+        ledger.observe(stored("no-ack-digest", "v1"));
+        let r = ledger.finish(10);
+        assert_eq!((r.ok, r.mismatched), (3, 1), "{r:#?}");
+        assert_eq!(r.ids.mismatched, ["changed"]);
+        // Only "same" and "changed" had a digest on both sides.
+        assert_eq!(r.content_unchecked, 2);
+        assert_ne!(v1, v2);
+    }
+
+    #[test]
+    fn a_listing_without_a_user_still_checks_the_items() {
+        // The example app's ack (user and items) against a source that
+        // lists items only: compared, and counted as checked.
+        let mut index = AckIndex::new();
+        index.push(&ack("a", Outcome::Ok)).unwrap();
+        index.push(&ack("b", Outcome::Ok)).unwrap();
+        let mut ledger = index.seal();
+        let digest = OrderView::from(&order("a")).items_digest;
+        ledger.observe(OrderView {
+            id: "a",
+            user_id: None,
+            items_digest: digest,
+        });
+        ledger.observe(OrderView {
+            id: "b",
+            user_id: None,
+            items_digest: Some(0),
+        });
+        let r = ledger.finish(10);
+        assert_eq!(
+            (r.ok, r.mismatched, r.content_unchecked),
+            (1, 1, 0),
+            "{r:#?}"
+        );
     }
 
     #[test]
