@@ -9,28 +9,30 @@
 //! - `{run}` is bound as a parameter (`$1::text`, `?1`), never pasted into
 //!   the SQL, so a run id cannot change what the query does.
 //! - The URL's password is in no message, report or `Debug`: every text
-//!   that leaves this file goes through [`SqlOrders::scrub`].
+//!   that leaves this file is scrubbed of it.
 //!
-//! Content: a text column is digested as its text ([`text_digest`]), a
-//! number as its decimal text, a `json`/`jsonb` column as its JSON value
-//! ([`content_digest`]) — the digests the feeder records for what it sent.
+//! - [`query`]: the plan's URL and query, `{run}` bound as a parameter.
+//! - [`postgres`], [`sqlite`]: the rows of each database, streamed.
+//! - [`row`]: a row's id and content digest, from either database.
+
+mod postgres;
+mod query;
+mod row;
+mod sqlite;
 
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
-use futures::{FutureExt, StreamExt};
-use handover_contract::order::{content_digest, text_digest};
-use tokio_postgres::types::{FromSql, Type};
+use futures::FutureExt;
 
-use super::{SqlListing, StoredOrders, Streamed, RUN};
+use super::{SqlListing, StoredOrders, Streamed};
 use crate::reconcile::ledger::{Ledger, OrderView};
 use crate::reconcile::{ReconcileError, ReconcileOptions};
 use crate::sources::{error_chain, SourceError};
-
-/// Rows fetched from the PostgreSQL portal at a time.
-const BATCH: i32 = 5_000;
+use query::{check_url, placeholders};
+use row::Row;
 
 /// Where the query runs.
 #[derive(Clone)]
@@ -59,116 +61,6 @@ impl std::fmt::Debug for SqlOrders {
             .field("query", &self.query)
             .finish()
     }
-}
-
-impl SqlListing {
-    /// See [`super::ReconcilePlan::validate`].
-    pub fn validate(&self) -> Result<(), (String, String)> {
-        let err = |key: &str, m: String| Err((key.to_string(), m));
-        match (&self.url, &self.url_env) {
-            (Some(_), Some(_)) => {
-                return err("reconcile.url", "give url or url_env, not both".into())
-            }
-            (None, None) => {
-                return err(
-                    "reconcile.url",
-                    "missing: postgres://user@host/db or sqlite:PATH (or url_env naming the variable that holds it)".into(),
-                )
-            }
-            (Some(url), None) => check_url(url).map_err(|m| ("reconcile.url".to_string(), m))?,
-            (None, Some(var)) => {
-                let ok = !var.is_empty()
-                    && var.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-                    && !var.starts_with(|c: char| c.is_ascii_digit());
-                if !ok {
-                    return err(
-                        "reconcile.url_env",
-                        format!("{var:?} is not an environment variable name"),
-                    );
-                }
-            }
-        }
-        if self.query.trim().is_empty() {
-            return err(
-                "reconcile.query",
-                "is empty (it must return the id column, and optionally the content)".into(),
-            );
-        }
-        placeholders(&self.query).map_err(|m| ("reconcile.query".to_string(), m))?;
-        Ok(())
-    }
-}
-
-/// `postgres://…`, `postgresql://…` or `sqlite:PATH`.
-fn check_url(url: &str) -> Result<(), String> {
-    let shown = crate::redact::passwords(url);
-    if let Some(path) = url.strip_prefix("sqlite:") {
-        if path.trim_start_matches("//").is_empty() {
-            return Err("sqlite: has no path (expected sqlite:PATH)".into());
-        }
-        return Ok(());
-    }
-    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        return url::Url::parse(url)
-            .map(|_| ())
-            .map_err(|e| format!("{shown} is not a URL ({e})"));
-    }
-    Err(format!(
-        "{shown:?}: expected postgres://user@host:port/db or sqlite:PATH"
-    ))
-}
-
-/// Where `{…}` placeholders are in `query`, outside quoted strings and
-/// identifiers; only `{run}` exists, and it may not be inside quotes (it is
-/// bound as a parameter: write `{run} || '-%'`, not `'{run}-%'`).
-fn placeholders(query: &str) -> Result<Vec<usize>, String> {
-    let mut at = Vec::new();
-    let mut quote: Option<char> = None;
-    for (i, c) in query.char_indices() {
-        match (quote, c) {
-            (Some(q), c) if c == q => quote = None,
-            (Some(_), '{') if query[i..].starts_with(RUN) => {
-                return Err(format!(
-                    "{RUN} is inside a quoted string; it is bound as a parameter, so write e.g. `id LIKE {RUN} || '-%'`"
-                ))
-            }
-            (Some(_), _) => {}
-            (None, '\'' | '"') => quote = Some(c),
-            (None, '{') => {
-                if query[i..].starts_with(RUN) {
-                    at.push(i);
-                } else if let Some(name) = placeholder_name(&query[i..]) {
-                    return Err(format!("unknown placeholder {{{name}}} (the only one is {RUN})"));
-                }
-            }
-            _ => {}
-        }
-    }
-    Ok(at)
-}
-
-/// `name` of a `{name}` at the start of `text`, if it is one.
-fn placeholder_name(text: &str) -> Option<&str> {
-    let end = text.find('}')?;
-    let name = &text[1..end];
-    (!name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
-        .then_some(name)
-}
-
-/// `query` with each `{run}` replaced by `param`.
-fn bind_run(query: &str, param: &str) -> String {
-    let Ok(at) = placeholders(query) else {
-        return query.to_string();
-    };
-    let mut out = String::with_capacity(query.len() + 8);
-    let mut last = 0;
-    for i in at {
-        out.push_str(&query[last..i]);
-        out.push_str(param);
-        last = i + RUN.len();
-    }
-    out.push_str(&query[last..]);
-    out
 }
 
 impl SqlOrders {
@@ -245,192 +137,6 @@ impl SqlOrders {
             key: key.into(),
             what: self.scrub(&format!("{}: {what}: {}", self.shown, error_chain(e))),
         }
-    }
-
-    /// Connects to PostgreSQL and drives the connection in the background.
-    async fn connect(
-        &self,
-        config: &tokio_postgres::Config,
-    ) -> Result<tokio_postgres::Client, SourceError> {
-        let connect = config.connect(tokio_postgres::NoTls);
-        let (client, connection) = tokio::time::timeout(self.idle, connect)
-            .await
-            .map_err(|_| SourceError::Unreachable {
-                key: "reconcile.url".into(),
-                url: self.shown.clone(),
-                reason: format!("no connection within {:?}", self.idle),
-            })?
-            .map_err(|e| SourceError::Unreachable {
-                key: "reconcile.url".into(),
-                url: self.shown.clone(),
-                reason: self.scrub(&error_chain(&e)),
-            })?;
-        tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                tracing::debug!(error = %e, "reconcile: postgres connection ended");
-            }
-        });
-        Ok(client)
-    }
-
-    /// Runs the query on PostgreSQL, calling `each` per row until it says
-    /// stop (`false`) or the rows end; returns the rows read.
-    async fn postgres_rows(
-        &self,
-        config: &tokio_postgres::Config,
-        run: Option<&str>,
-        mut each: impl FnMut(Row<'_>) -> Result<bool, SourceError>,
-    ) -> Result<u64, ReconcileError> {
-        let mut client = self.connect(config).await?;
-        let tx = client
-            .build_transaction()
-            .read_only(true)
-            .start()
-            .await
-            .map_err(|e| {
-                self.failed("reconcile.url", "cannot start a read-only transaction", &e)
-            })?;
-        let sql = bind_run(&self.query, "$1::text");
-        let stmt = tx
-            .prepare(&sql)
-            .await
-            .map_err(|e| self.failed("reconcile.query", "the query fails", &e))?;
-        columns_ok(stmt.columns().len())?;
-        let run = run.unwrap_or_default();
-        let params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> =
-            if self.uses_run { vec![&run] } else { vec![] };
-        let portal = tx
-            .bind(&stmt, &params)
-            .await
-            .map_err(|e| self.failed("reconcile.query", "the query fails", &e))?;
-        let mut count = 0u64;
-        loop {
-            let rows = tx
-                .query_portal_raw(&portal, BATCH)
-                .await
-                .map_err(|e| self.broke(&e))?;
-            futures::pin_mut!(rows);
-            let mut in_batch = 0;
-            loop {
-                let row = match tokio::time::timeout(self.idle, rows.next()).await {
-                    Err(_) => {
-                        return Err(ReconcileError::Broke {
-                            source_desc: self.describe(),
-                            reason: format!("no row for {:?}", self.idle),
-                        })
-                    }
-                    Ok(None) => break,
-                    Ok(Some(row)) => row.map_err(|e| self.broke(&e))?,
-                };
-                in_batch += 1;
-                count += 1;
-                let id: Cell<'_> = row.try_get(0).map_err(|e| {
-                    self.failed(
-                        "reconcile.query",
-                        &format!("row {count}, the id column"),
-                        &e,
-                    )
-                })?;
-                let content = match row.len() {
-                    2 => Some(row.try_get::<_, Cell<'_>>(1).map_err(|e| {
-                        self.failed(
-                            "reconcile.query",
-                            &format!("row {count}, the content column"),
-                            &e,
-                        )
-                    })?),
-                    _ => None,
-                };
-                if !each(Row {
-                    number: count,
-                    id,
-                    content,
-                })? {
-                    return Ok(count);
-                }
-            }
-            if in_batch < BATCH {
-                return Ok(count);
-            }
-        }
-    }
-
-    fn broke(&self, e: &tokio_postgres::Error) -> ReconcileError {
-        ReconcileError::Broke {
-            source_desc: self.describe(),
-            reason: self.scrub(&error_chain(e)),
-        }
-    }
-
-    /// Runs the query on SQLite (opened read-only) on this thread.
-    fn sqlite_rows(
-        &self,
-        path: &std::path::Path,
-        run: Option<&str>,
-        mut each: impl FnMut(Row<'_>) -> Result<bool, SourceError>,
-    ) -> Result<u64, SourceError> {
-        use rusqlite::types::ValueRef;
-        use rusqlite::OpenFlags;
-        let conn = rusqlite::Connection::open_with_flags(
-            path,
-            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )
-        .map_err(|e| SourceError::Unreachable {
-            key: "reconcile.url".into(),
-            url: self.shown.clone(),
-            reason: error_chain(&e),
-        })?;
-        conn.busy_timeout(self.idle)
-            .map_err(|e| self.failed("reconcile.url", "cannot set a busy timeout", &e))?;
-        let sql = bind_run(&self.query, "?1");
-        let mut stmt = conn
-            .prepare(&sql)
-            .map_err(|e| self.failed("reconcile.query", "the query fails", &e))?;
-        let columns = stmt.column_count();
-        columns_ok(columns)?;
-        let mut rows = match self.uses_run {
-            true => stmt.query([run.unwrap_or_default()]),
-            false => stmt.query(rusqlite::params![]),
-        }
-        .map_err(|e| self.failed("reconcile.query", "the query fails", &e))?;
-        let mut count = 0;
-        while let Some(row) = rows
-            .next()
-            .map_err(|e| self.failed("reconcile.query", &format!("row {}", count + 1), &e))?
-        {
-            count += 1;
-            let cell = |i: usize| -> Result<Cell<'_>, SourceError> {
-                let v = row
-                    .get_ref(i)
-                    .map_err(|e| self.failed("reconcile.query", &format!("row {count}"), &e))?;
-                Ok(match v {
-                    ValueRef::Null => Cell::Null,
-                    ValueRef::Integer(n) => Cell::Int(n),
-                    ValueRef::Real(f) => Cell::Real(f),
-                    ValueRef::Text(t) => {
-                        Cell::Text(std::str::from_utf8(t).map_err(|_| SourceError::Unexpected {
-                            key: "reconcile.query".into(),
-                            what: format!(
-                                "{}: row {count}: column {} is not UTF-8 text",
-                                self.shown,
-                                i + 1
-                            ),
-                        })?)
-                    }
-                    ValueRef::Blob(_) => Cell::Other("a blob"),
-                })
-            };
-            let id = cell(0)?;
-            let content = if columns == 2 { Some(cell(1)?) } else { None };
-            if !each(Row {
-                number: count,
-                id,
-                content,
-            })? {
-                break;
-            }
-        }
-        Ok(count)
     }
 
     async fn stream_rows(
@@ -526,155 +232,6 @@ fn scrub_with(secrets: &[String], text: &str) -> String {
     crate::redact::passwords(&out)
 }
 
-fn columns_ok(n: usize) -> Result<(), SourceError> {
-    if (1..=2).contains(&n) {
-        return Ok(());
-    }
-    Err(SourceError::Unexpected {
-        key: "reconcile.query".into(),
-        what: format!("returns {n} columns; it must return the id, and optionally the content"),
-    })
-}
-
-/// One row: the id and, with a second column, the content.
-struct Row<'a> {
-    number: u64,
-    id: Cell<'a>,
-    content: Option<Cell<'a>>,
-}
-
-impl Row<'_> {
-    /// The id as text and the content's digest.
-    fn read(&self, shown: &str) -> Result<(std::borrow::Cow<'_, str>, Option<u64>), SourceError> {
-        let bad = |what: String| SourceError::Unexpected {
-            key: "reconcile.query".into(),
-            what: format!("{shown}: row {}: {what}", self.number),
-        };
-        let id = match &self.id {
-            Cell::Text(t) if !t.is_empty() => std::borrow::Cow::Borrowed(*t),
-            Cell::Text(_) => return Err(bad("the id is empty".into())),
-            Cell::Int(n) => std::borrow::Cow::Owned(n.to_string()),
-            Cell::Uuid(u) => std::borrow::Cow::Borrowed(u.as_str()),
-            other => {
-                return Err(bad(format!(
-                    "the id is {} (expected text or a whole number)",
-                    other.kind()
-                )))
-            }
-        };
-        let digest = match &self.content {
-            None => None,
-            Some(c) => Some(c.digest().map_err(bad)?),
-        };
-        Ok((id, digest))
-    }
-}
-
-/// One value as read from either database, borrowed from the row.
-#[derive(Debug)]
-enum Cell<'a> {
-    Null,
-    Text(&'a str),
-    Int(i64),
-    Real(f64),
-    Uuid(String),
-    Json(serde_json::Value),
-    /// A type that cannot be an id or content; the name says which.
-    Other(&'static str),
-}
-
-impl Cell<'_> {
-    fn kind(&self) -> &'static str {
-        match self {
-            Cell::Null => "NULL",
-            Cell::Text(_) => "text",
-            Cell::Int(_) => "an integer",
-            Cell::Real(_) => "a real number",
-            Cell::Uuid(_) => "a uuid",
-            Cell::Json(_) => "JSON",
-            Cell::Other(what) => what,
-        }
-    }
-
-    /// The digest the feeder records for the same content sent as JSON.
-    fn digest(&self) -> Result<u64, String> {
-        Ok(match self {
-            Cell::Null => content_digest(&serde_json::Value::Null),
-            Cell::Text(t) => text_digest(t),
-            Cell::Int(n) => text_digest(&n.to_string()),
-            Cell::Real(f) => match serde_json::Number::from_f64(*f) {
-                Some(n) => content_digest(&serde_json::Value::Number(n)),
-                None => text_digest(&f.to_string()),
-            },
-            Cell::Uuid(u) => text_digest(u),
-            Cell::Json(v) => content_digest(v),
-            Cell::Other(what) => {
-                return Err(format!(
-                    "the content is {what}; cast it to text in the query"
-                ))
-            }
-        })
-    }
-}
-
-type BoxError = Box<dyn std::error::Error + Sync + Send>;
-
-impl<'a> FromSql<'a> for Cell<'a> {
-    fn from_sql(ty: &Type, raw: &'a [u8]) -> Result<Self, BoxError> {
-        let int = |n: usize| -> Result<i64, BoxError> {
-            let bytes: [u8; 8] = match n {
-                2 => {
-                    let b: [u8; 2] = raw.try_into()?;
-                    i64::from(i16::from_be_bytes(b)).to_be_bytes()
-                }
-                4 => {
-                    let b: [u8; 4] = raw.try_into()?;
-                    i64::from(i32::from_be_bytes(b)).to_be_bytes()
-                }
-                _ => raw.try_into()?,
-            };
-            Ok(i64::from_be_bytes(bytes))
-        };
-        Ok(match *ty {
-            Type::TEXT | Type::VARCHAR | Type::BPCHAR | Type::NAME | Type::UNKNOWN => {
-                Cell::Text(std::str::from_utf8(raw)?)
-            }
-            Type::INT2 => Cell::Int(int(2)?),
-            Type::INT4 => Cell::Int(int(4)?),
-            Type::INT8 => Cell::Int(int(8)?),
-            Type::UUID => {
-                let b: [u8; 16] = raw.try_into()?;
-                let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
-                Cell::Uuid(format!(
-                    "{}-{}-{}-{}-{}",
-                    &hex[0..8],
-                    &hex[8..12],
-                    &hex[12..16],
-                    &hex[16..20],
-                    &hex[20..32]
-                ))
-            }
-            Type::JSON => Cell::Json(serde_json::from_slice(raw)?),
-            // jsonb: a version byte (1), then the JSON text.
-            Type::JSONB => match raw.split_first() {
-                Some((1, text)) => Cell::Json(serde_json::from_slice(text)?),
-                _ => return Err("unknown jsonb version".into()),
-            },
-            _ => Cell::Other(
-                "of a type that cannot be read here: cast it to text in the query (e.g. col::text)",
-            ),
-        })
-    }
-
-    fn from_sql_null(_: &Type) -> Result<Self, BoxError> {
-        Ok(Cell::Null)
-    }
-
-    fn accepts(_: &Type) -> bool {
-        true
-    }
-}
-
 impl StoredOrders for SqlOrders {
     fn kind(&self) -> &'static str {
         "sql"
@@ -700,88 +257,16 @@ impl StoredOrders for SqlOrders {
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
-mod tests {
+pub(super) mod tests {
     use super::*;
+    use handover_contract::order::text_digest;
 
-    #[test]
-    fn run_is_a_parameter_and_only_outside_quotes() {
-        let q = "SELECT id, body FROM orders WHERE id LIKE {run} || '-%' AND note <> '{x}'";
-        assert_eq!(
-            bind_run(q, "$1::text"),
-            "SELECT id, body FROM orders WHERE id LIKE $1::text || '-%' AND note <> '{x}'"
-        );
-        assert_eq!(bind_run("SELECT id FROM t", "?1"), "SELECT id FROM t");
-        assert!(placeholders("SELECT id FROM t WHERE id LIKE '{run}-%'")
-            .unwrap_err()
-            .contains("inside a quoted string"));
-        assert!(placeholders("SELECT id FROM t WHERE r = {runid}")
-            .unwrap_err()
-            .contains("unknown placeholder {runid}"));
-        assert_eq!(
-            placeholders("SELECT '{', \"{run}x\" FROM t WHERE a = '{}'").map_err(|_| ()),
-            Err(())
-        );
-        assert_eq!(
-            placeholders("SELECT json_build_object('a', 1)").unwrap(),
-            Vec::<usize>::new()
-        );
-    }
-
-    fn listing(url: Option<&str>, env: Option<&str>, query: &str) -> SqlListing {
+    pub(crate) fn listing(url: Option<&str>, env: Option<&str>, query: &str) -> SqlListing {
         SqlListing {
             url: url.map(str::to_string),
             url_env: env.map(str::to_string),
             query: query.into(),
         }
-    }
-
-    #[test]
-    fn plans_are_validated_naming_the_key() {
-        let key = |l: SqlListing| l.validate().unwrap_err().0;
-        assert_eq!(key(listing(None, None, "SELECT 1")), "reconcile.url");
-        assert_eq!(
-            key(listing(Some("sqlite:a.db"), Some("DB"), "SELECT 1")),
-            "reconcile.url"
-        );
-        assert_eq!(
-            key(listing(Some("mysql://u:p@h/db"), None, "SELECT 1")),
-            "reconcile.url"
-        );
-        assert_eq!(
-            key(listing(Some("sqlite:"), None, "SELECT 1")),
-            "reconcile.url"
-        );
-        assert_eq!(
-            key(listing(None, Some("1BAD-NAME"), "SELECT 1")),
-            "reconcile.url_env"
-        );
-        assert_eq!(
-            key(listing(Some("sqlite:a.db"), None, "  ")),
-            "reconcile.query"
-        );
-        assert_eq!(
-            key(listing(
-                Some("sqlite:a.db"),
-                None,
-                "SELECT id FROM t WHERE x = {seq}"
-            )),
-            "reconcile.query"
-        );
-        for ok in [
-            listing(Some("sqlite:a.db"), None, "SELECT id FROM t"),
-            listing(
-                Some("postgres://u:pw@h:5432/db"),
-                None,
-                "SELECT id FROM t WHERE r = {run}",
-            ),
-            listing(None, Some("ORDERS_DB_URL"), "SELECT id FROM t"),
-        ] {
-            assert_eq!(ok.validate(), Ok(()), "{ok:?}");
-        }
-        let (_, m) = listing(Some("ftp://u:hunter2@h/"), None, "SELECT 1")
-            .validate()
-            .unwrap_err();
-        assert!(!m.contains("hunter2"), "{m}");
     }
 
     #[test]
