@@ -121,8 +121,15 @@ pub fn print_human(
             c.lag_at_flip
         )?;
     }
+    if let (None, Some(why)) = (&report.reconcile, &report.unreconciled) {
+        writeln!(out, "{}", s.heading("reconcile"))?;
+        writeln!(out, "  {} {why}", s.warn("not reconciled:"))?;
+    }
     if let Some(r) = &report.reconcile {
         writeln!(out, "{}", s.heading("reconcile"))?;
+        if !r.source.is_empty() {
+            writeln!(out, "  {}", s.dim(format!("read {}", r.source)))?;
+        }
         writeln!(
             out,
             "  acked {} (ok {}, rejected {}, indeterminate {})  stored {}  {}",
@@ -171,7 +178,7 @@ pub fn print_human(
                 out,
                 "  {}",
                 s.dim(format!(
-                    "{} stored orders had no user/digest in the ack log to compare",
+                    "{} stored orders had no user/digest on one side (ack log or listing) to compare",
                     r.content_unchecked
                 ))
             )?;
@@ -201,7 +208,10 @@ pub fn print_human(
         .reconcile
         .as_ref()
         .map_or("?".to_string(), |r| r.lost.to_string());
-    if report.passed {
+    if report.passed && report.reconcile.is_none() && report.unreconciled.is_some() {
+        let line = format!("  PASS  {failed} failed, within budgets; NOT RECONCILED  ");
+        writeln!(out, "{}", s.banner_pass(line))?;
+    } else if report.passed {
         let line = format!("  PASS  handover proven: {lost} lost, {failed} failed  ");
         writeln!(out, "{}", s.banner_pass(line))?;
     } else {
@@ -270,5 +280,25 @@ mod tests {
             "lost count not red: {text}"
         );
         assert!(text.contains("\x1b[1;97;41m"), "no red banner: {text}");
+    }
+
+    #[test]
+    fn not_reconciled_is_said_where_the_reconciliation_would_be() {
+        let mut r = MigrationReport {
+            reconcile: None,
+            unreconciled: Some("the plan says reconcile.kind = \"none\"".into()),
+            ..clean()
+        };
+        verdict(&mut r, &Budgets::default());
+        let text = render(&r, false);
+        assert!(
+            text.contains("reconcile\n  not reconciled: the plan says reconcile.kind = \"none\""),
+            "{text}"
+        );
+        assert!(
+            text.contains("PASS  0 failed, within budgets; NOT RECONCILED"),
+            "{text}"
+        );
+        assert!(!text.contains("handover proven"), "{text}");
     }
 }

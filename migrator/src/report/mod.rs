@@ -30,6 +30,11 @@ pub struct MigrationReport {
     pub feeder: Option<FeederReport>,
     #[serde(default)]
     pub reconcile: Option<ReconcileReport>,
+    /// Set when the plan names no store to read (`reconcile.kind = "none"`):
+    /// why nothing was reconciled. The verdict then judges only failures and
+    /// downtime, and the summary says "not reconciled".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unreconciled: Option<String>,
     #[serde(default)]
     pub convergence: Option<Convergence>,
     /// Set when a rollback happened: what was rolled back and why.

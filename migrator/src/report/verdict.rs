@@ -1,7 +1,8 @@
 //! The verdict: pass only if nothing was lost, unexpected, duplicated or
 //! altered, failures, downtime and missed slots are within budget, no step
-//! failed, and the reconciliation ran. Each broken rule is one reason with
-//! its numbers.
+//! failed, and the reconciliation ran — unless the plan says there is
+//! nothing to reconcile against (`unreconciled`), when only failures and
+//! downtime are judged. Each broken rule is one reason with its numbers.
 
 use super::{Budgets, MigrationReport, StepOutcome};
 
@@ -69,7 +70,11 @@ fn step_reasons(report: &MigrationReport, reasons: &mut Vec<String>) {
 
 fn reconcile_reasons(report: &MigrationReport, reasons: &mut Vec<String>) {
     let Some(r) = &report.reconcile else {
-        reasons.push("reconciliation did not run: nothing proves the orders arrived".into());
+        // The plan chose to prove nothing about storage: not a failure, and
+        // the summary says so.
+        if report.unreconciled.is_none() {
+            reasons.push("reconciliation did not run: nothing proves the orders arrived".into());
+        }
         return;
     };
     let first = |ids: &[String]| {
@@ -105,7 +110,7 @@ fn reconcile_reasons(report: &MigrationReport, reasons: &mut Vec<String>) {
         (
             "mismatched",
             r.mismatched,
-            "stored user or line items differ from what was sent",
+            "stored user or content differs from what was sent",
             &r.ids.mismatched,
         ),
     ];
@@ -203,5 +208,30 @@ mod tests {
             .iter()
             .any(|x| x.contains("reconciliation did not run")));
         assert!(r.reasons.iter().any(|x| x.contains("no feeder report")));
+    }
+
+    #[test]
+    fn not_reconciled_by_plan_judges_only_failures_and_downtime() {
+        let mut r = clean();
+        r.reconcile = None;
+        r.unreconciled = Some("reconcile.kind = \"none\"".into());
+        verdict(&mut r, &Budgets::default());
+        assert!(r.passed, "{:?}", r.reasons);
+        verdict_reconcile(&mut r);
+        assert!(r.passed, "{:?}", r.reasons);
+
+        r.feeder.as_mut().unwrap().indeterminate = 2;
+        r.feeder.as_mut().unwrap().max_gap_ms = 9000.0;
+        verdict(&mut r, &Budgets::default());
+        assert!(!r.passed);
+        assert_eq!(r.reasons.len(), 2, "{:?}", r.reasons);
+        assert!(r.reasons.iter().all(|x| !x.contains("reconciliation")));
+
+        // A reconciliation that did run is judged, whatever the flag says.
+        let mut r = clean();
+        r.unreconciled = Some("none".into());
+        r.reconcile.as_mut().unwrap().lost = 1;
+        verdict(&mut r, &Budgets::default());
+        assert!(!r.passed);
     }
 }
