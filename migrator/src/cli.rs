@@ -187,9 +187,17 @@ pub struct ReconcileArgs {
     /// The feeder's ack log (JSON lines); repeat for several feeders.
     #[arg(long = "acks", value_name = "FILE", required = true)]
     pub acks: Vec<PathBuf>,
-    /// Base URL of the instance whose orders are checked (B).
-    #[arg(long, value_name = "URL")]
-    pub app: url::Url,
+    /// Base URL of the example app whose orders are checked (B).
+    #[arg(long, value_name = "URL", required_unless_present = "plan")]
+    pub app: Option<url::Url>,
+    /// Read the stored orders where this plan's `[reconcile]` says (and wait
+    /// on its converge source); `--app` then overrides B's URL.
+    #[arg(long, value_name = "FILE")]
+    pub plan: Option<PathBuf>,
+    /// The run id `{run}` stands for in the plan's query or command
+    /// (default: the one run of the ack logs).
+    #[arg(long, value_name = "ID")]
+    pub run: Option<String>,
     /// Write the result as a JSON report (the `migrator run` shape) here.
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
@@ -208,7 +216,8 @@ pub struct ReconcileArgs {
 
 /// Runs `migrator reconcile`: prints the summary and writes the report.
 /// Exit 0 all ok, 1 not (or B never caught up); bad input (a missing or
-/// malformed ack log, a bad URL, an unreachable app) is an `Err`: exit 2.
+/// malformed ack log, a bad URL or plan, an unreachable app or source) is an
+/// `Err`: exit 2.
 async fn reconcile_command(args: ReconcileArgs) -> Result<i32, CliError> {
     let progress: ProgressFn = Arc::new(|p: &Progress| match p {
         Progress::Applying { applied, head } => {
@@ -223,6 +232,7 @@ async fn reconcile_command(args: ReconcileArgs) -> Result<i32, CliError> {
         apply_timeout: args.apply_timeout,
         max_ids: args.max_ids,
         all_orders: args.all_orders,
+        run: args.run.clone(),
         progress: Some(progress),
         ..ReconcileOptions::default()
     };
@@ -231,7 +241,25 @@ async fn reconcile_command(args: ReconcileArgs) -> Result<i32, CliError> {
         ..MigrationReport::default()
     };
     let step = StepTimer::start("reconcile");
-    let record = match reconcile::reconcile_files(&args.acks, &args.app, &opts).await {
+    let result = match (&args.plan, &args.app) {
+        (Some(path), app) => {
+            use crate::sources::reconcile as stored;
+            let plan = Plan::load(Some(path), &[])?;
+            let b = app.clone().unwrap_or_else(|| plan.b.url.clone());
+            let Some(source) = stored::from_plan(&plan.reconcile, &b, &opts)? else {
+                return Err(CliError::Usage(format!(
+                    "plan {}: reconcile.kind = \"none\": there is nothing to reconcile against",
+                    path.display()
+                )));
+            };
+            let converge = stored::wait_source(&plan).map_err(CliError::Usage)?;
+            reconcile::reconcile_source(&args.acks, source.as_ref(), converge.as_deref(), &opts)
+                .await
+        }
+        (None, Some(app)) => reconcile::reconcile_files(&args.acks, app, &opts).await,
+        (None, None) => return Err(CliError::Usage("give --app URL or --plan FILE".into())),
+    };
+    let record = match result {
         Ok(r) => {
             let detail = format!("{} acks vs {} stored orders", r.acked_total, r.stored_total);
             out.reconcile = Some(r);
