@@ -20,6 +20,10 @@ use handover_contract::order::line_items_digest;
 use handover_contract::{AckRecord, Health, HealthChecks, LineItem, Order, Outcome};
 use migrator::reconcile::{reconcile, reconcile_files, Progress, ReconcileError, ReconcileOptions};
 
+/// The other reconcile sources: HTTP listings, SQLite, PostgreSQL, commands.
+#[path = "reconcile/sources.rs"]
+mod sources;
+
 /// What the fake B serves.
 struct Fake {
     /// `/orders` body, sent in small uneven chunks so lines straddle chunks.
