@@ -45,6 +45,25 @@ pub mod serde_str {
     }
 }
 
+/// [`serde_str`] for an optional duration (`for = "10s"`, or absent).
+pub mod serde_opt {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+
+    pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => super::serde_str::serialize(d, s),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        #[derive(Deserialize)]
+        struct Wrap(#[serde(with = "super::serde_str")] Duration);
+        Option::<Wrap>::deserialize(d).map(|w| w.map(|Wrap(d)| d))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

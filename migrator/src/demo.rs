@@ -495,6 +495,7 @@ pub fn demo_plan(s: DemoStage<'_>) -> Result<Plan, DemoError> {
             address: A_IP.to_string(),
             start: None,
             stop: Some(format!("kill -TERM {}", s.a_pid)),
+            instance: None,
         },
         b: Origin {
             url: b_url,
@@ -502,6 +503,7 @@ pub fn demo_plan(s: DemoStage<'_>) -> Result<Plan, DemoError> {
             address: B_IP.to_string(),
             start: Some(b_start),
             stop: Some("kill -TERM {pid}".into()),
+            instance: None,
         },
         switch: SwitchPlan::Cloudflare(CloudflarePlan {
             zone: ZONE.into(),
@@ -526,7 +528,10 @@ pub fn demo_plan(s: DemoStage<'_>) -> Result<Plan, DemoError> {
             ..Timeouts::default()
         },
         converge: ConvergePlan::default(),
-        drain: DrainPlan { quiet },
+        drain: DrainPlan {
+            quiet,
+            ..DrainPlan::default()
+        },
         watch: WatchPlan::default(),
         host_checks: HostChecks::default(),
         reconcile: Default::default(),

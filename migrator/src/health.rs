@@ -1,6 +1,8 @@
-//! Reading an origin's `GET /health` directly (not through the switch): the
-//! migrator converges on `applied` vs `head`, drains on `requests_total` and
-//! `in_flight`, and confirms a stopped instance is gone.
+//! Probing an origin's health URL directly (not through the switch): is it
+//! serving, is it gone. Any 2xx means healthy — a cluster member's `/health`,
+//! a load balancer's check — and when the body is the handover health
+//! document it is kept, so the example app's instance and positions can be
+//! shown; only a step whose source is `health` relies on it.
 
 use std::time::Duration;
 
@@ -10,9 +12,10 @@ use url::Url;
 /// What one probe saw.
 #[derive(Debug, Clone)]
 pub enum Probe {
-    /// 200 with a health document.
-    Healthy(Health),
-    /// An answer that is not 200 (the document, when the body was one).
+    /// A 2xx (with the handover document, when the body was one, and the
+    /// document itself not saying unhealthy).
+    Healthy(Option<Health>),
+    /// An answer that is not 2xx (the document, when the body was one).
     Unhealthy { status: u16, health: Option<Health> },
     /// No HTTP answer: refused, reset, timed out. The instance is not serving.
     Down(String),
@@ -21,23 +24,29 @@ pub enum Probe {
 impl Probe {
     pub fn health(&self) -> Option<&Health> {
         match self {
-            Probe::Healthy(h) => Some(h),
+            Probe::Healthy(h) => h.as_ref(),
             Probe::Unhealthy { health, .. } => health.as_ref(),
             Probe::Down(_) => None,
         }
     }
 
     pub fn is_healthy(&self) -> bool {
-        matches!(self, Probe::Healthy(h) if h.healthy)
+        matches!(self, Probe::Healthy(_))
+    }
+
+    /// The instance the origin says it is, when its health document says.
+    pub fn instance(&self) -> Option<&str> {
+        self.health().map(|h| h.instance.as_str())
     }
 
     /// One line for messages.
     pub fn describe(&self) -> String {
         match self {
-            Probe::Healthy(h) => format!(
+            Probe::Healthy(Some(h)) => format!(
                 "healthy (instance {}, applied {}, head {})",
                 h.instance, h.applied, h.head
             ),
+            Probe::Healthy(None) => "healthy".to_string(),
             Probe::Unhealthy { status, health } => match health {
                 Some(h) => format!(
                     "HTTP {status} (store {}, lag {}, draining {})",
@@ -88,9 +97,47 @@ impl HealthClient {
             Ok(b) => serde_json::from_slice::<Health>(&b).ok(),
             Err(_) => None,
         };
-        match (status, health) {
-            (200, Some(h)) => Probe::Healthy(h),
-            (status, health) => Probe::Unhealthy { status, health },
+        classify(status, health)
+    }
+}
+
+/// 2xx is healthy unless the handover document itself says it is not.
+fn classify(status: u16, health: Option<Health>) -> Probe {
+    let doc_says_no = health.as_ref().is_some_and(|h| !h.healthy);
+    if (200..300).contains(&status) && !doc_says_no {
+        Probe::Healthy(health)
+    } else {
+        Probe::Unhealthy { status, health }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use handover_contract::HealthChecks;
+
+    fn doc(healthy: bool) -> Health {
+        Health {
+            healthy,
+            instance: "a".into(),
+            applied: 1,
+            head: 1,
+            lag: 0,
+            draining: false,
+            in_flight: 0,
+            requests_total: 0,
+            last_request_at: None,
+            checks: HealthChecks { store: "ok".into() },
         }
+    }
+
+    #[test]
+    fn any_2xx_is_healthy_with_or_without_the_document() {
+        assert!(classify(200, None).is_healthy());
+        assert!(classify(204, None).is_healthy());
+        assert_eq!(classify(200, Some(doc(true))).instance(), Some("a"));
+        assert!(!classify(200, Some(doc(false))).is_healthy());
+        assert!(!classify(503, Some(doc(true))).is_healthy());
+        assert!(!classify(301, None).is_healthy());
     }
 }

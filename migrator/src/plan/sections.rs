@@ -33,6 +33,11 @@ pub struct Origin {
     /// `{pid}`, the process the start command left running (empty if none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stop: Option<String>,
+    /// The instance this origin answers as (the reply header or JSON value
+    /// the feeder reads). Default: learned from the handover health document,
+    /// else, for A, from the replies before the flip.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance: Option<String>,
 }
 
 impl Origin {
@@ -194,38 +199,139 @@ impl Default for Timeouts {
     }
 }
 
+/// `[converge]`: how B's catching up is read, and when it counts as done.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ConvergePlan {
-    /// Largest `head - applied` on B that counts as caught up.
+    pub kind: ConvergeKind,
+    /// Largest `head - applied` on B that counts as caught up (all but `wait`).
     pub max_lag: u64,
     /// How long B must stay within `max_lag` (and have reached the head once).
     #[serde(with = "duration::serde_str")]
     pub stable_for: Duration,
+    /// B's applied position (`prometheus`: `{ url, metric, labels }`;
+    /// `http_json`: `{ url, pointer }`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub applied: Option<Reading>,
+    /// The store's head, read from A or the store (same shapes as `applied`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub head: Option<Reading>,
+    /// `command`: prints `APPLIED HEAD` on one line.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<String>,
+    /// `wait`: how long to give B, with nothing measured.
+    #[serde(
+        rename = "for",
+        default,
+        with = "duration::serde_opt",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub wait_for: Option<Duration>,
+}
+
+/// Where the converge step reads B's progress.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum ConvergeKind {
+    /// The handover health document (the example app).
+    #[default]
+    Health,
+    /// Two Prometheus metrics: B's applied position, the store's head.
+    Prometheus,
+    /// Two numbers at JSON pointers of documents served over HTTP.
+    HttpJson,
+    /// A command printing `APPLIED HEAD`.
+    Command,
+    /// Nothing to measure: give B a fixed time.
+    Wait,
+}
+
+/// One number read from the world: a Prometheus metric (`metric`, `labels`)
+/// or a JSON pointer (`pointer`) of what `url` serves.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Reading {
+    pub url: Url,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metric: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pointer: Option<String>,
 }
 
 impl Default for ConvergePlan {
     fn default() -> Self {
         ConvergePlan {
+            kind: ConvergeKind::Health,
             max_lag: 100,
             stable_for: Duration::from_secs(1),
+            applied: None,
+            head: None,
+            command: None,
+            wait_for: None,
         }
     }
 }
 
+/// `[drain]`: how A's last use is seen, and how long it must stay unused.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DrainPlan {
-    /// A counts as drained once its `requests_total` has not moved for this long
-    /// (and `in_flight` is 0). Longer than the proxy's idle timeout is safest.
+    pub kind: DrainKind,
+    /// A counts as drained once its activity has not moved for this long
+    /// (and nothing is in flight, where the source can say). Longer than the
+    /// proxy's idle timeout is safest.
     #[serde(with = "duration::serde_str")]
     pub quiet: Duration,
+    /// `prometheus`: where A's request counter is served.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<Url>,
+    /// `prometheus`: A's request counter (summed over `labels`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metric: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    /// `command`: prints a number that stops changing once A is unused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<String>,
+    /// `wait`: how long to give A, with nothing measured.
+    #[serde(
+        rename = "for",
+        default,
+        with = "duration::serde_opt",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub wait_for: Option<Duration>,
+}
+
+/// Where the drain step sees A being used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum DrainKind {
+    /// A's handover health document: `requests_total` and `in_flight`.
+    #[default]
+    Health,
+    /// The client's side: no reply from A's instance (needs the feeder in process).
+    Replies,
+    /// A Prometheus counter of A's requests.
+    Prometheus,
+    /// A command printing a number.
+    Command,
+    /// Nothing to measure: give A a fixed time.
+    Wait,
 }
 
 impl Default for DrainPlan {
     fn default() -> Self {
         DrainPlan {
+            kind: DrainKind::Health,
             quiet: Duration::from_secs(2),
+            url: None,
+            metric: None,
+            labels: BTreeMap::new(),
+            command: None,
+            wait_for: None,
         }
     }
 }

@@ -4,7 +4,7 @@
 
 use url::Url;
 
-use super::{FeederMode, Plan, PlanError, SwitchPlan};
+use super::{ConvergeKind, DrainKind, FeederMode, Plan, PlanError, SwitchPlan};
 
 impl Plan {
     /// Semantic checks serde cannot express.
@@ -144,7 +144,113 @@ impl Plan {
                 "must be shorter than timeouts.converge",
             ));
         }
+        for (name, o) in [("a", &self.a), ("b", &self.b)] {
+            if o.instance.as_deref().is_some_and(|i| i.trim().is_empty()) {
+                return Err(PlanError::key(
+                    format!("{name}.instance"),
+                    "must not be empty (leave it out to learn it)",
+                ));
+            }
+        }
+        self.check_sources()
+    }
+
+    /// Each source's keys: those its kind needs are there and make sense,
+    /// none that belong to another kind (a key the kind ignores would be a
+    /// silent surprise).
+    fn check_sources(&self) -> Result<(), PlanError> {
+        let c = &self.converge;
+        let kind = format!("converge.kind = \"{}\"", kind_name(&c.kind));
+        unused(
+            &kind,
+            &[
+                (
+                    "converge.applied",
+                    c.applied.is_some(),
+                    matches!(c.kind, ConvergeKind::Prometheus | ConvergeKind::HttpJson),
+                ),
+                (
+                    "converge.head",
+                    c.head.is_some(),
+                    matches!(c.kind, ConvergeKind::Prometheus | ConvergeKind::HttpJson),
+                ),
+                (
+                    "converge.command",
+                    c.command.is_some(),
+                    c.kind == ConvergeKind::Command,
+                ),
+                (
+                    "converge.for",
+                    c.wait_for.is_some(),
+                    c.kind == ConvergeKind::Wait,
+                ),
+            ],
+        )?;
+        if c.command.as_deref().is_some_and(|x| x.trim().is_empty()) {
+            return Err(PlanError::key("converge.command", "must not be empty"));
+        }
+        crate::sources::converge::from_plan(self).map_err(|e| keyed(&e))?;
+        let d = &self.drain;
+        let kind = format!("drain.kind = \"{}\"", kind_name(&d.kind));
+        let prom = d.kind == DrainKind::Prometheus;
+        unused(
+            &kind,
+            &[
+                ("drain.url", d.url.is_some(), prom),
+                ("drain.metric", d.metric.is_some(), prom),
+                ("drain.labels", !d.labels.is_empty(), prom),
+                (
+                    "drain.command",
+                    d.command.is_some(),
+                    d.kind == DrainKind::Command,
+                ),
+                ("drain.for", d.wait_for.is_some(), d.kind == DrainKind::Wait),
+            ],
+        )?;
+        if d.command.as_deref().is_some_and(|x| x.trim().is_empty()) {
+            return Err(PlanError::key("drain.command", "must not be empty"));
+        }
+        if d.kind == DrainKind::Replies && self.feeder.mode != FeederMode::InProcess {
+            return Err(PlanError::key(
+                "drain.kind",
+                "\"replies\" needs the feeder in process (feeder.mode = \"in_process\")",
+            ));
+        }
+        if let Some(w) = d.wait_for {
+            if w >= self.timeouts.drain {
+                return Err(PlanError::key(
+                    "drain.for",
+                    "must be shorter than timeouts.drain",
+                ));
+            }
+        }
+        // A's instance may still be learned before the flip: any name will do here.
+        crate::sources::drain::from_plan(self, Some("A")).map_err(|e| keyed(&e))?;
         Ok(())
+    }
+}
+
+/// A kind's name as the plan writes it.
+fn kind_name<T: serde::Serialize>(kind: &T) -> String {
+    toml::Value::try_from(kind)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
+/// Refuses a key given for a kind that does not read it.
+fn unused(kind: &str, keys: &[(&str, bool, bool)]) -> Result<(), PlanError> {
+    match keys.iter().find(|(_, given, used)| *given && !*used) {
+        Some((key, _, _)) => Err(PlanError::key(*key, format!("is not read with {kind}"))),
+        None => Ok(()),
+    }
+}
+
+/// `"converge.applied.metric: missing"` as the error naming that key.
+fn keyed(message: &str) -> PlanError {
+    match message.split_once(": ") {
+        Some((key, rest)) if !key.contains(' ') => PlanError::key(key, rest),
+        _ => PlanError::key("plan", message),
     }
 }
 

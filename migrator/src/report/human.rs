@@ -113,13 +113,17 @@ pub fn print_human(
     }
     if let Some(c) = &report.convergence {
         writeln!(out, "{}", s.heading("convergence"))?;
-        writeln!(
-            out,
-            "  {} to catch up, lag max {}, lag at flip {}",
-            ms(c.duration_ms),
-            c.lag_max,
-            c.lag_at_flip
-        )?;
+        if c.measured {
+            writeln!(
+                out,
+                "  {} to catch up, lag max {}, lag at flip {}",
+                ms(c.duration_ms),
+                c.lag_max,
+                c.lag_at_flip
+            )?;
+        } else {
+            writeln!(out, "  not measured: {}", s.warn(&c.source))?;
+        }
     }
     if let (None, Some(why)) = (&report.reconcile, &report.unreconciled) {
         writeln!(out, "{}", s.heading("reconcile"))?;

@@ -126,6 +126,17 @@ pub struct Convergence {
     /// B's lag at the moment of the flip.
     #[serde(default)]
     pub lag_at_flip: u64,
+    /// What was read (`converge.kind` and where), or that nothing was.
+    #[serde(default)]
+    pub source: String,
+    /// False when the plan said there was nothing to measure (`wait`): the
+    /// lags are then not known.
+    #[serde(default = "measured_by_default")]
+    pub measured: bool,
+}
+
+fn measured_by_default() -> bool {
+    true
 }
 
 /// The verdict's limits. Defaults: nothing may fail.
@@ -212,6 +223,8 @@ pub(crate) mod fixture {
                 duration_ms: 300,
                 lag_max: 7,
                 lag_at_flip: 0,
+                source: "health".into(),
+                measured: true,
             }),
             ..MigrationReport::default()
         }

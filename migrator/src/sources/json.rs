@@ -43,7 +43,11 @@ pub fn number_at(doc: &serde_json::Value, pointer: &str) -> Result<u64, String> 
     match v {
         serde_json::Value::Number(n) => n
             .as_u64()
-            .or_else(|| n.as_f64().filter(|f| f.fract() == 0.0 && *f >= 0.0).map(|f| f as u64))
+            .or_else(|| {
+                n.as_f64()
+                    .filter(|f| f.fract() == 0.0 && *f >= 0.0)
+                    .map(|f| f as u64)
+            })
             .ok_or_else(|| format!("{n} at {pointer:?} is not a whole non-negative number")),
         serde_json::Value::String(s) => s
             .parse()
@@ -81,6 +85,7 @@ impl PointerQuery {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use serde_json::json;

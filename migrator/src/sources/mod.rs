@@ -12,6 +12,7 @@
 //! - [`json`]: a number at a JSON pointer of a document.
 
 pub mod converge;
+pub mod drain;
 pub mod json;
 pub mod prometheus;
 pub mod reconcile;
@@ -79,13 +80,21 @@ pub fn http_client() -> reqwest::Client {
 }
 
 /// GETs `url` and returns the body of a 2xx reply.
-pub async fn fetch(http: &reqwest::Client, key: &str, url: &url::Url) -> Result<bytes::Bytes, SourceError> {
+pub async fn fetch(
+    http: &reqwest::Client,
+    key: &str,
+    url: &url::Url,
+) -> Result<bytes::Bytes, SourceError> {
     let shown = crate::redact::passwords(url.as_str());
-    let resp = http.get(url.clone()).send().await.map_err(|e| SourceError::Unreachable {
-        key: key.to_string(),
-        url: shown.clone(),
-        reason: error_chain(&e),
-    })?;
+    let resp = http
+        .get(url.clone())
+        .send()
+        .await
+        .map_err(|e| SourceError::Unreachable {
+            key: key.to_string(),
+            url: shown.clone(),
+            reason: error_chain(&e),
+        })?;
     let status = resp.status();
     let body = resp.bytes().await.map_err(|e| SourceError::Unreachable {
         key: key.to_string(),
@@ -100,6 +109,13 @@ pub async fn fetch(http: &reqwest::Client, key: &str, url: &url::Url) -> Result<
         });
     }
     Ok(body)
+}
+
+/// Whether `url` is served by `origin` (same host and port as its URL or its
+/// health URL): such a source cannot be read before that origin runs.
+pub fn served_by(url: &url::Url, origin: &crate::plan::Origin) -> bool {
+    let key = |u: &url::Url| (u.host_str().map(str::to_string), u.port_or_known_default());
+    key(url) == key(&origin.url) || key(url) == key(&origin.health())
 }
 
 /// An error and its causes on one line (reqwest keeps the useful part in `source`).

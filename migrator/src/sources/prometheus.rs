@@ -26,7 +26,12 @@ pub struct MetricQuery {
 impl MetricQuery {
     /// `metric{label="value"} at url`, for messages.
     pub fn describe(&self) -> String {
-        format!("{}{} at {}", self.metric, label_text(&self.labels), self.url)
+        format!(
+            "{}{} at {}",
+            self.metric,
+            label_text(&self.labels),
+            self.url
+        )
     }
 
     /// Static checks of the plan's values; `key` names the query in errors.
@@ -38,7 +43,10 @@ impl MetricQuery {
                 })
         };
         if !name_ok(&self.metric) {
-            return Err(format!("{key}.metric: {:?} is not a metric name", self.metric));
+            return Err(format!(
+                "{key}.metric: {:?} is not a metric name",
+                self.metric
+            ));
         }
         if let Some(l) = self.labels.keys().find(|l| !name_ok(l) || l.contains(':')) {
             return Err(format!("{key}.labels: {l:?} is not a label name"));
@@ -123,7 +131,7 @@ pub fn sum(text: &str, metric: &str, labels: &BTreeMap<String, String>) -> Resul
 #[derive(Debug, PartialEq)]
 struct Sample {
     name: String,
-    labels: Vec<(String, String)>,
+    labels: Labels,
     value: f64,
 }
 
@@ -157,7 +165,10 @@ fn parse_sample(line: &str) -> Result<Sample, &'static str> {
 }
 
 /// Parses `l="v",…}` and returns the labels and what follows the `}`.
-fn parse_labels(mut s: &str) -> Result<(Vec<(String, String)>, &str), &'static str> {
+/// A sample's labels, in the order written.
+type Labels = Vec<(String, String)>;
+
+fn parse_labels(mut s: &str) -> Result<(Labels, &str), &'static str> {
     let mut labels = Vec::new();
     loop {
         s = s.trim_start();
@@ -189,6 +200,7 @@ fn parse_labels(mut s: &str) -> Result<(Vec<(String, String)>, &str), &'static s
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -202,7 +214,10 @@ odd_labels{path="a\"b\\c",note="x\ny"} 1
 "#;
 
     fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
@@ -222,7 +237,11 @@ odd_labels{path="a\"b\\c",note="x\ny"} 1
     #[test]
     fn escaped_label_values_are_read() {
         assert_eq!(
-            sum(TEXT, "odd_labels", &labels(&[("path", "a\"b\\c"), ("note", "x\ny")])),
+            sum(
+                TEXT,
+                "odd_labels",
+                &labels(&[("path", "a\"b\\c"), ("note", "x\ny")])
+            ),
             Ok(1.0)
         );
     }
@@ -234,7 +253,10 @@ odd_labels{path="a\"b\\c",note="x\ny"} 1
             Err(Lookup::Absent("no such metric".into()))
         );
         let e = sum(TEXT, "kv_requests_total", &labels(&[("route", "/x")])).unwrap_err();
-        assert!(matches!(e, Lookup::Absent(ref w) if w.contains("3 sample")), "{e:?}");
+        assert!(
+            matches!(e, Lookup::Absent(ref w) if w.contains("3 sample")),
+            "{e:?}"
+        );
     }
 
     #[test]
@@ -259,8 +281,12 @@ odd_labels{path="a\"b\\c",note="x\ny"} 1
             metric: metric.into(),
             labels: labels(&[(label, "x")]),
         };
-        assert!(q("kv_applied", "route").validate("converge.applied").is_ok());
-        let e = q("9lives", "route").validate("converge.applied").unwrap_err();
+        assert!(q("kv_applied", "route")
+            .validate("converge.applied")
+            .is_ok());
+        let e = q("9lives", "route")
+            .validate("converge.applied")
+            .unwrap_err();
         assert!(e.starts_with("converge.applied.metric"), "{e}");
         let e = q("kv", "a-b").validate("converge.applied").unwrap_err();
         assert!(e.starts_with("converge.applied.labels"), "{e}");

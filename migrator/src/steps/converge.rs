@@ -1,18 +1,22 @@
 //! Step 3, converge: B has caught up with the store before traffic moves.
 //!
 //! The rule ([`Stability`]): B's applied position has reached the head at
-//! least once, and since then stayed within `converge.max_lag` of it, not
-//! draining, for `converge.stable_for` without a break. A reading that breaks
-//! the rule (or no reading at all) restarts the stable window.
+//! least once, and since then stayed within `converge.max_lag` of it, ready
+//! (not draining, its store reachable), for `converge.stable_for` without a
+//! break. A reading that breaks the rule (or no reading at all) restarts the
+//! stable window. What is read is the plan's converge source
+//! ([`crate::sources::converge`]); with `wait`, nothing is.
 
 use handover_cli::secs;
 use tokio::time::{Duration, Instant};
 
 use super::context::Ctx;
 use super::error::StepError;
-use super::load::Load;
+use super::load::{hold, Load};
 use crate::plan::ConvergePlan;
 use crate::report::Convergence;
+use crate::sources::converge::Converge;
+use crate::sources::SourceError;
 
 /// The stability rule, fed one reading at a time.
 #[derive(Debug, Clone)]
@@ -69,49 +73,64 @@ impl Stability {
 }
 
 /// Waits until B is converged by the [`Stability`] rule, or the converge
-/// timeout passes (a failure: B stays out of traffic).
-pub async fn run(cx: &mut Ctx, load: &Load) -> Result<Convergence, StepError> {
+/// timeout passes (a failure: B stays out of traffic). With `wait`, gives B
+/// the planned time and says nothing was measured.
+pub async fn run(cx: &mut Ctx, load: &Load, source: &Converge) -> Result<Convergence, StepError> {
     let t0 = Instant::now();
+    let source = match source {
+        Converge::Wait(d) => {
+            let until = std::time::Instant::now() + *d;
+            hold(cx, load, until, "converge: nothing to measure, waiting").await?;
+            return Ok(Convergence {
+                duration_ms: t0.elapsed().as_millis() as u64,
+                source: format!("wait {} (nothing measured)", secs(*d)),
+                measured: false,
+                ..Convergence::default()
+            });
+        }
+        Converge::Measured(s) => s,
+    };
     let deadline = t0 + cx.plan.timeouts.converge;
-    let health_url = cx.plan.b.health();
     let mut rule = Stability::new(&cx.plan.converge);
     loop {
-        let probe = cx.health.probe(&health_url).await;
-        match probe.health() {
-            Some(h) => {
-                if let Some(lag) = rule.observe(h.applied, h.head, h.draining, Instant::now()) {
+        let last = match source.read().await {
+            Ok(p) => {
+                if let Some(lag) = rule.observe(p.applied, p.head, !p.ready, Instant::now()) {
                     return Ok(Convergence {
                         duration_ms: t0.elapsed().as_millis() as u64,
                         lag_max: rule.lag_max(),
                         lag_at_flip: lag,
+                        source: source.describe(),
+                        measured: true,
                     });
                 }
-                let (lag, lag_max, line) = (
-                    h.head.saturating_sub(h.applied),
-                    rule.lag_max(),
-                    load.line(),
-                );
+                let (lag, lag_max, line) = (p.lag(), rule.lag_max(), load.line());
+                let ready = if p.ready { "" } else { " (B not ready)" };
                 cx.out.progress(|| {
                     format!(
-                        "B applied {} head {} lag {lag} (max {lag_max}); {line}",
-                        h.applied, h.head
+                        "B applied {} head {} lag {lag} (max {lag_max}){ready}; {line}",
+                        p.applied, p.head
                     )
                 });
+                format!("applied {}, head {}{ready}", p.applied, p.head)
             }
-            None => {
+            // A name the service does not have will not appear by waiting.
+            Err(e @ SourceError::Missing { .. }) => return Err(StepError::Source(e)),
+            Err(e) => {
                 rule.lost_sight();
-                cx.out.progress(|| format!("B: {}", probe.describe()));
+                let why = e.to_string();
+                cx.out.progress(|| format!("B: {why}"));
+                why
             }
-        }
+        };
         if Instant::now() >= deadline {
             let c = &cx.plan.converge;
             return Err(StepError::Service(format!(
-                "not within {} of the head for {} after {} (lag max {}; last: {})",
+                "not within {} of the head for {} after {} (lag max {}; last: {last})",
                 c.max_lag,
                 secs(c.stable_for),
                 secs(cx.plan.timeouts.converge),
                 rule.lag_max(),
-                probe.describe()
             )));
         }
         cx.tick().await?;
@@ -120,6 +139,9 @@ pub async fn run(cx: &mut Ctx, load: &Load) -> Result<Convergence, StepError> {
 
 /// The report line of a converged B.
 pub fn detail(plan: &ConvergePlan, c: &Convergence) -> String {
+    if !c.measured {
+        return format!("B given {}", c.source);
+    }
     format!(
         "B within {} of the head for {} (lag max {})",
         plan.max_lag,
@@ -136,6 +158,7 @@ mod tests {
         Stability::new(&ConvergePlan {
             max_lag: 10,
             stable_for: Duration::from_secs(1),
+            ..ConvergePlan::default()
         })
     }
 

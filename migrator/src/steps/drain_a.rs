@@ -2,8 +2,9 @@
 //! watching that B holds up.
 //!
 //! Two rules, fed one reading at a time:
-//! - [`QuietWindow`]: A is drained once its `requests_total` has not moved
-//!   for `drain.quiet` and nothing is in flight.
+//! - [`QuietWindow`]: A is drained once what the plan's drain source reads
+//!   ([`crate::sources::drain`]: by default `requests_total` of A's health
+//!   document) has not moved for `drain.quiet` and nothing is in flight.
 //! - [`Watch`]: B is failing once its health has been bad for
 //!   `watch.unhealthy_for` without a break, or more requests failed after the
 //!   flip than the watch budget allows; then traffic goes back to A.
@@ -14,15 +15,21 @@ use tokio::time::{Duration, Instant};
 use super::context::Ctx;
 use super::error::StepError;
 use super::load::Load;
+use crate::sources::drain::{Drain, Usage};
+use crate::sources::SourceError;
 
 /// How the drain ended (a failing B is an `Err` instead: roll back).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Drained {
     /// A was quiet for the window.
     Quiet {
         quiet_for: Duration,
-        requests_total: u64,
+        /// What stood still (`requests_total`, `replies from a`, a metric).
+        counter: String,
+        value: f64,
     },
+    /// The plan gave A a fixed time, with nothing measured.
+    Waited(Duration),
     /// A stopped answering: nothing more can reach it.
     Gone(String),
     /// A still served when the drain timeout passed; stopping it gracefully
@@ -35,12 +42,14 @@ impl Drained {
         match self {
             Drained::Quiet {
                 quiet_for,
-                requests_total,
+                counter,
+                value,
             } => format!(
-                "A quiet for {} (requests_total {requests_total}, in_flight 0)",
+                "A quiet for {} ({counter} {value}, in_flight 0)",
                 secs(*quiet_for)
             ),
             Drained::Gone(why) => format!("A stopped answering ({why})"),
+            Drained::Waited(d) => format!("A given {} (drain.kind = wait: nothing measured)", secs(*d)),
             Drained::TimedOut(after) => format!(
                 "A still served requests after {}; stopping it gracefully hands its last connections to B",
                 secs(*after)
@@ -53,7 +62,7 @@ impl Drained {
 #[derive(Debug, Clone)]
 pub struct QuietWindow {
     quiet: Duration,
-    last_total: Option<u64>,
+    last_total: Option<f64>,
     moved_at: Instant,
 }
 
@@ -70,7 +79,7 @@ impl QuietWindow {
     /// counts as drained.
     pub fn observe(
         &mut self,
-        requests_total: u64,
+        requests_total: f64,
         in_flight: u64,
         now: Instant,
     ) -> (Duration, bool) {
@@ -128,17 +137,27 @@ impl Watch {
     }
 }
 
-/// Waits until A is quiet, watching B and the load; `Err` means roll back.
-pub async fn run(cx: &mut Ctx, load: &Load, failed_at_flip: u64) -> Result<Drained, StepError> {
+/// Waits until A is quiet by `source`, watching B and the load; `Err`
+/// means roll back.
+pub async fn run(
+    cx: &mut Ctx,
+    load: &Load,
+    failed_at_flip: u64,
+    source: &Drain,
+) -> Result<Drained, StepError> {
     let t0 = Instant::now();
     let deadline = t0 + cx.plan.timeouts.drain;
-    let (a_health, b_health) = (cx.plan.a.health(), cx.plan.b.health());
-    let mut window = QuietWindow::new(cx.plan.drain.quiet, t0);
+    let b_health = cx.plan.b.health();
+    let mut window = match source {
+        Drain::Wait(d) => QuietWindow::new(*d, t0),
+        Drain::Measured(_) => QuietWindow::new(cx.plan.drain.quiet, t0),
+    };
     let mut watch = Watch::new(
         cx.plan.watch.unhealthy_for,
         cx.plan.watch_failed(),
         failed_at_flip,
     );
+    let mut last_error: Option<SourceError>;
     loop {
         let b = cx.health.probe(&b_health).await;
         if let Err(bad_for) = watch.health(b.is_healthy(), Instant::now()) {
@@ -148,36 +167,64 @@ pub async fn run(cx: &mut Ctx, load: &Load, failed_at_flip: u64) -> Result<Drain
                 b.describe()
             )));
         }
-        if load.live().is_some() {
-            if let Err(failed) = watch.failures(load.failed()) {
+        let live = load.live();
+        if let Some(l) = &live {
+            if let Err(failed) = watch.failures(l.rejected + l.indeterminate) {
                 return Err(StepError::Watch(format!(
                     "{failed} requests failed after the flip (watch budget {})",
                     cx.plan.watch_failed()
                 )));
             }
         }
-        let a = cx.health.probe(&a_health).await;
-        let Some(h) = a.health() else {
-            return Ok(Drained::Gone(a.describe()));
+        let usage = match source {
+            // Nothing to read: the window only runs out.
+            Drain::Wait(_) => Ok(Usage::Counting {
+                total: 0.0,
+                in_flight: 0,
+            }),
+            Drain::Measured(s) => s.read(live.as_ref()).await,
         };
-        let (quiet_for, drained) = window.observe(h.requests_total, h.in_flight, Instant::now());
-        if drained {
-            return Ok(Drained::Quiet {
-                quiet_for,
-                requests_total: h.requests_total,
-            });
+        match usage {
+            Ok(Usage::Gone(why)) => return Ok(Drained::Gone(why)),
+            Ok(Usage::Counting { total, in_flight }) => {
+                last_error = None;
+                let (quiet_for, drained) = window.observe(total, in_flight, Instant::now());
+                if drained {
+                    return Ok(match source {
+                        Drain::Wait(d) => Drained::Waited(*d),
+                        Drain::Measured(s) => Drained::Quiet {
+                            quiet_for,
+                            counter: s.counter(),
+                            value: total,
+                        },
+                    });
+                }
+                let line = load.line();
+                let counter = match source {
+                    Drain::Measured(s) => s.counter(),
+                    Drain::Wait(_) => "waiting".into(),
+                };
+                cx.out.progress(|| {
+                    format!(
+                        "A {counter} {total} in_flight {in_flight} quiet {}; {line}",
+                        secs(quiet_for)
+                    )
+                });
+            }
+            // A name the service does not have will not appear by waiting.
+            Err(e @ SourceError::Missing { .. }) => return Err(StepError::Source(e)),
+            Err(e) => {
+                let why = e.to_string();
+                cx.out.progress(|| format!("A: {why}"));
+                last_error = Some(e);
+            }
         }
-        let line = load.line();
-        cx.out.progress(|| {
-            format!(
-                "A requests_total {} in_flight {} quiet {}; {line}",
-                h.requests_total,
-                h.in_flight,
-                secs(quiet_for)
-            )
-        });
         if Instant::now() >= deadline {
-            return Ok(Drained::TimedOut(cx.plan.timeouts.drain));
+            return match last_error {
+                // The source never came back: A's use is unknown.
+                Some(e) => Err(StepError::Source(e)),
+                None => Ok(Drained::TimedOut(cx.plan.timeouts.drain)),
+            };
         }
         cx.tick().await?;
     }
@@ -190,9 +237,9 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn quiet_once_the_counter_stands_still_for_the_window() {
         let mut w = QuietWindow::new(Duration::from_secs(2), Instant::now());
-        let mut total = 0;
+        let mut total = 0.0;
         for _ in 0..30 {
-            total += 7;
+            total += 7.0;
             let (quiet, done) = w.observe(total, 3, Instant::now());
             assert_eq!((quiet, done), (Duration::ZERO, false));
             tokio::time::advance(Duration::from_millis(100)).await;
@@ -213,15 +260,26 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_request_in_flight_keeps_a_from_counting_as_drained() {
         let mut w = QuietWindow::new(Duration::from_secs(2), Instant::now());
-        w.observe(10, 1, Instant::now());
+        w.observe(10.0, 1, Instant::now());
         tokio::time::advance(Duration::from_secs(5)).await;
         assert_eq!(
-            w.observe(10, 1, Instant::now()),
+            w.observe(10.0, 1, Instant::now()),
             (Duration::from_secs(5), false)
         );
-        assert!(w.observe(10, 0, Instant::now()).1);
+        assert!(w.observe(10.0, 0, Instant::now()).1);
         // One more request restarts the window.
-        assert_eq!(w.observe(11, 0, Instant::now()), (Duration::ZERO, false));
+        assert_eq!(w.observe(11.0, 0, Instant::now()), (Duration::ZERO, false));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_counter_that_goes_down_is_movement_too() {
+        let mut w = QuietWindow::new(Duration::from_secs(1), Instant::now());
+        w.observe(500.0, 0, Instant::now());
+        tokio::time::advance(Duration::from_millis(900)).await;
+        // A restarted: its counter starts again from zero.
+        assert_eq!(w.observe(3.0, 0, Instant::now()), (Duration::ZERO, false));
+        tokio::time::advance(Duration::from_secs(1)).await;
+        assert!(w.observe(3.0, 0, Instant::now()).1);
     }
 
     #[tokio::test(start_paused = true)]

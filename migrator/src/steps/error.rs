@@ -3,6 +3,7 @@
 //! the verdict); the message is what the report's step `detail` says.
 
 use crate::process::ProcessError;
+use crate::sources::SourceError;
 use crate::switch::SwitchError;
 
 #[derive(Debug, thiserror::Error)]
@@ -21,6 +22,10 @@ pub enum StepError {
     /// whoever runs the service must look at it.
     #[error("{0}")]
     Service(String),
+    /// A source the plan chose could not be read in a way waiting will not
+    /// mend (a metric or pointer that is not there): the plan's author.
+    #[error(transparent)]
+    Source(#[from] SourceError),
     /// B failed after the flip beyond the watch budget: traffic goes back to A.
     #[error("{0}")]
     Watch(String),

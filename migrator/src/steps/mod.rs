@@ -38,10 +38,11 @@ use handover_cli::Style;
 use handover_contract::exit;
 use tokio_util::sync::CancellationToken;
 
-use crate::health::{HealthClient, Probe};
+use crate::health::HealthClient;
 use crate::plan::Plan;
 use crate::process::{Reaper, Started};
 use crate::report::{rfc3339_now, MigrationReport, StepOutcome, StepTimer};
+use crate::sources::{self, converge::Converge};
 use crate::switch::{self, TrafficSwitch};
 pub use context::{Ctx, POLL};
 pub use error::{RunError, StepError};
@@ -89,6 +90,23 @@ struct Pipeline {
     b_proc: Option<Started>,
     /// Reasons that fail the run whatever the verdict says.
     failures: Vec<String>,
+    /// Where the converge step reads B's progress.
+    converge: Converge,
+    /// The instances A and B answer as: from the plan, their health
+    /// documents, or (A) the replies before the flip.
+    a_instance: Option<String>,
+    b_instance: Option<String>,
+    /// Traffic was moved to B and stayed there (no rollback).
+    moved: bool,
+}
+
+/// The one instance that answered, if exactly one did.
+fn only_instance(live: &feeder::Live) -> Option<String> {
+    let mut seen = live.by_instance.iter().filter(|(_, n)| **n > 0);
+    match (seen.next(), seen.next()) {
+        (Some((name, _)), None) => Some(name.clone()),
+        _ => None,
+    }
 }
 
 /// Runs the plan. `Err` only for problems found before anything changed.
@@ -106,6 +124,7 @@ pub async fn run(opts: RunOptions) -> Result<RunOutcome, RunError> {
     } = opts;
     let switch = switch::from_plan(&plan, token)
         .map_err(|e| RunError::Preflight(preflight::refusal(&e.into())))?;
+    let converge = sources::converge::from_plan(&plan).map_err(RunError::Preflight)?;
     let ack_log = plan
         .feeder
         .ack_log
@@ -129,10 +148,25 @@ pub async fn run(opts: RunOptions) -> Result<RunOutcome, RunError> {
         ack_log,
         b_proc: None,
         failures: Vec::new(),
+        converge,
+        a_instance: None,
+        b_instance: None,
+        moved: false,
     };
     let step = p.begin("preflight");
-    match preflight::run(&mut p.cx, p.switch.as_ref(), &p.ack_log, dry_run).await {
-        Ok(pre) => p.end(step, StepOutcome::Ok, pre.detail()),
+    match preflight::run(
+        &mut p.cx,
+        p.switch.as_ref(),
+        &p.converge,
+        &p.ack_log,
+        dry_run,
+    )
+    .await
+    {
+        Ok(pre) => {
+            p.a_instance = pre.a_instance.clone();
+            p.end(step, StepOutcome::Ok, pre.detail());
+        }
         Err(e) => {
             let msg = preflight::refusal(&e);
             p.end(step, StepOutcome::Failed, msg.clone());
@@ -167,7 +201,10 @@ impl Pipeline {
     async fn cutover(mut self, load: Load) -> RunOutcome {
         let step = self.begin("start_b");
         match start_b::run(&mut self.cx, &self.workdir, &self.reaper, &mut self.b_proc).await {
-            Ok(b) => self.end(step, StepOutcome::Ok, b.detail()),
+            Ok(b) => {
+                self.b_instance = b.instance.clone();
+                self.end(step, StepOutcome::Ok, b.detail());
+            }
             Err(e) => {
                 self.end(step, StepOutcome::Failed, e.to_string());
                 return self
@@ -177,7 +214,7 @@ impl Pipeline {
         }
 
         let step = self.begin("converge");
-        match converge::run(&mut self.cx, &load).await {
+        match converge::run(&mut self.cx, &load, &self.converge).await {
             Ok(c) => {
                 let detail = converge::detail(&self.cx.plan.converge, &c);
                 self.report.convergence = Some(c);
@@ -196,10 +233,15 @@ impl Pipeline {
         if let Err(e) = hold(&mut self.cx, &load, until, "load on A").await {
             return self.abort_before_flip(load, e.to_string()).await;
         }
-        if let Probe::Healthy(h) = self.cx.health.probe(&self.cx.plan.b.health()).await {
-            if let Some(c) = self.report.convergence.as_mut() {
-                c.lag_at_flip = h.head.saturating_sub(h.applied);
+        if let Converge::Measured(source) = &self.converge {
+            if let (Ok(p), Some(c)) = (source.read().await, self.report.convergence.as_mut()) {
+                c.lag_at_flip = p.lag();
             }
+        }
+        // Before the flip every reply comes from A: that names A's instance
+        // when neither the plan nor A's health document did.
+        if self.a_instance.is_none() {
+            self.a_instance = load.live().and_then(|l| only_instance(&l));
         }
 
         let failed_at_flip = load.failed();
@@ -228,7 +270,13 @@ impl Pipeline {
         }
 
         let step = self.begin("drain_a");
-        match drain_a::run(&mut self.cx, &load, failed_at_flip).await {
+        let drain = sources::drain::from_plan(&self.cx.plan, self.a_instance.as_deref())
+            .map_err(StepError::Plan);
+        let drained = match &drain {
+            Ok(source) => drain_a::run(&mut self.cx, &load, failed_at_flip, source).await,
+            Err(e) => Err(StepError::Plan(e.to_string())),
+        };
+        match drained {
             Ok(d) => {
                 if let drain_a::Drained::TimedOut(_) = d {
                     self.cx.out.warn(&d.detail());
@@ -257,6 +305,7 @@ impl Pipeline {
             self.failures.push(e.to_string());
         }
         let b_url = self.cx.plan.b.url.clone();
+        self.moved = true;
         self.finish(load, Some(b_url)).await
     }
 
@@ -310,6 +359,14 @@ impl Pipeline {
         let ended = load.finish(&mut self.cx, &self.ack_log).await;
         self.report.feeder = ended.report;
         self.failures.extend(ended.problem);
+        if let (true, Some(b), Some(f)) = (self.moved, &self.b_instance, &self.report.feeder) {
+            // Only where replies name their instance at all.
+            if !f.instances.is_empty() && f.instances.get(b).copied().unwrap_or(0) == 0 {
+                self.failures.push(format!(
+                    "B (instance {b}) answered no request: traffic never reached it"
+                ));
+            }
+        }
 
         if let Some(app) = app {
             let step = self.begin("reconcile");

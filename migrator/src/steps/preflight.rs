@@ -11,22 +11,25 @@ use super::context::Ctx;
 use super::error::StepError;
 use crate::health::Probe;
 use crate::plan::FeederMode;
+use crate::sources::converge::Converge;
+use crate::sources::drain::{self, Drain};
 use crate::switch::{SwitchError, SwitchState, TrafficSwitch};
 
 /// What preflight learned.
 #[derive(Debug, Clone)]
 pub struct Preflight {
-    /// The instance A answers as.
-    pub a_instance: String,
+    /// The instance A answers as (the plan's, else its health document's).
+    pub a_instance: Option<String>,
     pub switch: SwitchState,
 }
 
 impl Preflight {
     pub fn detail(&self) -> String {
-        format!(
-            "A healthy (instance {}); {}; B not serving",
-            self.a_instance, self.switch.detail
-        )
+        let a = match &self.a_instance {
+            Some(i) => format!("A healthy (instance {i})"),
+            None => "A healthy".to_string(),
+        };
+        format!("{a}; {}; B not serving", self.switch.detail)
     }
 }
 
@@ -34,6 +37,7 @@ impl Preflight {
 pub async fn run(
     cx: &mut Ctx,
     switch: &dyn TrafficSwitch,
+    converge: &Converge,
     ack_log: &Path,
     dry_run: bool,
 ) -> Result<Preflight, StepError> {
@@ -88,12 +92,46 @@ pub async fn run(
             cx.out.warn(&f.message);
         }
     }
-    let a_instance = a.health().map(|h| h.instance.clone()).unwrap_or_default();
+    let a_instance = plan
+        .a
+        .instance
+        .clone()
+        .or_else(|| a.instance().map(str::to_string));
+    let seen = check_sources(cx, converge).await?;
     print_plan(cx, switch, &state.detail, ack_log, dry_run);
+    for line in seen {
+        cx.out.note(&format!("read: {line}"));
+    }
     Ok(Preflight {
         a_instance,
         switch: state,
     })
+}
+
+/// Reads every source the plan chose that can be read before B runs — a
+/// metric that does not exist or a pointer that resolves to nothing is
+/// refused now, not halfway through the cutover — and says what was read.
+async fn check_sources(cx: &Ctx, converge: &Converge) -> Result<Vec<String>, StepError> {
+    let plan = &cx.plan;
+    let mut seen = Vec::new();
+    match converge {
+        Converge::Measured(s) => {
+            seen.push(format!("converge from {}", s.describe()));
+            seen.extend(s.preflight(&plan.b).await?);
+        }
+        Converge::Wait(d) => seen.push(format!("converge: wait {} (nothing measured)", secs(*d))),
+    }
+    // A's instance may still be learned from the replies before the flip.
+    match drain::from_plan(plan, Some(plan.a.instance.as_deref().unwrap_or("A")))
+        .map_err(StepError::Plan)?
+    {
+        Drain::Measured(s) => {
+            seen.push(format!("drain from {}", s.describe()));
+            seen.extend(s.preflight().await?);
+        }
+        Drain::Wait(d) => seen.push(format!("drain: wait {} (nothing measured)", secs(d))),
+    }
+    Ok(seen)
 }
 
 /// The message preflight refuses with (the switch's problems prefixed `switch:`).
@@ -101,6 +139,7 @@ pub fn refusal(e: &StepError) -> String {
     match e {
         StepError::Switch(SwitchError::Config(m)) => format!("switch: {m}"),
         StepError::Switch(other) => format!("switch: {other}"),
+        StepError::Source(e) => format!("source {e}"),
         other => other.to_string(),
     }
 }

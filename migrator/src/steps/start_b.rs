@@ -15,7 +15,8 @@ use crate::process::{Reaper, StartState, Started};
 /// B serving.
 #[derive(Debug, Clone)]
 pub struct StartedB {
-    pub instance: String,
+    /// As the plan names it, or as B's health document says.
+    pub instance: Option<String>,
     /// The process the start command left running, if any.
     pub pid: Option<u32>,
 }
@@ -23,7 +24,10 @@ pub struct StartedB {
 impl StartedB {
     pub fn detail(&self) -> String {
         let pid = self.pid.map(|p| format!(", pid {p}")).unwrap_or_default();
-        format!("B healthy (instance {}{pid})", self.instance)
+        match &self.instance {
+            Some(i) => format!("B healthy (instance {i}{pid})"),
+            None => format!("B healthy (instance not named{pid})"),
+        }
     }
 }
 
@@ -55,10 +59,12 @@ pub async fn run(
         let probe = cx.health.probe(&health_url).await;
         if probe.is_healthy() {
             return Ok(StartedB {
-                instance: probe
-                    .health()
-                    .map(|h| h.instance.clone())
-                    .unwrap_or_default(),
+                instance: cx
+                    .plan
+                    .b
+                    .instance
+                    .clone()
+                    .or_else(|| probe.instance().map(str::to_string)),
                 pid: started.running_pid(),
             });
         }

@@ -9,6 +9,7 @@ use handover_contract::Health;
 use url::Url;
 
 use super::{ConvergeSource, Positions};
+use crate::plan::Origin;
 use crate::sources::{http_client, SourceError};
 
 /// B's positions from its health document, the head also from A's.
@@ -60,9 +61,26 @@ async fn document(http: &reqwest::Client, key: &str, url: &Url) -> Result<Health
 impl ConvergeSource for HealthPositions {
     fn describe(&self) -> String {
         match &self.a {
-            Some(a) => format!("health documents: B {} (applied), A {a} and B (head)", self.b),
+            Some(a) => format!(
+                "health documents: B {} (applied), A {a} and B (head)",
+                self.b
+            ),
             None => format!("health document {}", self.b),
         }
+    }
+
+    fn preflight<'a>(&'a self, _b: &'a Origin) -> BoxFuture<'a, Result<Vec<String>, SourceError>> {
+        async move {
+            let Some(a) = &self.a else {
+                return Ok(Vec::new());
+            };
+            let h = document(&self.http, "converge.kind", a).await?;
+            Ok(vec![format!(
+                "converge: A's health document says head {}",
+                h.head
+            )])
+        }
+        .boxed()
     }
 
     fn read(&self) -> BoxFuture<'_, Result<Positions, SourceError>> {
@@ -70,7 +88,10 @@ impl ConvergeSource for HealthPositions {
             let b = document(&self.http, "b.health_url", &self.b).await?;
             // A's view counts while A answers; once it is gone, B's is all there is.
             let a_head = match &self.a {
-                Some(a) => document(&self.http, "a.health_url", a).await.ok().map(|h| h.head),
+                Some(a) => document(&self.http, "a.health_url", a)
+                    .await
+                    .ok()
+                    .map(|h| h.head),
                 None => None,
             };
             Ok(Positions {
