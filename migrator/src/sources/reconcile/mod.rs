@@ -302,3 +302,124 @@ pub(crate) fn acked_with(ids: &[&str], content: &str) -> Ledger {
     }
     index.seal()
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> ReconcilePlan {
+        toml::from_str(text).unwrap()
+    }
+
+    fn key_of(text: &str) -> String {
+        parse(text).validate().unwrap_err().0
+    }
+
+    #[test]
+    fn every_kind_parses_and_the_default_is_the_example_app() {
+        assert_eq!(ReconcilePlan::default(), ReconcilePlan::ExampleApp);
+        assert_eq!(parse("kind = \"none\""), ReconcilePlan::None);
+        let http = parse(
+            "kind = \"http\"\nurl = \"http://svc/items\"\nid_pointer = \"/id\"\nformat = \"ndjson\"",
+        );
+        assert!(matches!(&http, ReconcilePlan::Http(l) if l.format == ListFormat::Ndjson));
+        assert_eq!(http.validate(), Ok(()));
+        let sql = parse("kind = \"sql\"\nurl_env = \"ORDERS_DB\"\nquery = \"SELECT id FROM t\"");
+        assert_eq!(sql.validate(), Ok(()));
+        assert!(toml::from_str::<ReconcilePlan>("kind = \"s3\"").is_err());
+        assert!(toml::from_str::<ReconcilePlan>("kind = \"http\"\nurl = \"http://x/\"").is_err());
+        assert!(
+            toml::from_str::<ReconcilePlan>("kind = \"command\"\ncommand = \"x\"\nextra = 1")
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn bad_values_name_their_key() {
+        let http = "kind = \"http\"\nurl = \"http://svc/items\"\n";
+        assert_eq!(
+            key_of(&format!("{http}id_pointer = \"id\"")),
+            "reconcile.id_pointer"
+        );
+        assert_eq!(
+            key_of(&format!(
+                "{http}id_pointer = \"/id\"\ndigest_pointer = \"/a~2\""
+            )),
+            "reconcile.digest_pointer"
+        );
+        assert_eq!(
+            key_of(&format!(
+                "{http}id_pointer = \"/id\"\nformat = \"ndjson\"\nnext_pointer = \"/next\""
+            )),
+            "reconcile.next_pointer"
+        );
+        assert_eq!(
+            key_of("kind = \"http\"\nurl = \"ftp://svc/\"\nid_pointer = \"/id\""),
+            "reconcile.url"
+        );
+        assert_eq!(
+            key_of("kind = \"command\"\ncommand = \" \""),
+            "reconcile.command"
+        );
+        let (key, message) = parse(&format!("{http}id_pointer = \"id\""))
+            .validate()
+            .unwrap_err();
+        assert_eq!(key, "reconcile.id_pointer");
+        assert!(
+            message.starts_with("\"id\" is not a JSON pointer"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn only_none_is_unreconciled() {
+        assert!(ReconcilePlan::None
+            .unreconciled()
+            .unwrap()
+            .contains("reconcile.kind = \"none\""));
+        assert_eq!(ReconcilePlan::ExampleApp.unreconciled(), None);
+        let b = Url::parse("http://b/").unwrap();
+        assert!(
+            from_plan(&ReconcilePlan::None, &b, &ReconcileOptions::default())
+                .unwrap()
+                .is_none()
+        );
+        let app = from_plan(&ReconcilePlan::ExampleApp, &b, &ReconcileOptions::default()).unwrap();
+        assert_eq!(app.unwrap().kind(), "example_app");
+    }
+
+    #[test]
+    fn the_password_of_a_listing_url_is_not_in_debug() {
+        let http =
+            parse("kind = \"http\"\nurl = \"https://u:hunter2@svc/items\"\nid_pointer = \"/id\"");
+        assert!(!format!("{http:?}").contains("hunter2"), "{http:?}");
+        let sql = parse(
+            "kind = \"sql\"\nurl = \"postgres://u:hunter2@db/x\"\nquery = \"SELECT id FROM t\"",
+        );
+        assert!(!format!("{sql:?}").contains("hunter2"), "{sql:?}");
+    }
+
+    #[test]
+    fn the_wait_follows_the_converge_source_unless_the_example_app_waits_itself() {
+        let plan = |converge: &str, reconcile: &str| {
+            Plan::from_toml(&format!(
+                "[a]\nurl = \"http://127.0.0.1:1/\"\naddress = \"a\"\nstop = \"true\"\n\
+                 [b]\nurl = \"http://127.0.0.1:2/\"\naddress = \"b\"\nstart = \"true\"\n\
+                 [switch]\nkind = \"command\"\nflip = \"true\"\nread = \"echo a\"\n\
+                 [feeder]\ntarget = \"http://127.0.0.1:3/\"\n\
+                 [converge]\n{converge}\n[reconcile]\n{reconcile}\n"
+            ))
+            .unwrap()
+        };
+        let http = "kind = \"http\"\nurl = \"http://127.0.0.1:2/items\"\nid_pointer = \"/id\"";
+        let waits = |p: &Plan| wait_source(p).unwrap().map(|c| c.describe());
+        assert_eq!(
+            waits(&plan("kind = \"health\"", "kind = \"example_app\"")),
+            None
+        );
+        assert_eq!(waits(&plan("kind = \"wait\"\nfor = \"1s\"", http)), None);
+        let health = waits(&plan("kind = \"health\"", http)).unwrap();
+        assert!(health.contains("127.0.0.1:2"), "{health}");
+    }
+}
