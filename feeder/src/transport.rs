@@ -15,7 +15,7 @@
 
 use crate::http1;
 use crate::options::ClientKind;
-use crate::template::{pointer, ReplyInstance, REPLY_BODY_LIMIT};
+use crate::template::{pointer::Pointer, ReplyInstance, REPLY_BODY_LIMIT};
 use crate::workload::Request;
 use crate::{Error, Options, Workload};
 use bytes::Bytes;
@@ -50,7 +50,7 @@ pub struct Transport {
     /// The reply header naming the instance (ignored with `instance_json`).
     instance_header: HeaderName,
     /// The JSON pointer into the reply body naming the instance.
-    instance_json: Option<String>,
+    instance_json: Option<Pointer>,
     timeout: Duration,
 }
 
@@ -72,7 +72,11 @@ impl Transport {
         };
         let (header, instance_json) = match instance {
             ReplyInstance::Header(h) => (h, None),
-            ReplyInstance::Json(p) => (opts.instance_header.clone(), Some(p)),
+            ReplyInstance::Json(p) => {
+                let pointer = Pointer::parse(&p)
+                    .map_err(|e| Error::Usage(format!("feeder.request.instance_json: {e}")))?;
+                (opts.instance_header.clone(), Some(pointer))
+            }
         };
         let instance_header = HeaderName::from_bytes(header.as_bytes())
             .map_err(|e| Error::Usage(format!("instance header: {e}")))?;
@@ -232,9 +236,7 @@ impl Transport {
                         Some(p) => conn
                             .read_body(framing, head.close, REPLY_BODY_LIMIT)
                             .await
-                            .map(|body| {
-                                reply.instance = body.and_then(|b| pointer::instance_in(b, p))
-                            }),
+                            .map(|body| reply.instance = body.and_then(|b| p.instance_in(b))),
                     };
                     if let Err(e) = read {
                         tracing::debug!(error = %e, "reading the reply body failed");
@@ -311,7 +313,7 @@ impl Transport {
         })
         .await;
         if let (Some(p), true) = (&self.instance_json, whole) {
-            reply.instance = pointer::instance_in(&body, p);
+            reply.instance = p.instance_in(&body);
         }
         reply
     }

@@ -8,8 +8,8 @@
 //! made; the rest into a worker's reused [`Scratch`].
 
 use crate::outcome::OkStatus;
-use crate::template::{self, Compiled, Headers, Text, Vars};
-use handover_contract::order::{content_digest, line_items_digest};
+use crate::template::{self, pointer::Pointer, Compiled, Headers, Text, Vars};
+use handover_contract::order::line_items_digest;
 use handover_contract::{LineItem, NewOrder, Outcome};
 
 /// What every request of a run is made from; shared by all workers.
@@ -27,7 +27,7 @@ pub struct Plan {
     /// The template sets `User-Agent`: the feeder's own is left out.
     own_user_agent: bool,
     body: BodyPlan,
-    content_pointer: Option<String>,
+    content_pointer: Option<Pointer>,
     ok: OkStatus,
 }
 
@@ -173,8 +173,9 @@ impl Plan {
                 text.render(vars, body);
                 req.items_digest = self
                     .content_pointer
-                    .as_deref()
-                    .and_then(|p| content_hex(body, p));
+                    .as_ref()
+                    .and_then(|p| p.content_digest_in(body))
+                    .map(|d| format!("{d:016x}"));
                 req.body = Some(&body[..]);
             }
         }
@@ -190,14 +191,6 @@ fn render_string<'a>(text: &Text, vars: Vars<'_>, buf: &'a mut String) -> &'a st
     // Literals come from a &str and placeholder values are ASCII: always UTF-8.
     *buf = String::from_utf8(bytes).unwrap_or_default();
     buf
-}
-
-/// The ack line's `items_digest` of a rendered JSON body: the content
-/// digest of the value at `pointer`, 16 hex digits. Validation rendered the
-/// body once and found the value; `None` only if a render differs in shape.
-pub fn content_hex(body: &[u8], pointer: &str) -> Option<String> {
-    let value: serde_json::Value = serde_json::from_slice(body).ok()?;
-    Some(format!("{:016x}", content_digest(value.pointer(pointer)?)))
 }
 
 const PRODUCTS: &[&str] = &[
@@ -349,7 +342,8 @@ mod tests {
                 serde_json::from_slice::<serde_json::Value>(req.body.unwrap()).unwrap(),
                 body
             );
-            let expected = format!("{:016x}", content_digest(&value));
+            let digest = handover_contract::order::content_digest(&value);
+            let expected = format!("{digest:016x}");
             assert_eq!(req.items_digest.as_deref(), Some(expected.as_str()));
             assert_eq!(req.user_id, None);
         }

@@ -209,7 +209,7 @@ pub struct Compiled {
     pub headers: Headers,
     pub body: Body,
     /// Checked to resolve in a sample render of a JSON body.
-    pub content_pointer: Option<String>,
+    pub content_pointer: Option<pointer::Pointer>,
     pub ok: OkStatus,
     /// A `User-Agent` is among the headers: the feeder sends none of its own.
     pub own_user_agent: bool,
@@ -310,8 +310,13 @@ impl RequestTemplate {
             }
         };
         self.check_instance()?;
+        let content_pointer = match &self.content_pointer {
+            None => None,
+            Some(p) => {
+                Some(pointer::Pointer::parse(p).or_else(|e| fail(Field::ContentPointer, e))?)
+            }
+        };
         if let Some(p) = &self.content_pointer {
-            pointer::check(p).or_else(|e| fail(Field::ContentPointer, e))?;
             let Some(sample) = sample else {
                 return fail(
                     Field::ContentPointer,
@@ -334,7 +339,7 @@ impl RequestTemplate {
             path,
             headers,
             body,
-            content_pointer: self.content_pointer.clone(),
+            content_pointer,
             ok,
             own_user_agent,
         })

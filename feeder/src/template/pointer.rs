@@ -1,9 +1,19 @@
 //! RFC 6901 JSON pointers: the check that refuses a malformed one before a
-//! run starts, and reading the instance name out of a reply body.
+//! run starts, and the two per-request reads: the digest of the value a
+//! request body holds at `content_pointer`, and the instance a reply body
+//! names at `instance_json`.
 //!
-//! Lookup itself is serde_json's [`serde_json::Value::pointer`], which
-//! implements the RFC; this module only adds what it leaves out (saying
-//! *why* a pointer is malformed, and what a found value means here).
+//! Both reads happen for every request, so they walk the document as it is
+//! parsed: values off the path are skipped without being built, and a
+//! string at the end is used where it lies. Results are exactly those of
+//! [`serde_json::Value::pointer`] on the parsed document (the tests hold
+//! the two side by side, duplicate keys included: the last one wins).
+
+use handover_contract::order::{content_digest, text_digest};
+use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::Deserialize;
+use serde_json::Value;
+use std::fmt;
 
 /// `Ok` when `p` is a JSON pointer: empty (the whole document) or
 /// `/`-separated tokens in which `~` appears only as `~0` or `~1`.
@@ -24,61 +34,269 @@ pub fn check(p: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// The instance a reply body names at `pointer`: a string as it is, a
-/// number as written; anything else (missing, null, an object, a body that
-/// is not JSON) names no instance. Never fails: a reply is data, not input.
-pub fn instance_in(body: &[u8], pointer: &str) -> Option<String> {
-    let value: serde_json::Value = serde_json::from_slice(body).ok()?;
-    match value.pointer(pointer)? {
-        serde_json::Value::String(s) => Some(s.clone()),
-        serde_json::Value::Number(n) => Some(n.to_string()),
-        _ => None,
+/// A checked pointer, split into its unescaped reference tokens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pointer {
+    tokens: Vec<String>,
+}
+
+impl Pointer {
+    /// Checks `p` ([`check`]) and splits it.
+    pub fn parse(p: &str) -> Result<Pointer, String> {
+        check(p)?;
+        let tokens = p
+            .split('/')
+            .skip(1)
+            .map(|t| t.replace("~1", "/").replace("~0", "~"))
+            .collect();
+        Ok(Pointer { tokens })
+    }
+
+    /// [`content_digest`] of the value at this pointer in `body`; `None`
+    /// when the body is not JSON or holds nothing there.
+    pub fn content_digest_in(&self, body: &[u8]) -> Option<u64> {
+        self.read(body, DigestLeaf)
+    }
+
+    /// The instance `body` names here: a string as it is, a number as
+    /// written; anything else (missing, null, an object, a body that is not
+    /// JSON) names none. Never fails: a reply is data, not input.
+    pub fn instance_in(&self, body: &[u8]) -> Option<String> {
+        self.read(body, TextLeaf)
+    }
+
+    fn read<L: Leaf>(&self, body: &[u8], leaf: L) -> Option<L::Out> {
+        let mut de = serde_json::Deserializer::from_slice(body);
+        let found = Walk {
+            tokens: &self.tokens,
+            leaf,
+        }
+        .deserialize(&mut de)
+        .ok()?;
+        // Trailing bytes make the body not JSON, as for `from_slice`.
+        de.end().ok()?;
+        found
+    }
+}
+
+/// What to make of the value a pointer reaches (it must be consumed whole).
+trait Leaf: Copy {
+    type Out;
+    fn read<'de, D: Deserializer<'de>>(self, d: D) -> Result<Option<Self::Out>, D::Error>;
+}
+
+/// Follows the remaining tokens, skipping everything off the path.
+struct Walk<'a, L> {
+    tokens: &'a [String],
+    leaf: L,
+}
+
+impl<'de, L: Leaf> DeserializeSeed<'de> for Walk<'_, L> {
+    type Value = Option<L::Out>;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        match self.tokens.split_first() {
+            None => self.leaf.read(d),
+            Some((token, rest)) => d.deserialize_any(Step {
+                token,
+                rest: Walk {
+                    tokens: rest,
+                    leaf: self.leaf,
+                },
+            }),
+        }
+    }
+}
+
+/// One token: a key into an object or an index into an array; a scalar
+/// has nothing under it.
+struct Step<'a, L> {
+    token: &'a str,
+    rest: Walk<'a, L>,
+}
+
+impl<'de, L: Leaf> Visitor<'de> for Step<'_, L> {
+    type Value = Option<L::Out>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut found = None;
+        while let Some(hit) = map.next_key_seed(KeyIs(self.token))? {
+            if hit {
+                // A later duplicate replaces an earlier one, as in a parsed map.
+                found = map.next_value_seed(self.rest)?;
+            } else {
+                map.next_value::<IgnoredAny>()?;
+            }
+        }
+        Ok(found)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let index = array_index(self.token);
+        let mut found = None;
+        for i in 0.. {
+            if Some(i) == index {
+                match seq.next_element_seed(self.rest)? {
+                    Some(v) => found = v,
+                    None => break,
+                }
+            } else if seq.next_element::<IgnoredAny>()?.is_none() {
+                break;
+            }
+        }
+        Ok(found)
+    }
+}
+
+impl<L: Copy> Copy for Walk<'_, L> {}
+impl<L: Copy> Clone for Walk<'_, L> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+/// An array index as `Value::pointer` reads one: digits, no sign, no
+/// leading zero.
+fn array_index(token: &str) -> Option<usize> {
+    if token.starts_with('+') || (token.starts_with('0') && token.len() != 1) {
+        return None;
+    }
+    token.parse().ok()
+}
+
+/// Whether an object key equals the token, without copying the key.
+struct KeyIs<'a>(&'a str);
+
+impl<'de> DeserializeSeed<'de> for KeyIs<'_> {
+    type Value = bool;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<bool, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for KeyIs<'_> {
+    type Value = bool;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an object key")
+    }
+    fn visit_str<E>(self, key: &str) -> Result<bool, E> {
+        Ok(key == self.0)
+    }
+}
+
+/// The content digest: a string's text where it lies; any other value
+/// built (it is small: the part of the body the pointer names) and digested
+/// as [`content_digest`] does.
+#[derive(Clone, Copy)]
+struct DigestLeaf;
+
+impl Leaf for DigestLeaf {
+    type Out = u64;
+    fn read<'de, D: Deserializer<'de>>(self, d: D) -> Result<Option<u64>, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for DigestLeaf {
+    type Value = Option<u64>;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_str<E>(self, s: &str) -> Result<Self::Value, E> {
+        Ok(Some(text_digest(s)))
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<Self::Value, E> {
+        Ok(Some(content_digest(&Value::from(v))))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Self::Value, E> {
+        Ok(Some(content_digest(&Value::from(v))))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Self::Value, E> {
+        Ok(Some(content_digest(&Value::from(v))))
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Self::Value, E> {
+        Ok(Some(content_digest(&Value::from(v))))
+    }
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(Some(content_digest(&Value::Null)))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+        let value = Value::deserialize(de::value::MapAccessDeserializer::new(map))?;
+        Ok(Some(content_digest(&value)))
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+        let value = Value::deserialize(de::value::SeqAccessDeserializer::new(seq))?;
+        Ok(Some(content_digest(&value)))
+    }
+}
+
+/// An instance name: a string or a number; anything else is skipped whole.
+#[derive(Clone, Copy)]
+struct TextLeaf;
+
+impl Leaf for TextLeaf {
+    type Out = String;
+    fn read<'de, D: Deserializer<'de>>(self, d: D) -> Result<Option<String>, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for TextLeaf {
+    type Value = Option<String>;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_str<E>(self, s: &str) -> Result<Self::Value, E> {
+        Ok(Some(s.to_string()))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Self::Value, E> {
+        Ok(Some(v.to_string()))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Self::Value, E> {
+        Ok(Some(v.to_string()))
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Self::Value, E> {
+        Ok(serde_json::Number::from_f64(v).map(|n| n.to_string()))
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        Ok(None)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(None)
     }
 }
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn pointers_are_checked_as_rfc_6901_says() {
-        for ok in [
-            "",
-            "/",
-            "/a",
-            "/a/0",
-            "/a~1b",
-            "/m~0n",
-            "/~0~1",
-            "/ sp ace/ü",
-        ] {
-            assert!(check(ok).is_ok(), "{ok}");
-        }
-        for bad in ["a", "instance", "#/a", "/a~", "/a~2", "/~x", "~0"] {
-            let e = check(bad).unwrap_err();
-            assert!(e.contains("not a JSON pointer"), "{bad}: {e}");
-        }
-    }
-
-    #[test]
-    fn instance_from_strings_and_numbers_only() {
-        let body = br#"{"instance":"a","node":{"id":7,"f":1.5},"n":null,"l":["x"],"a/b":"s"}"#;
-        assert_eq!(instance_in(body, "/instance").as_deref(), Some("a"));
-        assert_eq!(instance_in(body, "/node/id").as_deref(), Some("7"));
-        assert_eq!(instance_in(body, "/node/f").as_deref(), Some("1.5"));
-        assert_eq!(instance_in(body, "/l/0").as_deref(), Some("x"));
-        assert_eq!(instance_in(body, "/a~1b").as_deref(), Some("s"));
-        for none in ["/missing", "/n", "/node", "/l", "", "/l/1", "/l/01"] {
-            assert_eq!(instance_in(body, none), None, "{none}");
-        }
-    }
-
-    #[test]
-    fn a_body_that_is_not_json_names_no_instance() {
-        for body in [&b""[..], b"<html>", b"{\"instance\":", b"\xff\xfe", b"null"] {
-            assert_eq!(instance_in(body, "/instance"), None);
-        }
-        assert_eq!(instance_in(b"\"top\"", "").as_deref(), Some("top"));
-    }
-}
+mod tests;

@@ -98,7 +98,10 @@ fn renders_path_headers_and_body() {
     );
     assert_eq!(c.ok.outcome(Some(201)), Outcome::Ok);
     assert_eq!(c.ok.outcome(Some(204)), Outcome::Indeterminate);
-    assert_eq!(c.content_pointer.as_deref(), Some("/value"));
+    assert_eq!(
+        c.content_pointer,
+        Some(pointer::Pointer::parse("/value").unwrap())
+    );
 }
 
 #[test]
