@@ -236,9 +236,7 @@ impl HttpOrders {
         let mut visited = HashSet::from([page.clone()]);
         let mut total = 0;
         loop {
-            let read = self
-                .page(ledger, &page, total == 0 && visited.len() == 1)
-                .await?;
+            let read = self.page(ledger, &page, visited.len() == 1).await?;
             ledger = read.ledger;
             total += read.items;
             let Some(next) = read.next else {
