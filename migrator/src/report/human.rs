@@ -134,6 +134,17 @@ pub fn print_human(
         if !r.source.is_empty() {
             writeln!(out, "  {}", s.dim(format!("read {}", r.source)))?;
         }
+        // A report of an older migrator names no source, and did wait.
+        let waited = if r.source.is_empty() || !r.waited_on.is_empty() {
+            format!(
+                "applied {} of head {}, waited {}",
+                r.applied,
+                r.head,
+                ms(r.wait_ms)
+            )
+        } else {
+            "read without waiting: nothing said how far B had applied".to_string()
+        };
         writeln!(
             out,
             "  acked {} (ok {}, rejected {}, indeterminate {})  stored {}  {}",
@@ -142,12 +153,7 @@ pub fn print_human(
             r.acked_rejected,
             r.acked_indeterminate,
             r.stored_total,
-            s.dim(format!(
-                "applied {} of head {}, waited {}",
-                r.applied,
-                r.head,
-                ms(r.wait_ms)
-            ))
+            s.dim(waited)
         )?;
         writeln!(
             out,
@@ -304,5 +310,17 @@ mod tests {
             "{text}"
         );
         assert!(!text.contains("handover proven"), "{text}");
+    }
+
+    #[test]
+    fn the_source_read_and_whether_b_was_waited_for_are_said() {
+        let mut r = clean();
+        let c = r.reconcile.as_mut().unwrap();
+        c.source = "command `list-ids` (one id per line)".into();
+        let text = render(&r, false);
+        assert!(text.contains("read command `list-ids`"), "{text}");
+        assert!(text.contains("read without waiting"), "{text}");
+        r.reconcile.as_mut().unwrap().waited_on = "prometheus".into();
+        assert!(render(&r, false).contains("applied 0 of head 0, waited 0 ms"));
     }
 }
