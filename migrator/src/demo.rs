@@ -395,10 +395,7 @@ async fn stage_and_run(
         idle_timeout: args.idle_timeout,
     })?;
     // For reading, not for running: a store password would be in B's command.
-    let _ = std::fs::write(
-        workdir.join("plan.toml"),
-        crate::redact::passwords(&plan.to_toml()),
-    );
+    let _ = std::fs::write(workdir.join("plan.toml"), plan.to_toml_shown());
     println!(
         "demo: edge api {} proxy {}, A {} (pid {a_pid}), B to start on {}:{port}, store {}",
         edge.api,

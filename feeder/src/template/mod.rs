@@ -114,7 +114,7 @@ impl fmt::Debug for RequestTemplate {
 }
 
 /// `value`, or a mark in its place when the header may carry a secret.
-pub(crate) fn shown_value<'a>(name: &str, value: &'a str) -> &'a str {
+pub fn shown_value<'a>(name: &str, value: &'a str) -> &'a str {
     const SECRET: &[&str] = &[
         "auth",
         "token",

@@ -143,6 +143,19 @@ impl Plan {
         self.watch.failed.unwrap_or(self.budgets.failed)
     }
 
+    /// The plan as TOML for people to read (`--dry-run`, the demo's
+    /// `plan.toml`): URL passwords and header values that may be
+    /// credentials masked.
+    pub fn to_toml_shown(&self) -> String {
+        let mut shown = self.clone();
+        if let Some(request) = shown.feeder.request.as_mut() {
+            for (name, value) in request.headers.iter_mut() {
+                *value = feeder::template::shown_value(name, value).to_string();
+            }
+        }
+        crate::redact::passwords(&shown.to_toml())
+    }
+
     /// The plan as TOML (what `--dry-run` prints and the demo writes).
     pub fn to_toml(&self) -> String {
         toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot render plan: {e}\n"))

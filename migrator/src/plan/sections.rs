@@ -129,6 +129,11 @@ pub struct FeederPlan {
     /// Order-id prefix; unique per run by default.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub run_id: Option<String>,
+    /// What one write is, for a service that is not the example app
+    /// (method, path, headers, body template, ok statuses, where the
+    /// instance is named). Absent: the example-app order.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request: Option<feeder::RequestTemplate>,
 }
 
 fn default_rate() -> f64 {
@@ -158,6 +163,7 @@ impl Default for FeederPlan {
             run_before_flip: default_run_before(),
             run_after_flip: default_run_after(),
             run_id: None,
+            request: None,
         }
     }
 }

@@ -226,6 +226,20 @@ impl Plan {
         }
         // A's instance may still be learned before the flip: any name will do here.
         crate::sources::drain::from_plan(self, Some("A")).map_err(|e| keyed(&e))?;
+        self.reconcile
+            .validate()
+            .map_err(|(key, message)| PlanError::key(key, message))?;
+        if let Some(request) = &self.feeder.request {
+            if self.feeder.mode == FeederMode::External {
+                return Err(PlanError::key(
+                    "feeder.request",
+                    "is for the feeder in process; give an external feeder its --request file",
+                ));
+            }
+            request
+                .validate()
+                .map_err(|e| PlanError::key(e.field.key(), e.reason))?;
+        }
         Ok(())
     }
 }

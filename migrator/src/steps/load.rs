@@ -56,8 +56,11 @@ impl Load {
                     o.run_id = id.clone();
                 }
                 o.resolve = f.resolve.iter().map(|(h, a)| (h.clone(), *a)).collect();
-                o.workload = feeder::Workload::Orders {
-                    users: feeder::UserSource::FromApp,
+                o.workload = match &f.request {
+                    Some(request) => feeder::Workload::Template(request.clone()),
+                    None => feeder::Workload::Orders {
+                        users: feeder::UserSource::FromApp,
+                    },
                 };
                 o.progress = feeder::Progress::Off;
                 let run_id = o.run_id.clone();
@@ -71,6 +74,15 @@ impl Load {
                     started: Instant::now(),
                 })
             }
+        }
+    }
+
+    /// The run id the orders carry, when the migrator knows it (in process,
+    /// or set in the plan for an external feeder).
+    pub fn run_id(&self, plan_run_id: Option<&str>) -> Option<String> {
+        match self {
+            Load::InProcess { handle, .. } => Some(handle.run_id().to_string()),
+            Load::External { .. } => plan_run_id.map(str::to_string),
         }
     }
 

@@ -48,6 +48,7 @@ pub use context::{Ctx, POLL};
 pub use error::{RunError, StepError};
 use load::{hold, Load};
 use progress::Printer;
+use reconcile::Against;
 use verdict::Outputs;
 
 /// Everything a run needs besides the plan.
@@ -203,7 +204,21 @@ impl Pipeline {
         match start_b::run(&mut self.cx, &self.workdir, &self.reaper, &mut self.b_proc).await {
             Ok(b) => {
                 self.b_instance = b.instance.clone();
-                self.end(step, StepOutcome::Ok, b.detail());
+                match preflight::check_b_sources(&self.cx).await {
+                    Ok(seen) => {
+                        for line in seen {
+                            self.cx.out.note(&format!("read: {line}"));
+                        }
+                        self.end(step, StepOutcome::Ok, b.detail());
+                    }
+                    Err(e) => {
+                        let why = preflight::refusal(&e);
+                        self.end(step, StepOutcome::Failed, why.clone());
+                        return self
+                            .abort_before_flip(load, format!("B's sources cannot be read: {why}"))
+                            .await;
+                    }
+                }
             }
             Err(e) => {
                 self.end(step, StepOutcome::Failed, e.to_string());
@@ -304,9 +319,8 @@ impl Pipeline {
         if let Err(e) = hold(&mut self.cx, &load, until, "load on B").await {
             self.failures.push(e.to_string());
         }
-        let b_url = self.cx.plan.b.url.clone();
         self.moved = true;
-        self.finish(load, Some(b_url)).await
+        self.finish(load, Some(Against::B)).await
     }
 
     /// The rollback rule before the flip: stop B, traffic stays on A, the
@@ -321,8 +335,7 @@ impl Pipeline {
                 self.failures.push(format!("B did not stop: {e}"));
             }
         }
-        let a_url = self.cx.plan.a.url.clone();
-        self.finish(load, Some(a_url)).await
+        self.finish(load, Some(Against::A)).await
     }
 
     /// The rollback rule after the flip, B failing: traffic back to A (still
@@ -341,8 +354,7 @@ impl Pipeline {
             Ok(d) => {
                 self.report.rollback = Some(format!("{why}; traffic sent back to A"));
                 self.end(step, StepOutcome::Ok, d);
-                let a_url = self.cx.plan.a.url.clone();
-                self.finish(load, Some(a_url)).await
+                self.finish(load, Some(Against::A)).await
             }
             Err(e) => {
                 self.report.rollback = Some(format!("{why}; flipping back to A FAILED: {e}"));
@@ -354,8 +366,10 @@ impl Pipeline {
         }
     }
 
-    /// Stops the load, reconciles against `app` (when given), gives the verdict.
-    async fn finish(mut self, load: Load, app: Option<url::Url>) -> RunOutcome {
+    /// Stops the load, reconciles against the origin left serving (when
+    /// one is), gives the verdict.
+    async fn finish(mut self, load: Load, against: Option<Against>) -> RunOutcome {
+        let run_id = load.run_id(self.cx.plan.feeder.run_id.as_deref());
         let ended = load.finish(&mut self.cx, &self.ack_log).await;
         self.report.feeder = ended.report;
         self.failures.extend(ended.problem);
@@ -368,17 +382,22 @@ impl Pipeline {
             }
         }
 
-        if let Some(app) = app {
+        if let Some(against) = against {
             let step = self.begin("reconcile");
-            match reconcile::run(&self.cx, &self.ack_log, &app).await {
-                Ok(r) => {
-                    let d = reconcile::detail(&r);
-                    self.report.reconcile = Some(r);
-                    self.end(step, StepOutcome::Ok, d);
-                }
-                Err(e) => {
-                    self.end(step, StepOutcome::Failed, e.to_string());
-                    self.failures.push(format!("reconcile: {e}"));
+            if let Some(why) = self.cx.plan.reconcile.unreconciled() {
+                self.end(step, StepOutcome::Skipped, why.clone());
+                self.report.unreconciled = Some(why);
+            } else {
+                match reconcile::run(&self.cx, &self.ack_log, against, run_id).await {
+                    Ok(r) => {
+                        let d = reconcile::detail(&r);
+                        self.report.reconcile = Some(r);
+                        self.end(step, StepOutcome::Ok, d);
+                    }
+                    Err(e) => {
+                        self.end(step, StepOutcome::Failed, e.to_string());
+                        self.failures.push(format!("reconcile: {e}"));
+                    }
                 }
             }
         }

@@ -11,8 +11,12 @@ use super::context::Ctx;
 use super::error::StepError;
 use crate::health::Probe;
 use crate::plan::FeederMode;
+use crate::plan::Plan;
+use crate::reconcile::ReconcileOptions;
 use crate::sources::converge::Converge;
 use crate::sources::drain::{self, Drain};
+use crate::sources::reconcile::{self as source, ReconcilePlan, StoredOrders};
+use crate::sources::{served_by, SourceError};
 use crate::switch::{SwitchError, SwitchState, TrafficSwitch};
 
 /// What preflight learned.
@@ -131,7 +135,68 @@ async fn check_sources(cx: &Ctx, converge: &Converge) -> Result<Vec<String>, Ste
         }
         Drain::Wait(d) => seen.push(format!("drain: wait {} (nothing measured)", secs(d))),
     }
+    match stored_orders(plan)? {
+        None => seen.push("reconcile: none (nothing will prove storage)".into()),
+        Some(s) if reads_b(plan) => {
+            seen.push(format!(
+                "reconcile from {} (read once B is up)",
+                s.describe()
+            ));
+        }
+        Some(s) => {
+            seen.push(format!("reconcile from {}", s.describe()));
+            match s.check(plan.feeder.run_id.as_deref()).await {
+                Ok(line) => seen.push(format!("reconcile: {line}")),
+                // A command may read B, which is not there yet.
+                Err(e) if s.kind() == "command" => cx.out.warn(&format!(
+                    "{e} (B is not running yet: checked again once it is)"
+                )),
+                Err(e) => return Err(StepError::Source(e)),
+            }
+        }
+    }
     Ok(seen)
+}
+
+/// The plan's reconcile reader (`None` for `kind = "none"`).
+fn stored_orders(plan: &Plan) -> Result<Option<Box<dyn StoredOrders>>, StepError> {
+    source::from_plan(&plan.reconcile, &plan.b.url, &ReconcileOptions::default())
+        .map_err(|e| StepError::Plan(e.to_string()))
+}
+
+/// Whether the reconcile source is served by B (so not readable before B runs).
+fn reads_b(plan: &Plan) -> bool {
+    match &plan.reconcile {
+        ReconcilePlan::ExampleApp => true,
+        ReconcilePlan::Http(l) => served_by(&l.url, &plan.b),
+        _ => false,
+    }
+}
+
+/// Right after B is up: reads the sources preflight could not (B's listing,
+/// a command that reads B), so a pointer that resolves to nothing stops the
+/// run before the flip, not at its end.
+pub async fn check_b_sources(cx: &Ctx) -> Result<Vec<String>, StepError> {
+    let plan = &cx.plan;
+    let Some(s) = stored_orders(plan)? else {
+        return Ok(Vec::new());
+    };
+    if !(reads_b(plan) || s.kind() == "command") {
+        return Ok(Vec::new());
+    }
+    match s.check(plan.feeder.run_id.as_deref()).await {
+        Ok(line) => Ok(vec![format!("reconcile: {line}")]),
+        // What B serves but not in the shape the plan says will not change.
+        Err(e @ (SourceError::Missing { .. } | SourceError::Unexpected { .. })) => {
+            Err(StepError::Source(e))
+        }
+        // Not answering (yet), or a command's hiccup: the reconcile step
+        // reads again at the end, and says so then if it still cannot.
+        Err(e) => {
+            cx.out.warn(&format!("{e} (read again at the end)"));
+            Ok(Vec::new())
+        }
+    }
 }
 
 /// The message preflight refuses with (the switch's problems prefixed `switch:`).
@@ -181,7 +246,7 @@ fn print_plan(
     ));
     if dry_run {
         pr.line("--- plan ---");
-        pr.line(p.to_toml().trim_end());
+        pr.line(p.to_toml_shown().trim_end());
         pr.line("------------");
     }
 }

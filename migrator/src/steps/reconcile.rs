@@ -1,6 +1,8 @@
 //! Step 7, reconcile: once B (or A, after a rollback) has applied the store
-//! head, every order in the ack log is checked against what it stores.
-//! The work is [`crate::reconcile`]; this step prints its progress.
+//! head, every order in the ack log is checked against what the service
+//! stores, read through the plan's reconcile source
+//! ([`crate::sources::reconcile`]). The work is [`crate::reconcile`]'s; this
+//! step chooses where to read and prints the progress.
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -8,16 +10,52 @@ use std::time::Instant;
 
 use super::context::Ctx;
 use super::progress::PROGRESS_EVERY;
+use crate::plan::Origin;
 use crate::reconcile::{
     self, Progress, ProgressFn, ReconcileError, ReconcileOptions, ReconcileReport,
 };
+use crate::sources::reconcile::{self as source, ReconcilePlan};
+use crate::sources::served_by;
 
-/// Reconciles `ack_log` against the instance at `app`.
+/// Which origin the orders are read from: B after a cutover, A after a
+/// rollback (B is then stopped).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Against {
+    A,
+    B,
+}
+
+/// The plan's reconcile source, pointed at `against`: a listing the plan
+/// reads from B is read from A after a rollback (same path, A's address).
+pub fn source_plan(
+    plan: &ReconcilePlan,
+    a: &Origin,
+    b: &Origin,
+    against: Against,
+) -> ReconcilePlan {
+    let mut plan = plan.clone();
+    if let (Against::A, ReconcilePlan::Http(listing)) = (against, &mut plan) {
+        if served_by(&listing.url, b) {
+            let _ = listing.url.set_host(a.url.host_str());
+            let _ = listing.url.set_port(a.url.port());
+        }
+    }
+    plan
+}
+
+/// Reconciles `ack_log` against what the service stores. `run`: the
+/// feeder's run id (what `{run}` stands for), when known.
 pub async fn run(
     cx: &Ctx,
     ack_log: &Path,
-    app: &url::Url,
+    against: Against,
+    run: Option<String>,
 ) -> Result<ReconcileReport, ReconcileError> {
+    let plan = &cx.plan;
+    let (origin, name) = match against {
+        Against::A => (&plan.a, "A"),
+        Against::B => (&plan.b, "B"),
+    };
     let style = cx.out.style;
     let last = Mutex::new(None::<Instant>);
     let progress: ProgressFn = Arc::new(move |p: &Progress| {
@@ -29,21 +67,40 @@ pub async fn run(
                     return;
                 }
                 *last = Some(Instant::now());
-                format!("waiting for B to apply the head: {applied} of {head}")
+                format!("waiting for {name} to apply the head: {applied} of {head}")
             }
             Progress::Indexed { acks, distinct } => {
                 format!("ack log indexed: {acks} lines, {distinct} ids")
             }
-            Progress::Fetched { orders } => format!("B's orders read: {orders}"),
+            Progress::Fetched { orders } => format!("{name}'s orders read: {orders}"),
         };
         println!("  {}", style.dim(line));
     });
     let opts = ReconcileOptions {
-        apply_timeout: cx.plan.timeouts.reconcile,
+        apply_timeout: plan.timeouts.reconcile,
         progress: Some(progress),
+        run,
         ..ReconcileOptions::default()
     };
-    reconcile::reconcile(ack_log, app, &opts).await
+    let listing = source_plan(&plan.reconcile, &plan.a, &plan.b, against);
+    let Some(stored) = source::from_plan(&listing, &origin.url, &opts)? else {
+        return Err(ReconcileError::Internal(
+            "reconcile.kind = \"none\" has nothing to read".into(),
+        ));
+    };
+    // B's converge source says when B has applied the head; after a
+    // rollback there is no such source for A (the example app polls its own).
+    let wait = match against {
+        Against::B => source::wait_source(plan).map_err(ReconcileError::Internal)?,
+        Against::A => None,
+    };
+    reconcile::reconcile_source(
+        &[ack_log.to_path_buf()],
+        stored.as_ref(),
+        wait.as_deref(),
+        &opts,
+    )
+    .await
 }
 
 /// The report line of a reconciliation.
