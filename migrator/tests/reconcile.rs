@@ -20,6 +20,7 @@ use handover_contract::order::line_items_digest;
 use handover_contract::{AckRecord, Health, HealthChecks, LineItem, Order, Outcome};
 use migrator::reconcile::{reconcile, reconcile_files, Progress, ReconcileError, ReconcileOptions};
 
+mod common;
 /// The other reconcile sources: HTTP listings, SQLite, PostgreSQL, commands.
 #[path = "reconcile/sources.rs"]
 mod sources;

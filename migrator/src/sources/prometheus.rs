@@ -64,7 +64,7 @@ impl MetricQuery {
         sum(&text, &self.metric, &self.labels).map_err(|what| match what {
             Lookup::Absent(what) => SourceError::Missing {
                 key: key.to_string(),
-                what: format!("{} : {what}", self.describe()),
+                what: format!("{}: {what}", self.describe()),
             },
             Lookup::Malformed(what) => SourceError::Unexpected {
                 key: key.to_string(),
@@ -96,9 +96,21 @@ pub fn sum(text: &str, metric: &str, labels: &BTreeMap<String, String>) -> Resul
     let mut total = 0.0;
     let mut matched = 0usize;
     let mut same_name = 0usize;
+    let mut declared = false;
     for (n, line) in text.lines().enumerate() {
         let line = line.trim();
-        if line.is_empty() || line.starts_with('#') {
+        if let Some(comment) = line.strip_prefix('#') {
+            // `# TYPE name counter` / `# HELP name …`: the metric exists even
+            // before its first sample (a labelled counter nothing counted
+            // yet reads 0; once it has samples, labels that match none of
+            // them are a mistake, not a zero).
+            let mut words = comment.split_whitespace();
+            if matches!(words.next(), Some("TYPE" | "HELP")) && words.next() == Some(metric) {
+                declared = true;
+            }
+            continue;
+        }
+        if line.is_empty() {
             continue;
         }
         let sample = parse_sample(line)
@@ -116,6 +128,7 @@ pub fn sum(text: &str, metric: &str, labels: &BTreeMap<String, String>) -> Resul
         }
     }
     match (matched, same_name) {
+        (0, 0) if declared => Ok(0.0),
         (0, 0) => Err(Lookup::Absent("no such metric".into())),
         (0, n) => Err(Lookup::Absent(format!(
             "{n} sample(s) of the metric, none with those labels"
@@ -232,6 +245,20 @@ odd_labels{path="a\"b\\c",note="x\ny"} 1
             Ok(127.0)
         );
         assert_eq!(sum(TEXT, "kv_applied_index", &labels(&[])), Ok(4200.0));
+    }
+
+    #[test]
+    fn a_declared_metric_with_no_sample_yet_reads_as_zero() {
+        let text =
+            "# HELP kv_requests_total Requests.\n# TYPE kv_requests_total counter\nother 1\n";
+        assert_eq!(
+            sum(text, "kv_requests_total", &labels(&[("route", "/kv")])),
+            Ok(0.0)
+        );
+        assert_eq!(
+            sum(text, "kv_request_total", &labels(&[])),
+            Err(Lookup::Absent("no such metric".into()))
+        );
     }
 
     #[test]

@@ -10,6 +10,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
+pub mod pg;
+
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
@@ -213,37 +215,17 @@ impl Stage {
     pub fn start(edge_extra: &str) -> Stage {
         let dir = tempfile::tempdir().expect("tempdir");
         let port = migrator::demo::shared_free_port().expect("port");
-        let token = format!("test-token-{}", std::process::id());
-        let mut cfg = migrator::demo::edge_toml(
-            port,
-            Duration::from_millis(500),
-            Duration::ZERO,
-            &dir.path().join("edge-state.json"),
-        );
-        cfg.push_str(edge_extra);
-        let cfg_path = dir.path().join("edge.toml");
-        std::fs::write(&cfg_path, cfg).expect("edge.toml");
-        let mut cmd = Command::new(sibling_bin("edge"));
-        cmd.arg("--config")
-            .arg(&cfg_path)
-            .env(EDGE_TOKEN_ENV, &token);
-        let (edge, v) = spawn_server(cmd, "edge", &dir.path().join("edge.log"));
-        let api: SocketAddr = v["api"].as_str().expect("api").parse().expect("api addr");
-        let proxy: SocketAddr = v["proxy"]
-            .as_str()
-            .expect("proxy")
-            .parse()
-            .expect("proxy addr");
+        let edge = start_edge(dir.path(), port, edge_extra);
         let store = format!("sqlite:{}", dir.path().join("events.db").display());
         let a = start_app("127.0.0.2", port, &store, "a", &dir.path().join("a.log"));
         Stage {
             dir,
-            edge,
+            edge: edge.proc,
             a,
-            api,
-            proxy,
+            api: edge.api,
+            proxy: edge.proxy,
             port,
-            token,
+            token: edge.token,
             store,
         }
     }
@@ -287,17 +269,7 @@ impl Stage {
     }
 
     fn switch(&self) -> migrator::switch::cloudflare::CloudflareSwitch {
-        let plan = migrator::plan::CloudflarePlan {
-            zone: migrator::demo::ZONE.into(),
-            record: migrator::demo::RECORD.into(),
-            api_base: url::Url::parse(&format!("http://{}/client/v4/", self.api)).expect("url"),
-        };
-        migrator::switch::cloudflare::CloudflareSwitch::new(
-            &plan,
-            migrator::switch::cloudflare::Token::new(self.token.clone()),
-            Duration::from_secs(30),
-        )
-        .expect("switch")
+        cloudflare_switch(self.api, &self.token)
     }
 
     /// Where the record points now (through the real API).
@@ -371,6 +343,60 @@ impl Migrated {
         serde_json::from_slice(&std::fs::read(&self.report).expect("report written"))
             .expect("report json")
     }
+}
+
+/// The edge as a running process: its API and proxy addresses and the token
+/// it accepts.
+pub struct EdgeParts {
+    pub proc: Proc,
+    pub api: SocketAddr,
+    pub proxy: SocketAddr,
+    pub token: String,
+}
+
+/// Starts the edge with the demo's zone and record (pointing at 127.0.0.2,
+/// origins on `port`); `extra` is appended to its config.
+pub fn start_edge(dir: &Path, port: u16, extra: &str) -> EdgeParts {
+    let token = format!("test-token-{}", std::process::id());
+    let mut cfg = migrator::demo::edge_toml(
+        port,
+        Duration::from_millis(500),
+        Duration::ZERO,
+        &dir.join("edge-state.json"),
+    );
+    cfg.push_str(extra);
+    let cfg_path = dir.join("edge.toml");
+    std::fs::write(&cfg_path, cfg).expect("edge.toml");
+    let mut cmd = Command::new(sibling_bin("edge"));
+    cmd.arg("--config")
+        .arg(&cfg_path)
+        .env(EDGE_TOKEN_ENV, &token);
+    let (proc, v) = spawn_server(cmd, "edge", &dir.join("edge.log"));
+    let addr = |k: &str| -> SocketAddr { v[k].as_str().expect(k).parse().expect("address") };
+    EdgeParts {
+        proc,
+        api: addr("api"),
+        proxy: addr("proxy"),
+        token,
+    }
+}
+
+/// The migrator's own Cloudflare switch, pointed at the edge's API.
+pub fn cloudflare_switch(
+    api: SocketAddr,
+    token: &str,
+) -> migrator::switch::cloudflare::CloudflareSwitch {
+    let plan = migrator::plan::CloudflarePlan {
+        zone: migrator::demo::ZONE.into(),
+        record: migrator::demo::RECORD.into(),
+        api_base: url::Url::parse(&format!("http://{api}/client/v4/")).expect("url"),
+    };
+    migrator::switch::cloudflare::CloudflareSwitch::new(
+        &plan,
+        migrator::switch::cloudflare::Token::new(token.to_string()),
+        Duration::from_secs(30),
+    )
+    .expect("switch")
 }
 
 /// Starts an example-app on `ip:port` and waits for its listening line.

@@ -23,6 +23,7 @@ use handover_contract::{AckRecord, Outcome};
 use migrator::reconcile::{reconcile_source, ReconcileError, ReconcileOptions, ReconcileReport};
 
 use super::{migrator, quick, text};
+use crate::common::pg::Pg;
 use migrator::sources::converge::{ConvergeSource, Positions};
 use migrator::sources::reconcile::{
     from_plan, CommandListing, HttpListing, ListFormat, ReconcilePlan, SqlListing, StoredOrders,
@@ -408,53 +409,6 @@ async fn a_sqlite_table_is_read_for_the_run() {
         err.to_string().starts_with("reconcile.query:") && err.to_string().contains("orderz"),
         "{err}"
     );
-}
-
-/// PostgreSQL: `HANDOVER_TEST_PG_URL`, or a cluster of our own, stopped on drop.
-struct Pg {
-    url: String,
-    dir: Option<tempfile::TempDir>,
-}
-
-fn pg_sh() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/pg.sh")
-}
-
-impl Pg {
-    fn start() -> Pg {
-        if let Ok(url) = std::env::var("HANDOVER_TEST_PG_URL") {
-            if !url.is_empty() {
-                return Pg { url, dir: None };
-            }
-        }
-        let dir = tempfile::tempdir().unwrap();
-        let out = std::process::Command::new(pg_sh())
-            .arg("start")
-            .arg(dir.path().join("pg"))
-            .output()
-            .expect("run scripts/pg.sh");
-        assert!(
-            out.status.success(),
-            "PostgreSQL could not be started by scripts/pg.sh (set HANDOVER_TEST_PG_URL to use a running server):\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let url = String::from_utf8_lossy(&out.stdout).trim().to_string();
-        Pg {
-            url,
-            dir: Some(dir),
-        }
-    }
-}
-
-impl Drop for Pg {
-    fn drop(&mut self) {
-        if let Some(dir) = &self.dir {
-            let _ = std::process::Command::new(pg_sh())
-                .arg("stop")
-                .arg(dir.path().join("pg"))
-                .output();
-        }
-    }
 }
 
 #[tokio::test]
