@@ -526,3 +526,71 @@ fn an_api_that_loses_acknowledged_inserts_fails_with_their_ids() {
     assert!(rec.lost > 0, "{rec:?}");
     assert!(!rec.ids.lost.is_empty());
 }
+
+#[test]
+fn bad_source_and_request_keys_exit_2_naming_the_key_and_start_nothing() {
+    let stage = KvStage::start();
+    let good = stage.plan("");
+    let cases = [
+        (
+            good.replace(
+                "kind = \"prometheus\"\napplied",
+                "kind = \"promethus\"\napplied",
+            ),
+            "converge",
+        ),
+        (
+            good.replace("path = \"/kv/{id}\"", "path = \"/kv/{key}\""),
+            "feeder.request.path",
+        ),
+        (
+            good.replace("id_pointer = \"/key\"", "id_pointer = \"key\""),
+            "reconcile.id_pointer",
+        ),
+        (
+            good.replace(
+                "instance_json = \"/instance\"",
+                "instance_json = \"instance\"",
+            ),
+            "feeder.request.instance_json",
+        ),
+        (
+            good.replace(
+                "body = '{\"value\": \"v-{seq}\"}'",
+                "body = '{\"value\": v-{seq}}'",
+            ),
+            "feeder.request.body",
+        ),
+        (
+            good.replace(
+                "labels = { route = \"/kv/{key}\" }",
+                "labels = { route = \"/kv/{key}\" }\ncommand = \"true\"",
+            ),
+            "drain.command",
+        ),
+        (
+            good.replace(
+                "[converge]\nkind = \"prometheus\"",
+                "[converge]\nkind = \"wait\"",
+            ),
+            "converge.applied",
+        ),
+    ];
+    for (text, key) in cases {
+        let p = stage.dir.path().join("bad.toml");
+        std::fs::write(&p, &text).unwrap();
+        let out = run_with_env(&["run", "--plan", p.to_str().unwrap()], &[], RUN);
+        assert_eq!(out.code, 2, "{key}: {}\n{}", out.stdout, out.stderr);
+        assert!(out.stderr.contains(key), "{key}: {}", out.stderr);
+        assert_eq!(
+            out.stderr.trim().lines().count(),
+            1,
+            "{key}: {}",
+            out.stderr
+        );
+    }
+    assert!(!answers(
+        format!("127.0.0.3:{}", stage.port).parse().unwrap()
+    ));
+    assert_eq!(stage.haproxy.target(), "127.0.0.2", "nothing changed");
+}
