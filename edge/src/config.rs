@@ -50,6 +50,10 @@ pub struct Config {
     /// Token for `/admin/faults`; without it the admin endpoint is disabled.
     #[serde(default)]
     pub admin_token: Option<Secret>,
+    /// Name of an environment variable holding the admin token instead, so
+    /// it need not be written to disk.
+    #[serde(default)]
+    pub admin_token_env: Option<String>,
     /// Faults armed at start-up (same shape as `POST /admin/faults`).
     #[serde(default)]
     pub faults: Option<FaultSpec>,
@@ -186,6 +190,14 @@ impl Config {
                     .map(Secret::new),
             );
         }
+        if let Some(var) = &self.admin_token_env {
+            let value = lookup(var)
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty());
+            let value = value
+                .ok_or_else(|| format!("admin_token_env: environment variable {var} is not set"))?;
+            self.admin_token = Some(Secret::new(value));
+        }
         if self.tokens.iter().any(|t| t.expose().is_empty()) {
             return Err("tokens: an empty token is not allowed".into());
         }
@@ -268,6 +280,17 @@ mod tests {
     #[test]
     fn tokens_come_from_the_environment_too() {
         let mut c = Config::parse("origin_port = 1\ntokens_env = \"X\"\n").unwrap();
+        let mut admin =
+            Config::parse("origin_port = 1\ntokens = [\"t\"]\nadmin_token_env = \"ADM\"\n")
+                .unwrap();
+        assert!(admin
+            .resolve_tokens(|_| None)
+            .unwrap_err()
+            .contains("admin_token_env"));
+        admin
+            .resolve_tokens(|v| (v == "ADM").then(|| "s3cret".to_string()))
+            .unwrap();
+        assert!(admin.admin_token.is_some_and(|t| t.expose() == "s3cret"));
         assert!(c.clone().resolve_tokens(|_| None).is_err());
         c.resolve_tokens(|_| Some("a, b".into())).unwrap();
         assert_eq!(c.tokens.len(), 2);
