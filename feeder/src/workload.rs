@@ -147,7 +147,8 @@ impl Plan {
             }
         };
         let mut req = Request {
-            id: order_id(&self.run_id, seq),
+            // Set below: an order carries its id already (formatted once).
+            id: String::new(),
             method: &self.method,
             path,
             headers,
@@ -165,11 +166,13 @@ impl Plan {
                 if serde_json::to_writer(&mut *body, &order).is_err() {
                     body.clear();
                 }
+                req.id = order.id;
                 req.user_id = Some(order.user_id);
                 req.body = Some(&body[..]);
             }
-            BodyPlan::Empty => {}
+            BodyPlan::Empty => req.id = order_id(&self.run_id, seq),
             BodyPlan::Text(text) => {
+                req.id = order_id(&self.run_id, seq);
                 text.render(vars, body);
                 req.items_digest = self
                     .content_pointer

@@ -61,12 +61,11 @@ pub fn encode_with(out: &mut Vec<u8>, req: &Request<'_>, headers: &[u8]) {
     out.extend_from_slice(req.path_and_query.as_bytes());
     out.extend_from_slice(b" HTTP/1.1\r\nhost: ");
     out.extend_from_slice(req.host);
-    out.extend_from_slice(b"\r\n");
     if !req.user_agent.is_empty() {
-        out.extend_from_slice(b"user-agent: ");
+        out.extend_from_slice(b"\r\nuser-agent: ");
         out.extend_from_slice(req.user_agent.as_bytes());
-        out.extend_from_slice(b"\r\n");
     }
+    out.extend_from_slice(b"\r\n");
     out.extend_from_slice(headers);
     match req.body {
         Some(body) => {
