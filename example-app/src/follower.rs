@@ -1,38 +1,126 @@
 //! The task that keeps the projection in step with the store.
+//!
+//! It reports as [`Task::Follower`] in the store's task status: a failed
+//! read, or a batch that skips a position, makes `/health` name it (503)
+//! until a read from the last applied position succeeds. It never applies
+//! past a hole: the subscription refuses the batch and the follower asks the
+//! store again from where it is.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::projection::Projection;
-use crate::store::{EventStore, StoreError, Subscription};
+use crate::store::{EventStore, StoreError, StoredEvent, Subscription, Task};
+
+/// Lets fault injection stop the follower from applying (`applied` stays
+/// put while the head grows, as on an instance that lags): once
+/// [`ApplyGate::pause`] returns, nothing more is applied until
+/// [`ApplyGate::resume`].
+pub struct ApplyGate {
+    paused: watch::Sender<bool>,
+    /// Held while a batch is applied, so `pause` waits for one in progress.
+    applying: Mutex<()>,
+}
+
+impl Default for ApplyGate {
+    fn default() -> Self {
+        ApplyGate {
+            paused: watch::Sender::new(false),
+            applying: Mutex::new(()),
+        }
+    }
+}
+
+impl ApplyGate {
+    /// Stops applying; returns once no batch is being applied.
+    pub fn pause(&self) {
+        let _applying = self.applying.lock().unwrap_or_else(|p| p.into_inner());
+        self.paused.send_replace(true);
+    }
+
+    pub fn resume(&self) {
+        self.paused.send_replace(false);
+    }
+
+    pub fn is_paused(&self) -> bool {
+        *self.paused.borrow()
+    }
+
+    /// Applies `events` unless paused; false (nothing applied) when paused.
+    fn apply(&self, projection: &Projection, events: &[StoredEvent]) -> bool {
+        let _applying = self.applying.lock().unwrap_or_else(|p| p.into_inner());
+        if self.is_paused() {
+            return false;
+        }
+        projection.apply(events);
+        true
+    }
+
+    /// Waits while paused; false if cancelled meanwhile.
+    async fn open(&self, cancel: &CancellationToken) -> bool {
+        let mut paused = self.paused.subscribe();
+        tokio::select! {
+            _ = cancel.cancelled() => false,
+            r = paused.wait_for(|p| !*p) => r.is_ok(),
+        }
+    }
+}
 
 /// Applies every event after the projection's position, forever (until
-/// cancelled). Store errors are logged and retried with a short backoff.
+/// cancelled). Store errors are logged, reported and retried with a short backoff.
 pub async fn follow(
     store: Arc<dyn EventStore>,
     projection: Arc<Projection>,
     cancel: CancellationToken,
 ) {
-    let mut sub = Subscription::new(store, projection.applied());
+    follow_gated(store, projection, cancel, Arc::new(ApplyGate::default())).await
+}
+
+/// [`follow`], applying only while `gate` is open.
+pub async fn follow_gated(
+    store: Arc<dyn EventStore>,
+    projection: Arc<Projection>,
+    cancel: CancellationToken,
+    gate: Arc<ApplyGate>,
+) {
+    let mut sub = Subscription::new(store.clone(), projection.applied());
     let mut backoff = Duration::from_millis(50);
     loop {
-        let next = tokio::select! {
+        if !gate.open(&cancel).await {
+            return;
+        }
+        let read = tokio::select! {
             _ = cancel.cancelled() => return,
-            next = sub.next() => next,
+            read = sub.read() => read,
         };
-        match next {
+        match read {
             Ok(events) => {
-                projection.apply(&events);
+                store.tasks().ok(Task::Follower);
                 backoff = Duration::from_millis(50);
+                if events.is_empty() {
+                    tokio::select! {
+                        _ = cancel.cancelled() => return,
+                        _ = sub.wait() => {}
+                    }
+                    continue;
+                }
+                // Paused after the read: hold the batch until resumed.
+                while !gate.apply(&projection, &events) {
+                    if !gate.open(&cancel).await {
+                        return;
+                    }
+                }
             }
             Err(e) => {
                 if matches!(e, StoreError::Corrupt(_)) {
-                    tracing::error!(error = %e, "event log broke its contract");
+                    tracing::error!(error = %e, applied = sub.position(), "event log broke its contract; reading again from the last applied position");
                 } else {
                     tracing::warn!(error = %e, "reading the store failed; retrying");
                 }
+                store.tasks().failed(Task::Follower, e.to_string());
                 tokio::select! {
                     _ = cancel.cancelled() => return,
                     _ = tokio::time::sleep(backoff) => {}
@@ -57,5 +145,82 @@ pub async fn catch_up(
             "projection did not reach position {head} within {timeout:?} (at {})",
             projection.applied()
         )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::scripted::ScriptedStore;
+
+    fn start(
+        store: &Arc<ScriptedStore>,
+        gate: Arc<ApplyGate>,
+    ) -> (Arc<Projection>, CancellationToken) {
+        let projection = Arc::new(Projection::new());
+        let cancel = CancellationToken::new();
+        tokio::spawn(follow_gated(
+            store.clone(),
+            projection.clone(),
+            cancel.clone(),
+            gate,
+        ));
+        (projection, cancel)
+    }
+
+    async fn eventually(what: &str, mut f: impl FnMut() -> bool) {
+        for _ in 0..500 {
+            if f() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("never: {what}");
+    }
+
+    /// Blind spot 6: a gap is an error the follower reports, and it applies
+    /// nothing past it; once the missing position is readable, everything
+    /// is applied in order and the follower is well again.
+    #[tokio::test]
+    async fn a_gap_stops_the_follower_and_fails_it_until_filled() {
+        let store = ScriptedStore::with_positions([1, 2]);
+        let (projection, cancel) = start(&store, Arc::default());
+        eventually("1 and 2 applied", || projection.applied() == 2).await;
+        assert_eq!(store.tasks().result(), Ok(()));
+
+        store.add([4, 5]);
+        eventually("the gap is reported", || {
+            store.tasks().failure(Task::Follower).is_some()
+        })
+        .await;
+        let why = store.tasks().failure(Task::Follower).unwrap_or_default();
+        assert!(why.contains("position 3 was skipped"), "{why}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert_eq!(projection.applied(), 2, "applied past the hole");
+        assert_eq!(projection.company_ids().len(), 2);
+
+        store.add([3]);
+        eventually("caught up", || projection.applied() == 5).await;
+        eventually("well again", || store.tasks().result().is_ok()).await;
+        assert_eq!(projection.company_ids().len(), 5, "no event skipped");
+        cancel.cancel();
+    }
+
+    #[tokio::test]
+    async fn a_paused_gate_holds_applied_while_the_head_grows() {
+        let store = ScriptedStore::with_positions([1]);
+        let gate = Arc::new(ApplyGate::default());
+        let (projection, cancel) = start(&store, gate.clone());
+        eventually("1 applied", || projection.applied() == 1).await;
+        gate.pause();
+        assert!(gate.is_paused());
+        store.add([2, 3]);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert_eq!(projection.applied(), 1);
+        assert_eq!(*store.watch_head().borrow(), 3);
+        assert_eq!(store.tasks().result(), Ok(()), "a pause is not a failure");
+        gate.resume();
+        eventually("resumed", || projection.applied() == 3).await;
+        cancel.cancel();
     }
 }

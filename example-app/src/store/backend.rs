@@ -15,7 +15,7 @@ use tokio::sync::{mpsc, watch};
 
 use super::group_commit::{self, AppendRequest, Committed};
 use super::handoff::Handoff;
-use super::status::Status;
+use super::status::{Status, Task, TaskStatus};
 use super::{Appended, EventStore, NewEvent, StoreError, StoreStats, StoredEvent};
 
 /// The reading side of one kind of store (SQLite, PostgreSQL); its writer
@@ -96,8 +96,8 @@ impl<B: Backend> EventStore for Store<B> {
         self.shared.handoff.subscribe()
     }
 
-    fn status(&self) -> Result<(), String> {
-        self.shared.status.result()
+    fn tasks(&self) -> &TaskStatus {
+        &self.shared.status.tasks
     }
 
     fn stats(&self) -> StoreStats {
@@ -129,14 +129,14 @@ impl Shared {
     /// Answers every request of a batch with its commit's outcome. A
     /// committed batch's new events are kept for a local subscriber before
     /// the head is published, and the head before anyone is answered; a
-    /// failed one is reported by `status` until the next success, and its
+    /// failed one is the writer's failure until its next commit, and its
     /// requests get the error (their outcome is unknown to them: 503).
     pub fn settle(&self, batch: &mut Vec<AppendRequest>, outcome: Result<Committed, String>) {
         match outcome {
             Ok(results) => {
                 let settled = group_commit::pair(batch.drain(..), results);
                 self.status.record_commit(settled.len() as u64);
-                self.status.set_error(None);
+                self.status.tasks.ok(Task::Writer);
                 self.handoff.remember(
                     settled
                         .iter()
@@ -154,7 +154,7 @@ impl Shared {
                 }
             }
             Err(msg) => {
-                self.status.set_error(Some(msg.clone()));
+                self.status.tasks.failed(Task::Writer, msg.clone());
                 for req in batch.drain(..) {
                     let _ = req.reply.send(Err(StoreError::Unavailable(msg.clone())));
                 }
@@ -162,9 +162,10 @@ impl Shared {
         }
     }
 
-    /// A change watcher saw `head` committed (by any process).
-    pub fn seen(&self, head: u64) {
+    /// A change watcher (`task`) read `head` from the store: it works, and
+    /// any process's commits up to `head` are published.
+    pub fn seen(&self, task: Task, head: u64) {
         self.handoff.publish_head(head);
-        self.status.set_error(None);
+        self.status.tasks.ok(task);
     }
 }

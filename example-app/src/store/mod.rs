@@ -13,13 +13,15 @@
 //! - `backend`: [`Store`], the one [`EventStore`] over a backend.
 //! - `group_commit`: the queue of appends to a backend's writer.
 //! - `handoff`: the head and own commits given to local subscribers.
-//! - `status`: a backend's last failure and its counters.
+//! - `status`: each task's last failure ([`TaskStatus`]) and the writer's counters.
 //! - [`url`]: parsing `sqlite:` / `postgres://` URLs.
 
 mod backend;
 mod group_commit;
 mod handoff;
 pub mod postgres;
+#[cfg(test)]
+pub(crate) mod scripted;
 pub mod sqlite;
 mod status;
 pub mod url;
@@ -31,6 +33,7 @@ use futures::future::BoxFuture;
 use tokio::sync::watch;
 
 pub use self::backend::Store;
+pub use self::status::{Task, TaskStatus};
 pub use self::url::StoreUrl;
 
 /// An event to append. `(kind, key)` is the idempotency key.
@@ -117,8 +120,16 @@ pub trait EventStore: Send + Sync {
     /// as any process commits, so subscribers wake without polling the store.
     fn watch_head(&self) -> watch::Receiver<u64>;
 
-    /// `Ok` while the store answers, else why not (for `/health`).
-    fn status(&self) -> Result<(), String>;
+    /// The last outcome of each task that keeps this store usable from this
+    /// process; a subscriber that applies the log reports as
+    /// [`Task::Follower`].
+    fn tasks(&self) -> &TaskStatus;
+
+    /// `Ok` while every task's last attempt succeeded, else each failing
+    /// task and why (for `/health`).
+    fn status(&self) -> Result<(), String> {
+        self.tasks().result()
+    }
 
     fn stats(&self) -> StoreStats;
 
@@ -161,6 +172,12 @@ pub async fn open(url: &StoreUrl, opts: StoreOptions) -> Result<Arc<dyn EventSto
 
 /// A cursor over the log that waits for new events: what the projection
 /// follows and what the contract tests check.
+///
+/// Every batch it returns continues the cursor exactly: the first event is
+/// at `cursor + 1` and each next one at the previous plus one. A batch that
+/// does not (a position skipped, repeated or going back) is an error and
+/// moves nothing, so a caller never applies out of order; the next read
+/// asks the store again from the same position.
 pub struct Subscription {
     store: Arc<dyn EventStore>,
     head: watch::Receiver<u64>,
@@ -188,35 +205,129 @@ impl Subscription {
     }
 
     /// The next events after the cursor, waiting until there is at least one.
-    /// Checks that positions only increase; an error leaves the cursor where it was.
+    /// An error leaves the cursor where it was.
     pub async fn next(&mut self) -> Result<Vec<StoredEvent>, StoreError> {
         loop {
-            // Mark the current head as seen before reading, so a commit that
-            // lands after the read still wakes the wait below.
-            self.head.borrow_and_update();
-            // This process's own commits come from memory when they are
-            // next in line; anything else (another process's commit first)
-            // is read from the store, so positions still apply strictly in order.
-            let mut events = self.store.take_own_after(self.cursor, self.batch);
-            if events.is_empty() {
-                events = self.store.read_after(self.cursor, self.batch).await?;
-            }
-            if let Some(last) = events.last() {
-                let mut prev = self.cursor;
-                for e in &events {
-                    if e.position <= prev {
-                        return Err(StoreError::Corrupt(format!(
-                            "position {} delivered after {prev}",
-                            e.position
-                        )));
-                    }
-                    prev = e.position;
-                }
-                self.cursor = last.position;
+            let events = self.read().await?;
+            if !events.is_empty() {
                 return Ok(events);
             }
-            // Woken by a commit, or the safety-net poll.
-            let _ = tokio::time::timeout(self.poll, self.head.changed()).await;
+            self.wait().await;
         }
+    }
+
+    /// One look for the events after the cursor, without waiting: empty when
+    /// there are none yet (then [`Subscription::wait`]). An error leaves the
+    /// cursor where it was.
+    pub async fn read(&mut self) -> Result<Vec<StoredEvent>, StoreError> {
+        // Mark the current head as seen before reading, so a commit that
+        // lands after the read still wakes the wait.
+        self.head.borrow_and_update();
+        // This process's own commits come from memory when they are next in
+        // line; anything else (another process's commit first) is read from
+        // the store, so positions still apply strictly in order.
+        let mut events = self.store.take_own_after(self.cursor, self.batch);
+        if events.is_empty() {
+            events = self.store.read_after(self.cursor, self.batch).await?;
+        }
+        check_continues(self.cursor, &events)?;
+        if let Some(last) = events.last() {
+            self.cursor = last.position;
+        }
+        Ok(events)
+    }
+
+    /// Waits until a commit is seen (by this process or any other), or the
+    /// safety-net poll interval passes.
+    pub async fn wait(&mut self) {
+        let _ = tokio::time::timeout(self.poll, self.head.changed()).await;
+    }
+}
+
+/// `Ok` when `events` are at `after + 1`, `after + 2`, … with none skipped.
+fn check_continues(after: u64, events: &[StoredEvent]) -> Result<(), StoreError> {
+    let mut prev = after;
+    for e in events {
+        if e.position <= prev {
+            return Err(StoreError::Corrupt(format!(
+                "position {} delivered after {prev}",
+                e.position
+            )));
+        }
+        if e.position != prev + 1 {
+            return Err(StoreError::Corrupt(format!(
+                "position {} delivered after {prev}: {} skipped",
+                e.position,
+                skipped(prev, e.position)
+            )));
+        }
+        prev = e.position;
+    }
+    Ok(())
+}
+
+/// The positions strictly between `prev` and `next`, for the error message.
+fn skipped(prev: u64, next: u64) -> String {
+    if next - prev == 2 {
+        format!("position {} was", prev + 1)
+    } else {
+        format!("positions {}..={} were", prev + 1, next - 1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::scripted::ScriptedStore;
+    use super::*;
+
+    fn positions(events: &[StoredEvent]) -> Vec<u64> {
+        events.iter().map(|e| e.position).collect()
+    }
+
+    #[tokio::test]
+    async fn a_batch_continues_the_cursor_exactly() {
+        let store = ScriptedStore::with_positions(1..=3);
+        let mut sub = Subscription::new(store.clone(), 0);
+        assert_eq!(positions(&sub.next().await.expect("read")), [1, 2, 3]);
+        assert_eq!(sub.position(), 3);
+        assert!(sub.read().await.expect("read").is_empty());
+    }
+
+    /// Blind spot 6: positions that only increased were accepted, so a
+    /// skipped one went unnoticed.
+    #[tokio::test]
+    async fn a_skipped_position_is_an_error_that_moves_nothing() {
+        let store = ScriptedStore::with_positions([1, 2, 4, 5]);
+        let mut sub = Subscription::new(store.clone(), 0);
+        let err = sub.read().await.expect_err("gap after 2");
+        assert!(
+            matches!(&err, StoreError::Corrupt(m) if m == "position 4 delivered after 2: position 3 was skipped"),
+            "{err}"
+        );
+        assert_eq!(sub.position(), 0, "nothing of the batch is taken");
+        // The next read asks the store again from the same position.
+        store.add([3]);
+        assert_eq!(positions(&sub.read().await.expect("read")), [1, 2, 3, 4, 5]);
+    }
+
+    #[tokio::test]
+    async fn a_gap_at_the_start_and_a_wider_one_are_named() {
+        let store = ScriptedStore::with_positions([3, 4]);
+        let mut sub = Subscription::new(store.clone(), 0);
+        let err = sub.read().await.expect_err("gap before 3");
+        assert!(
+            err.to_string().contains("positions 1..=2 were skipped"),
+            "{err}"
+        );
+        let repeated =
+            ScriptedStore::with_events(vec![ScriptedStore::event(1), ScriptedStore::event(1)]);
+        let err = Subscription::new(repeated, 0)
+            .read()
+            .await
+            .expect_err("repeated");
+        assert!(
+            err.to_string().contains("position 1 delivered after 1"),
+            "{err}"
+        );
     }
 }

@@ -38,6 +38,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::backend::{Backend, Shared, Store};
 use super::group_commit::{gather, AppendRequest, Committed};
+use super::status::Task;
 use super::url::StoreUrl;
 use super::{StoreError, StoreOptions, StoredEvent};
 
@@ -369,10 +370,13 @@ async fn commit_batch(
 }
 
 /// `LISTEN`s for commits of any instance and publishes the head; reconnects
-/// with a short backoff while the server is away.
+/// with a short backoff while the server is away (doubling while it stays
+/// away, from the start again once a session was up).
 async fn listener_loop(config: Config, shared: Arc<Shared>, cancel: CancellationToken) {
-    let mut backoff = Duration::from_millis(100);
+    const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+    let mut backoff = FIRST_BACKOFF;
     loop {
+        let mut listened = false;
         let session = async {
             let (client, mut connection) = config
                 .connect(NoTls)
@@ -408,7 +412,8 @@ async fn listener_loop(config: Config, shared: Arc<Shared>, cancel: Cancellation
                     .map_err(|e| pg_err("listen", &e))?;
                 // Anything committed before LISTEN took effect.
                 let head = read_head(&client).await.map_err(|e| pg_err("head", &e))?;
-                shared.seen(head);
+                shared.seen(Task::Listener, head);
+                listened = true;
                 tokio::select! {
                     _ = cancel.cancelled() => Ok(()),
                     _ = lost.recv() => Err("listen connection lost".to_string()),
@@ -426,17 +431,17 @@ async fn listener_loop(config: Config, shared: Arc<Shared>, cancel: Cancellation
             Ok(()) => return,
             Err(msg) => {
                 tracing::warn!(error = %msg, "postgres listener down; reconnecting");
-                shared.status.set_error(Some(msg));
+                shared.status.tasks.failed(Task::Listener, msg);
             }
+        }
+        if listened {
+            backoff = FIRST_BACKOFF;
         }
         tokio::select! {
             _ = cancel.cancelled() => return,
             _ = tokio::time::sleep(backoff) => {}
         }
         backoff = (backoff * 2).min(Duration::from_secs(1));
-        if shared.status.result().is_ok() {
-            backoff = Duration::from_millis(100);
-        }
     }
 }
 

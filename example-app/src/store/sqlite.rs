@@ -26,6 +26,7 @@ use tokio::sync::mpsc;
 
 use super::backend::{Backend, Shared, Store};
 use super::group_commit::{gather, AppendRequest, Committed};
+use super::status::Task;
 use super::{StoreError, StoreOptions, StoredEvent};
 
 /// How long a connection waits for another process's write lock.
@@ -229,11 +230,14 @@ fn poller_loop(conn: Connection, shared: Arc<Shared>, stop: Arc<AtomicBool>, int
             Ok(Some(u64::try_from(head).unwrap_or(0)))
         };
         match step() {
-            Ok(Some(head)) => shared.seen(head),
-            Ok(None) => {}
+            Ok(Some(head)) => shared.seen(Task::Poller, head),
+            Ok(None) => shared.status.tasks.ok(Task::Poller),
             Err(e) => {
                 tracing::warn!(error = %e, "sqlite poll failed");
-                shared.status.set_error(Some(format!("poll failed: {e}")));
+                shared
+                    .status
+                    .tasks
+                    .failed(Task::Poller, format!("poll failed: {e}"));
             }
         }
         std::thread::sleep(interval);

@@ -1,39 +1,134 @@
-//! What a backend says about itself: its last failure (for `/health`) and
-//! counters of its own work (for `/metrics`).
+//! What a store's tasks say about themselves: each task's last failure (for
+//! `/health`) and counters of the writer's work (for `/metrics`).
+//!
+//! One slot per task, not one per store: with a single slot, the next
+//! success of any task cleared the failure of another (the SQLite poller
+//! seeing a commit hid a writer whose every append failed), so `/health`
+//! said `store: ok` while this instance could not append.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use super::StoreStats;
 
+/// A task that keeps a store usable from this process. Its status is the
+/// outcome of its last attempt: a writer that failed and has had nothing to
+/// commit since still reports that failure (only a commit proves it can
+/// commit again).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Task {
+    /// Commits appends (every backend).
+    Writer,
+    /// SQLite: looks for other processes' commits and checkpoints the WAL.
+    Poller,
+    /// PostgreSQL: `LISTEN`s for commits of any instance.
+    Listener,
+    /// Reads the log after the projection's position and applies it here.
+    Follower,
+}
+
+impl Task {
+    /// Every task, in the order `/health` names them.
+    pub const ALL: [Task; 4] = [Task::Writer, Task::Poller, Task::Listener, Task::Follower];
+
+    /// How `/health` names it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Task::Writer => "writer",
+            Task::Poller => "poller",
+            Task::Listener => "listener",
+            Task::Follower => "follower",
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+impl std::fmt::Display for Task {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// One task's last failure. `failed` lets the writer's hot path (a success
+/// after a success) skip the lock.
+#[derive(Default)]
+struct Slot {
+    failed: AtomicBool,
+    why: Mutex<Option<String>>,
+}
+
+/// The last outcome of each [`Task`]: the store is usable only while every
+/// task's last attempt succeeded.
+#[derive(Default)]
+pub struct TaskStatus {
+    slots: [Slot; Task::ALL.len()],
+}
+
+impl TaskStatus {
+    /// `task`'s last attempt succeeded: clears its failure, no other's.
+    pub fn ok(&self, task: Task) {
+        let slot = &self.slots[task.index()];
+        if !slot.failed.load(Ordering::Acquire) {
+            return;
+        }
+        let mut why = slot.why.lock().unwrap_or_else(|p| p.into_inner());
+        *why = None;
+        slot.failed.store(false, Ordering::Release);
+    }
+
+    /// `task`'s last attempt failed, for this reason.
+    pub fn failed(&self, task: Task, why: impl Into<String>) {
+        let slot = &self.slots[task.index()];
+        let mut held = slot.why.lock().unwrap_or_else(|p| p.into_inner());
+        *held = Some(why.into());
+        slot.failed.store(true, Ordering::Release);
+    }
+
+    /// Why `task`'s last attempt failed, if it did.
+    pub fn failure(&self, task: Task) -> Option<String> {
+        let slot = &self.slots[task.index()];
+        if !slot.failed.load(Ordering::Acquire) {
+            return None;
+        }
+        slot.why.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Every failing task and why, in [`Task::ALL`] order.
+    pub fn failures(&self) -> Vec<(Task, String)> {
+        Task::ALL
+            .iter()
+            .filter_map(|&t| self.failure(t).map(|why| (t, why)))
+            .collect()
+    }
+
+    /// `Ok` while every task's last attempt succeeded, else each failing
+    /// task and why: `writer: append failed: …; follower: …`.
+    pub fn result(&self) -> Result<(), String> {
+        let failures = self.failures();
+        if failures.is_empty() {
+            return Ok(());
+        }
+        Err(failures
+            .iter()
+            .map(|(task, why)| format!("{task}: {why}"))
+            .collect::<Vec<_>>()
+            .join("; "))
+    }
+}
+
+/// A store's task status and the writer's counters.
 #[derive(Default)]
 pub(crate) struct Status {
-    /// The last failure of a store task; cleared by its next success.
-    error: Mutex<Option<String>>,
+    pub tasks: TaskStatus,
     commits: AtomicU64,
     appends: AtomicU64,
     max_batch: AtomicU64,
 }
 
 impl Status {
-    pub fn set_error(&self, e: Option<String>) {
-        let mut slot = self.error.lock().unwrap_or_else(|p| p.into_inner());
-        *slot = e;
-    }
-
-    /// `Ok` unless the last store task failed, else why.
-    pub fn result(&self) -> Result<(), String> {
-        match self
-            .error
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .as_ref()
-        {
-            Some(msg) => Err(msg.clone()),
-            None => Ok(()),
-        }
-    }
-
     /// Counts one write transaction that carried `appends` appends.
     pub fn record_commit(&self, appends: u64) {
         self.commits.fetch_add(1, Ordering::Relaxed);
@@ -57,13 +152,52 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_last_failure_stands_until_a_success() {
-        let s = Status::default();
+    fn a_task_failure_stands_until_that_task_succeeds() {
+        let s = TaskStatus::default();
         assert_eq!(s.result(), Ok(()));
-        s.set_error(Some("down".into()));
-        assert_eq!(s.result(), Err("down".into()));
-        s.set_error(None);
+        s.failed(Task::Writer, "append failed: disk I/O error");
+        assert_eq!(
+            s.result(),
+            Err("writer: append failed: disk I/O error".into())
+        );
+        s.ok(Task::Writer);
         assert_eq!(s.result(), Ok(()));
+    }
+
+    /// Blind spot 5: with one slot per store, the listener's (or poller's)
+    /// next success cleared the writer's failure.
+    #[test]
+    fn another_task_success_does_not_hide_a_failure() {
+        let s = TaskStatus::default();
+        s.failed(Task::Writer, "append failed: readonly");
+        s.ok(Task::Listener);
+        s.ok(Task::Poller);
+        s.ok(Task::Follower);
+        assert_eq!(s.result(), Err("writer: append failed: readonly".into()));
+        assert_eq!(s.failure(Task::Listener), None);
+    }
+
+    #[test]
+    fn every_failing_task_is_named_in_order() {
+        let s = TaskStatus::default();
+        s.failed(Task::Follower, "position 7 delivered after 5");
+        s.failed(Task::Listener, "listen connection lost");
+        s.failed(Task::Writer, "first");
+        s.failed(Task::Writer, "second");
+        assert_eq!(
+            s.failures(),
+            vec![
+                (Task::Writer, "second".to_string()),
+                (Task::Listener, "listen connection lost".to_string()),
+                (Task::Follower, "position 7 delivered after 5".to_string()),
+            ]
+        );
+        assert_eq!(
+            s.result(),
+            Err("writer: second; listener: listen connection lost; \
+                 follower: position 7 delivered after 5"
+                .into())
+        );
     }
 
     #[test]

@@ -6,3 +6,4 @@ pub mod http_api;
 pub mod pg_cluster;
 pub mod postgres;
 pub mod sqlite;
+pub mod task_health;
