@@ -17,6 +17,8 @@ use axum::Router;
 use chrono::{SecondsFormat, Utc};
 use handover_contract::{ErrorBody, ErrorDetail, Health, HealthChecks, NewOrder, Order};
 
+use crate::admin;
+use crate::faults::{Faults, HEALTH_FAULT_REASON};
 use crate::metrics::{self, Metrics};
 use crate::orders::{Orders, PlaceError, Placed};
 use crate::projection::{ListFormat, Projection};
@@ -62,6 +64,8 @@ pub struct App {
     requests_total: AtomicU64,
     /// Unix ms of the last application request; 0 before the first.
     last_request_ms: AtomicI64,
+    /// Injected faults, only with `--fault-injection`.
+    faults: Option<Arc<Faults>>,
 }
 
 impl App {
@@ -85,7 +89,26 @@ impl App {
             in_flight: AtomicU64::new(0),
             requests_total: AtomicU64::new(0),
             last_request_ms: AtomicI64::new(0),
+            faults: None,
         })
+    }
+
+    /// Adds the faults `/admin/faults` arms (a process started with
+    /// `--fault-injection`); without them the admin routes do not exist.
+    pub fn with_faults(mut self, faults: Arc<Faults>) -> Self {
+        self.faults = Some(faults);
+        self
+    }
+
+    pub fn faults(&self) -> Option<&Faults> {
+        self.faults.as_deref()
+    }
+
+    /// Why `/health` must fail although everything works, if a fault says so.
+    fn health_fault(&self) -> Option<&'static str> {
+        self.faults()
+            .is_some_and(Faults::health_failing)
+            .then_some(HEALTH_FAULT_REASON)
     }
 
     /// Marks the start of shutdown: `/health` reports draining (503).
@@ -111,7 +134,10 @@ impl App {
         let store = self.store.status();
         let last_ms = self.last_request_ms.load(Ordering::Relaxed);
         Health {
-            healthy: store.is_ok() && lag <= self.config.max_lag && !draining,
+            healthy: store.is_ok()
+                && lag <= self.config.max_lag
+                && !draining
+                && self.health_fault().is_none(),
             instance: self.instance.clone(),
             applied,
             head,
@@ -143,7 +169,7 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+    pub(crate) fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
         ApiError {
             status,
             code,
@@ -198,7 +224,12 @@ impl IntoResponse for ApiError {
 }
 
 pub fn router(app: Arc<App>) -> Router {
-    Router::new()
+    let routes = if app.faults().is_some() {
+        admin::routes()
+    } else {
+        Router::new()
+    };
+    routes
         .route("/orders", get(list_orders).post(place_order))
         .route("/orders/{id}", get(get_order))
         .route("/users", get(list_users))
@@ -227,7 +258,8 @@ async fn track(State(app): State<Arc<App>>, req: Request, next: Next) -> Respons
         .map(|m| m.as_str().to_owned())
         .unwrap_or_else(|| "unmatched".to_owned());
     let method = req.method().clone();
-    let counted = route != "/health" && route != "/metrics";
+    // Probes and admin calls are not traffic: a drain must not wait on them.
+    let counted = !matches!(route.as_str(), "/health" | "/metrics" | admin::FAULTS_PATH);
     let guard = counted.then(|| {
         app.in_flight.fetch_add(1, Ordering::SeqCst);
         app.requests_total.fetch_add(1, Ordering::SeqCst);
@@ -345,7 +377,7 @@ const DRAIN_MAX: usize = 1024 * 1024;
 
 /// The body if it fits in `limit`; `None` if it does not (drained up to
 /// [`DRAIN_MAX`]).
-async fn read_body(mut body: Body, limit: usize) -> Result<Option<Bytes>, ApiError> {
+pub(crate) async fn read_body(mut body: Body, limit: usize) -> Result<Option<Bytes>, ApiError> {
     use http_body_util::BodyExt;
     let mut buf = Vec::new();
     let mut total = 0usize;
@@ -442,6 +474,7 @@ async fn list_companies(State(app): State<Arc<App>>) -> Response {
     axum::Json(app.projection.companies()).into_response()
 }
 
+/// The health document; while a fault fails it, `checks.fault` says so.
 async fn health(State(app): State<Arc<App>>) -> Response {
     let h = app.health();
     let status = if h.healthy {
@@ -449,7 +482,12 @@ async fn health(State(app): State<Arc<App>>) -> Response {
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    (status, axum::Json(h)).into_response()
+    let Some(reason) = app.health_fault() else {
+        return (status, axum::Json(h)).into_response();
+    };
+    let mut doc = serde_json::to_value(&h).unwrap_or_default();
+    doc["checks"]["fault"] = reason.into();
+    (status, axum::Json(doc)).into_response()
 }
 
 async fn metrics_text(State(app): State<Arc<App>>) -> Response {

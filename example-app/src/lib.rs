@@ -9,18 +9,23 @@
 //! - [`server`]: serving a bound listener until a shutdown future, then draining.
 //! - [`api`]: HTTP onto the use cases: routes, handlers, JSON errors,
 //!   `X-Instance`, request accounting.
+//! - [`admin`]: `/admin/faults`, only with `--fault-injection`.
+//! - [`faults`]: the faults an instance injects into itself (rehearsals, tests).
 //! - [`orders`]: placing an order (rules, idempotent retries, conflicts,
 //!   read-your-writes), apart from HTTP.
 //! - [`domain`]: the events and the rules an order must follow.
 //! - [`projection`]: companies, users and orders in position order.
-//! - [`follower`]: the task that applies the log to the projection.
+//! - [`follower`]: the task that applies the log to the projection, refusing
+//!   gaps, and the gate that pauses it.
 //! - [`import`]: `EventType {json}` import files and the bundled seed.
 //! - [`store`]: the event-store trait, the one store over its backends
 //!   (`sqlite:`, `postgres://`), group commit, the hand-off to subscribers.
 //! - [`metrics`]: Prometheus text for `/metrics`.
 
+pub mod admin;
 pub mod api;
 pub mod domain;
+pub mod faults;
 pub mod follower;
 pub mod import;
 pub mod metrics;

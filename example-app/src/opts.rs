@@ -64,6 +64,12 @@ pub struct Opts {
     /// Honour the `X-Handover-Test-Delay-Ms` request header (for shutdown tests only).
     #[arg(long, hide = true)]
     pub test_hooks: bool,
+
+    /// For rehearsals and tests only, never production: serve `/admin/faults`,
+    /// which makes `/health` fail (`{"health": "fail"}`) or stops applying
+    /// the log (`{"apply": "pause"}`) on request. Without it the route is a 404.
+    #[arg(long)]
+    pub fault_injection: bool,
 }
 
 impl Opts {
@@ -100,6 +106,7 @@ mod tests {
         assert_eq!(o.instance(), "a");
         assert_eq!(o.shutdown_timeout, Duration::from_secs(10));
         assert!(!o.test_hooks);
+        assert!(!o.fault_injection);
         assert!(Opts::try_parse_from(["example-app", "--listen", "nope"]).is_err());
         assert!(Opts::try_parse_from(["example-app", "--max-batch", "0"]).is_err());
     }

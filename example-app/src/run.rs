@@ -10,7 +10,8 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::{ApiConfig, App};
-use crate::follower;
+use crate::faults::Faults;
+use crate::follower::{self, ApplyGate};
 use crate::import::{self, ImportError};
 use crate::opts::Opts;
 use crate::projection::Projection;
@@ -83,10 +84,12 @@ pub async fn run(
     let projection = Arc::new(Projection::new());
     let cancel = CancellationToken::new();
     let _stop_follower = cancel.clone().drop_guard();
-    tokio::spawn(follower::follow(
+    let gate = Arc::new(ApplyGate::default());
+    tokio::spawn(follower::follow_gated(
         store.clone(),
         projection.clone(),
         cancel.clone(),
+        gate.clone(),
     ));
 
     let catch_up_limit = Duration::from_secs(600);
@@ -127,9 +130,13 @@ pub async fn run(
         test_hooks: opts.test_hooks,
         ..ApiConfig::default()
     };
-    let app = Arc::new(
-        App::new(instance.clone(), store.clone(), projection, config).map_err(RunError::Config)?,
-    );
+    let mut app =
+        App::new(instance.clone(), store.clone(), projection, config).map_err(RunError::Config)?;
+    if opts.fault_injection {
+        tracing::warn!("fault injection on: /admin/faults can fail /health and pause applying (rehearsals and tests only)");
+        app = app.with_faults(Arc::new(Faults::new(gate)));
+    }
+    let app = Arc::new(app);
     announce(&addr.to_string(), &instance).map_err(|e| RunError::Failed(format!("stdout: {e}")))?;
     tracing::info!(%addr, %instance, head, "listening");
 

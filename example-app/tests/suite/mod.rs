@@ -2,6 +2,7 @@ pub mod util;
 
 pub mod cli;
 pub mod contract;
+pub mod faults;
 pub mod http_api;
 pub mod pg_cluster;
 pub mod postgres;
