@@ -10,6 +10,7 @@ use handover_cli::{ExitStatus, Style};
 use handover_contract::exit;
 
 use crate::demo::DemoArgs;
+use crate::faults::{FaultSpec, Targets};
 use crate::plan::{parse_set, Plan, PlanError};
 use crate::process::Reaper;
 use crate::reconcile::{self, Progress, ProgressFn, ReconcileError, ReconcileOptions};
@@ -74,6 +75,10 @@ pub struct RunArgs {
     /// Overrides `switch.api_base` (Cloudflare switch).
     #[arg(long)]
     pub api_base: Option<String>,
+    /// A fault to inject: `STEP:KIND[:ARG]`, `before:STEP:…`, `after:STEP:…`
+    /// (repeatable; also `[[faults]]` in the plan). See docs/reliability.md.
+    #[arg(long = "fault", value_name = "STEP:KIND[:ARG]")]
+    pub faults: Vec<FaultSpec>,
     /// Any plan key: `--set timeouts.converge=90s` (repeatable).
     #[arg(long = "set", value_name = "KEY=VALUE", value_parser = parse_set)]
     pub set: Vec<(String, String)>,
@@ -172,6 +177,8 @@ pub async fn run(opts: Opts) -> Result<i32, CliError> {
                 reaper: Reaper::default(),
                 cancel: crate::interrupt::token(None),
                 token: None,
+                faults: args.faults,
+                targets: Targets::default(),
             })
             .await?;
             Ok(outcome.exit_code)

@@ -17,6 +17,7 @@
 
 pub mod cli;
 pub mod demo;
+pub mod faults;
 pub mod health;
 pub mod host;
 pub mod interrupt;

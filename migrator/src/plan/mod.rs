@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+use crate::faults::spec::PlannedFault;
 use crate::report::Budgets;
 use crate::sources::reconcile::ReconcilePlan;
 pub use sections::*;
@@ -38,6 +39,12 @@ pub struct Plan {
     /// Where the stored orders are read (default: the example app).
     #[serde(default)]
     pub reconcile: ReconcilePlan,
+    /// The shared event store, for the store faults.
+    #[serde(default)]
+    pub store: StorePlan,
+    /// Faults to inject at chosen steps (`--fault` adds more).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub faults: Vec<PlannedFault>,
 }
 
 /// A plan error: names the key (or file) it is about. Nothing has run yet.
@@ -78,6 +85,8 @@ const SECTIONS: &[&str] = &[
     "watch",
     "host_checks",
     "reconcile",
+    "store",
+    "faults",
 ];
 
 impl Plan {
@@ -133,6 +142,8 @@ impl Plan {
             watch: optional(&mut doc, "watch")?,
             host_checks: optional(&mut doc, "host_checks")?,
             reconcile: optional(&mut doc, "reconcile")?,
+            store: optional(&mut doc, "store")?,
+            faults: optional(&mut doc, "faults")?,
         };
         plan.validate()?;
         Ok(plan)

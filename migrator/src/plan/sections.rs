@@ -33,6 +33,11 @@ pub struct Origin {
     /// `{pid}`, the process the start command left running (empty if none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stop: Option<String>,
+    /// Shell command that kills the instance at once (SIGKILL, as a crash
+    /// would), for the `kill-a`/`kill-b` faults. Default for B: SIGKILL to
+    /// the process its start command left running.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kill: Option<String>,
     /// The instance this origin answers as (the reply header or JSON value
     /// the feeder reads). Default: learned from the handover health document,
     /// else, for A, from the replies before the flip.
@@ -309,6 +314,20 @@ pub struct DrainPlan {
         skip_serializing_if = "Option::is_none"
     )]
     pub wait_for: Option<Duration>,
+    /// What a drain that reaches `timeouts.drain` with A still in use means
+    /// for the verdict (A is stopped gracefully either way).
+    pub on_timeout: OnTimeout,
+}
+
+/// What a step's timeout means for the verdict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum OnTimeout {
+    /// The run fails (the default: A was not seen unused).
+    #[default]
+    Fail,
+    /// The run goes on and may pass; the step is still recorded `timed_out`.
+    Continue,
 }
 
 /// Where the drain step sees A being used.
@@ -338,6 +357,7 @@ impl Default for DrainPlan {
             labels: BTreeMap::new(),
             command: None,
             wait_for: None,
+            on_timeout: OnTimeout::Fail,
         }
     }
 }
@@ -376,5 +396,37 @@ pub struct HostChecks {
 impl Default for HostChecks {
     fn default() -> Self {
         HostChecks { enabled: true }
+    }
+}
+
+/// `[store]`: the event store A and B share, for the store faults.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorePlan {
+    /// `sqlite:PATH` (the nemesis holds its write lock to stop it), or any
+    /// store URL (for messages; passwords are never printed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// Stops the store (`pg_ctl stop -m fast`, `systemctl stop postgresql`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stop: Option<String>,
+    /// Starts it again.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub start: Option<String>,
+    /// Cuts B off the store (a firewall rule, a link down).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub partition_b: Option<String>,
+    /// Reconnects B.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub heal_b: Option<String>,
+}
+
+impl StorePlan {
+    /// The SQLite file, when the store is one.
+    pub fn sqlite_path(&self) -> Option<PathBuf> {
+        self.url
+            .as_deref()
+            .and_then(|u| u.strip_prefix("sqlite:"))
+            .map(|p| PathBuf::from(p.strip_prefix("//").unwrap_or(p)))
     }
 }

@@ -5,6 +5,7 @@
 use url::Url;
 
 use super::{ConvergeKind, DrainKind, FeederMode, Plan, PlanError, SwitchPlan};
+use crate::faults::{FaultSpec, Kind, Side};
 
 impl Plan {
     /// Semantic checks serde cannot express.
@@ -229,6 +230,11 @@ impl Plan {
         self.reconcile
             .validate()
             .map_err(|(key, message)| PlanError::key(key, message))?;
+        for (i, planned) in self.faults.iter().enumerate() {
+            let key = format!("faults[{i}]");
+            let spec = planned.spec().map_err(|e| PlanError::key(&key, e))?;
+            self.check_fault(&spec, &key)?;
+        }
         if let Some(request) = &self.feeder.request {
             if self.feeder.mode == FeederMode::External {
                 return Err(PlanError::key(
@@ -241,6 +247,43 @@ impl Plan {
                 .map_err(|e| PlanError::key(e.field.key(), e.reason))?;
         }
         Ok(())
+    }
+}
+
+impl Plan {
+    /// Whether this plan can inject `spec` (a kill needs a process or a
+    /// command, a store fault a way to stop the store, an API or proxy
+    /// fault the local edge); `key` names where the fault was given.
+    pub fn check_fault(&self, spec: &FaultSpec, key: &str) -> Result<(), PlanError> {
+        let need = |ok: bool, what: &str| {
+            if ok {
+                Ok(())
+            } else {
+                Err(PlanError::key(key, format!("{spec}: {what}")))
+            }
+        };
+        match &spec.kind {
+            Kind::Kill(Side::A) => need(
+                self.a.kill.is_some(),
+                "needs a.kill (how to kill A at once: the migrator did not start it)",
+            ),
+            Kind::Kill(Side::B) => Ok(()),
+            Kind::StopStore { down } => need(
+                self.store.sqlite_path().is_some()
+                    || (self.store.stop.is_some()
+                        && (down.is_none() || self.store.start.is_some())),
+                "needs [store] url = \"sqlite:PATH\", or [store] stop (and start, to come back)",
+            ),
+            Kind::PartitionBStore { down } => need(
+                self.store.partition_b.is_some() && (down.is_none() || self.store.heal_b.is_some()),
+                "needs [store] partition_b (and heal_b, to come back)",
+            ),
+            Kind::Api(_) | Kind::Origin { .. } => need(
+                matches!(self.switch, SwitchPlan::Cloudflare(_)),
+                "needs the local edge as the switch (switch.kind = \"cloudflare\" with its api_base)",
+            ),
+            Kind::App(_) | Kind::Command(_) => Ok(()),
+        }
     }
 }
 

@@ -29,6 +29,7 @@ pub fn print_human(
                 StepOutcome::Ok => s.good("ok     "),
                 StepOutcome::Failed => s.bad("FAILED "),
                 StepOutcome::Skipped => s.dim("skipped"),
+                StepOutcome::TimedOut => s.warn("TIMEOUT"),
             };
             let detail = step.detail.as_deref().map(|d| format!("  {}", s.dim(d)));
             writeln!(
@@ -203,6 +204,23 @@ pub fn print_human(
         ];
         for (name, ids) in lists.into_iter().filter(|(_, ids)| !ids.is_empty()) {
             writeln!(out, "  {name} ids: {}", first_ids(ids, 10))?;
+        }
+    }
+    if !report.faults.is_empty() {
+        writeln!(out, "{}", s.heading("faults"))?;
+        for f in &report.faults {
+            let mark = if f.injected {
+                s.bad("⚡")
+            } else {
+                s.warn("⚡ not injected")
+            };
+            writeln!(
+                out,
+                "  {mark} {} at {}: {}",
+                f.fault,
+                f.at,
+                s.dim(&f.detail)
+            )?;
         }
     }
     if let Some(why) = &report.rollback {

@@ -37,6 +37,9 @@ pub struct MigrationReport {
     pub unreconciled: Option<String>,
     #[serde(default)]
     pub convergence: Option<Convergence>,
+    /// Faults the nemesis fired, in order (`--fault`, `[[faults]]`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub faults: Vec<crate::faults::FaultEvent>,
     /// Set when a rollback happened: what was rolled back and why.
     #[serde(default)]
     pub rollback: Option<String>,
@@ -114,6 +117,9 @@ pub enum StepOutcome {
     Ok,
     Failed,
     Skipped,
+    /// The step's timeout passed before what it waits for happened, and the
+    /// run went on (the drain: A still in use, then stopped gracefully).
+    TimedOut,
 }
 
 /// How B caught up before the flip.

@@ -38,8 +38,9 @@ use handover_cli::Style;
 use handover_contract::exit;
 use tokio_util::sync::CancellationToken;
 
+use crate::faults::{FaultSpec, Moment, Nemesis, Targets};
 use crate::health::HealthClient;
-use crate::plan::Plan;
+use crate::plan::{OnTimeout, Plan};
 use crate::process::{Reaper, Started};
 use crate::report::{rfc3339_now, MigrationReport, StepOutcome, StepTimer};
 use crate::sources::{self, converge::Converge};
@@ -69,6 +70,10 @@ pub struct RunOptions {
     pub cancel: CancellationToken,
     /// The Cloudflare token when not from `CLOUDFLARE_API_TOKEN` (the demo's own edge).
     pub token: Option<crate::switch::cloudflare::Token>,
+    /// Faults given on the command line, fired with the plan's `[[faults]]`.
+    pub faults: Vec<FaultSpec>,
+    /// What the faults reach beyond the plan (the demo's edge admin API).
+    pub targets: Targets,
 }
 
 /// What the run produced.
@@ -99,6 +104,25 @@ struct Pipeline {
     b_instance: Option<String>,
     /// Traffic was moved to B and stayed there (no rollback).
     moved: bool,
+    /// Faults to fire at chosen steps.
+    nemesis: Nemesis,
+}
+
+/// The plan's faults and the command line's, checked against the plan.
+fn nemesis(plan: &Plan, extra: Vec<FaultSpec>, mut targets: Targets) -> Result<Nemesis, RunError> {
+    let mut specs = Vec::new();
+    for planned in &plan.faults {
+        specs.push(planned.spec().map_err(RunError::Preflight)?);
+    }
+    for spec in extra {
+        plan.check_fault(&spec, "--fault")
+            .map_err(|e| RunError::Preflight(e.to_string()))?;
+        specs.push(spec);
+    }
+    if targets.edge_admin.is_none() {
+        targets.edge_admin = crate::faults::api::from_env(plan);
+    }
+    Ok(Nemesis::new(specs, targets))
 }
 
 /// The one instance that answered, if exactly one did.
@@ -122,7 +146,10 @@ pub async fn run(opts: RunOptions) -> Result<RunOutcome, RunError> {
         reaper,
         cancel,
         token,
+        faults,
+        targets,
     } = opts;
+    let nemesis = nemesis(&plan, faults, targets)?;
     let switch = switch::from_plan(&plan, token)
         .map_err(|e| RunError::Preflight(preflight::refusal(&e.into())))?;
     let converge = sources::converge::from_plan(&plan).map_err(RunError::Preflight)?;
@@ -153,8 +180,9 @@ pub async fn run(opts: RunOptions) -> Result<RunOutcome, RunError> {
         a_instance: None,
         b_instance: None,
         moved: false,
+        nemesis,
     };
-    let step = p.begin("preflight");
+    let step = p.begin("preflight").await;
     match preflight::run(
         &mut p.cx,
         p.switch.as_ref(),
@@ -166,11 +194,11 @@ pub async fn run(opts: RunOptions) -> Result<RunOutcome, RunError> {
     {
         Ok(pre) => {
             p.a_instance = pre.a_instance.clone();
-            p.end(step, StepOutcome::Ok, pre.detail());
+            p.end(step, StepOutcome::Ok, pre.detail()).await;
         }
         Err(e) => {
             let msg = preflight::refusal(&e);
-            p.end(step, StepOutcome::Failed, msg.clone());
+            p.end(step, StepOutcome::Failed, msg.clone()).await;
             return Err(RunError::Preflight(msg));
         }
     }
@@ -187,20 +215,39 @@ pub async fn run(opts: RunOptions) -> Result<RunOutcome, RunError> {
 }
 
 impl Pipeline {
-    fn begin(&mut self, name: &'static str) -> StepTimer {
+    /// Starts a step: faults planned before it, its line, faults planned
+    /// for its duration.
+    async fn begin(&mut self, name: &'static str) -> StepTimer {
+        self.fire(Moment::Before, name).await;
         self.cx.out.begin(name);
-        StepTimer::start(name)
+        let step = StepTimer::start(name);
+        self.fire(Moment::During, name).await;
+        step
     }
 
-    fn end(&mut self, step: StepTimer, outcome: StepOutcome, detail: impl Into<String>) {
+    /// Ends a step: its record, then the faults planned after it.
+    async fn end(&mut self, step: StepTimer, outcome: StepOutcome, detail: impl Into<String>) {
         let rec = step.finish(outcome, detail);
+        let name = rec.name.clone();
         self.cx.out.end(&rec);
         self.report.steps.push(rec);
+        self.fire(Moment::After, &name).await;
+    }
+
+    /// Fires the nemesis's faults for `moment` of `step` and says so.
+    async fn fire(&mut self, moment: Moment, step: &str) {
+        if self.nemesis.is_empty() {
+            return;
+        }
+        let b_pid = self.b_proc.as_mut().and_then(|p| p.running_pid());
+        for event in self.nemesis.fire(moment, step, &self.cx.plan, b_pid).await {
+            self.cx.out.fault(&event);
+        }
     }
 
     /// The sequence after preflight, with the load running.
     async fn cutover(mut self, load: Load) -> RunOutcome {
-        let step = self.begin("start_b");
+        let step = self.begin("start_b").await;
         match start_b::run(&mut self.cx, &self.workdir, &self.reaper, &mut self.b_proc).await {
             Ok(b) => {
                 self.b_instance = b.instance.clone();
@@ -209,11 +256,11 @@ impl Pipeline {
                         for line in seen {
                             self.cx.out.note(&format!("read: {line}"));
                         }
-                        self.end(step, StepOutcome::Ok, b.detail());
+                        self.end(step, StepOutcome::Ok, b.detail()).await;
                     }
                     Err(e) => {
                         let why = preflight::refusal(&e);
-                        self.end(step, StepOutcome::Failed, why.clone());
+                        self.end(step, StepOutcome::Failed, why.clone()).await;
                         return self
                             .abort_before_flip(load, format!("B's sources cannot be read: {why}"))
                             .await;
@@ -221,22 +268,22 @@ impl Pipeline {
                 }
             }
             Err(e) => {
-                self.end(step, StepOutcome::Failed, e.to_string());
+                self.end(step, StepOutcome::Failed, e.to_string()).await;
                 return self
                     .abort_before_flip(load, format!("B did not start: {e}"))
                     .await;
             }
         }
 
-        let step = self.begin("converge");
+        let step = self.begin("converge").await;
         match converge::run(&mut self.cx, &load, &self.converge).await {
             Ok(c) => {
                 let detail = converge::detail(&self.cx.plan.converge, &c);
                 self.report.convergence = Some(c);
-                self.end(step, StepOutcome::Ok, detail);
+                self.end(step, StepOutcome::Ok, detail).await;
             }
             Err(e) => {
-                self.end(step, StepOutcome::Failed, e.to_string());
+                self.end(step, StepOutcome::Failed, e.to_string()).await;
                 return self
                     .abort_before_flip(load, format!("B did not converge: {e}"))
                     .await;
@@ -260,15 +307,15 @@ impl Pipeline {
         }
 
         let failed_at_flip = load.failed();
-        let step = self.begin("flip");
+        let step = self.begin("flip").await;
         match flip::run(self.switch.as_ref(), &self.cx.plan).await {
             Ok(r) => {
                 let d = flip::detail(&self.cx.plan, &r);
-                self.end(step, StepOutcome::Ok, d);
+                self.end(step, StepOutcome::Ok, d).await;
             }
             Err(e) => {
                 let why = e.to_string();
-                self.end(step, StepOutcome::Failed, why.clone());
+                self.end(step, StepOutcome::Failed, why.clone()).await;
                 return match flip::after_failure(self.switch.as_ref(), &self.cx.plan).await {
                     flip::AfterFailure::OnA => {
                         self.abort_before_flip(load, format!("flip failed: {why}"))
@@ -284,7 +331,7 @@ impl Pipeline {
             }
         }
 
-        let step = self.begin("drain_a");
+        let step = self.begin("drain_a").await;
         let drain = sources::drain::from_plan(&self.cx.plan, self.a_instance.as_deref())
             .map_err(StepError::Plan);
         let drained = match &drain {
@@ -292,24 +339,39 @@ impl Pipeline {
             Err(e) => Err(StepError::Plan(e.to_string())),
         };
         match drained {
-            Ok(d) => {
-                if let drain_a::Drained::TimedOut(_) = d {
-                    self.cx.out.warn(&d.detail());
+            Ok(d @ drain_a::Drained::TimedOut(_)) => {
+                // A still served at the timeout: stopping it hands its last
+                // connections over; the plan says whether that fails the run.
+                self.cx.out.warn(&d.detail());
+                if self.cx.plan.drain.on_timeout == OnTimeout::Fail {
+                    self.failures.push(format!(
+                        "drain_a timed out: {} (drain.on_timeout = \"fail\")",
+                        d.detail()
+                    ));
                 }
-                self.end(step, StepOutcome::Ok, d.detail());
+                self.end(step, StepOutcome::TimedOut, d.detail()).await;
             }
+            Ok(d) => self.end(step, StepOutcome::Ok, d.detail()).await,
             Err(e) => {
-                self.end(step, StepOutcome::Failed, e.to_string());
-                return self.roll_back(load, e.to_string()).await;
+                self.end(step, StepOutcome::Failed, e.to_string()).await;
+                // Rolling back sends traffic to A: only while A can take it.
+                let a = self.cx.health.probe(&self.cx.plan.a.health()).await;
+                if a.is_healthy() {
+                    return self.roll_back(load, e.to_string()).await;
+                }
+                self.failures.push(format!(
+                    "{e}; not rolled back: A is not serving ({}), so traffic stays on B",
+                    a.describe()
+                ));
             }
         }
 
-        let step = self.begin("stop_a");
+        let step = self.begin("stop_a").await;
         let a = self.cx.plan.a.clone();
         match stop_a::stop_origin(&mut self.cx, &a, None).await {
-            Ok(d) => self.end(step, StepOutcome::Ok, d),
+            Ok(d) => self.end(step, StepOutcome::Ok, d).await,
             Err(e) => {
-                self.end(step, StepOutcome::Failed, e.to_string());
+                self.end(step, StepOutcome::Failed, e.to_string()).await;
                 self.failures.push(format!("A did not stop: {e}"));
             }
         }
@@ -327,11 +389,15 @@ impl Pipeline {
     /// load is reconciled against A, exit 1.
     async fn abort_before_flip(mut self, load: Load, why: String) -> RunOutcome {
         self.report.rollback = Some(format!("{why}; B stopped, traffic stays on A"));
-        let step = self.begin("rollback");
+        let step = self.begin("rollback").await;
         match rollback::stop_b(&mut self.cx, self.b_proc.as_mut()).await {
-            Ok(d) => self.end(step, StepOutcome::Ok, format!("traffic stays on A; {d}")),
+            Ok(d) => {
+                self.end(step, StepOutcome::Ok, format!("traffic stays on A; {d}"))
+                    .await
+            }
             Err(e) => {
-                self.end(step, StepOutcome::Failed, format!("B did not stop: {e}"));
+                self.end(step, StepOutcome::Failed, format!("B did not stop: {e}"))
+                    .await;
                 self.failures.push(format!("B did not stop: {e}"));
             }
         }
@@ -342,7 +408,7 @@ impl Pipeline {
     /// running), B stopped, the load reconciled against A, exit 1. If the
     /// flip back fails, both stay up for a person to decide.
     async fn roll_back(mut self, load: Load, why: String) -> RunOutcome {
-        let step = self.begin("rollback");
+        let step = self.begin("rollback").await;
         let back = rollback::flip_back(
             &mut self.cx,
             self.switch.as_ref(),
@@ -353,12 +419,13 @@ impl Pipeline {
         match back {
             Ok(d) => {
                 self.report.rollback = Some(format!("{why}; traffic sent back to A"));
-                self.end(step, StepOutcome::Ok, d);
+                self.end(step, StepOutcome::Ok, d).await;
                 self.finish(load, Some(Against::A)).await
             }
             Err(e) => {
                 self.report.rollback = Some(format!("{why}; flipping back to A FAILED: {e}"));
-                self.end(step, StepOutcome::Failed, format!("flip back failed: {e}"));
+                self.end(step, StepOutcome::Failed, format!("flip back failed: {e}"))
+                    .await;
                 self.failures
                     .push("traffic could not be sent back to A: A and B are left running".into());
                 self.finish(load, None).await
@@ -383,26 +450,28 @@ impl Pipeline {
         }
 
         if let Some(against) = against {
-            let step = self.begin("reconcile");
+            let step = self.begin("reconcile").await;
             if let Some(why) = self.cx.plan.reconcile.unreconciled() {
-                self.end(step, StepOutcome::Skipped, why.clone());
+                self.end(step, StepOutcome::Skipped, why.clone()).await;
                 self.report.unreconciled = Some(why);
             } else {
                 match reconcile::run(&self.cx, &self.ack_log, against, run_id).await {
                     Ok(r) => {
                         let d = reconcile::detail(&r);
                         self.report.reconcile = Some(r);
-                        self.end(step, StepOutcome::Ok, d);
+                        self.end(step, StepOutcome::Ok, d).await;
                     }
                     Err(e) => {
-                        self.end(step, StepOutcome::Failed, e.to_string());
+                        self.end(step, StepOutcome::Failed, e.to_string()).await;
                         self.failures.push(format!("reconcile: {e}"));
                     }
                 }
             }
         }
 
-        let step = self.begin("verdict");
+        let step = self.begin("verdict").await;
+        self.nemesis.settle().await;
+        self.report.faults = self.nemesis.events();
         self.report.finished_at = rfc3339_now();
         let failures = std::mem::take(&mut self.failures);
         verdict::judge(&mut self.report, &self.cx.plan.budgets, failures);
@@ -412,7 +481,7 @@ impl Pipeline {
             StepOutcome::Failed
         };
         let d = verdict::detail(&self.report);
-        self.end(step, outcome, d);
+        self.end(step, outcome, d).await;
         verdict::write_outputs(&self.cx.out, &self.report, &self.outputs, &self.ack_log);
         RunOutcome {
             exit_code: verdict::exit_code(&self.report),

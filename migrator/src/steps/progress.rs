@@ -45,6 +45,7 @@ impl Printer {
             StepOutcome::Ok => self.style.ok("✓"),
             StepOutcome::Failed => self.style.bad("✗"),
             StepOutcome::Skipped => self.style.dim("-"),
+            StepOutcome::TimedOut => self.style.warn("⏱"),
         };
         let detail = rec.detail.as_deref().unwrap_or("");
         self.line(&format!(
@@ -63,6 +64,16 @@ impl Printer {
             self.last_progress = Some(Instant::now());
             self.line(&format!("  {}", self.style.dim(f())));
         }
+    }
+
+    /// A fault the nemesis fired (or could not).
+    pub fn fault(&self, e: &crate::faults::FaultEvent) {
+        let mark = if e.injected {
+            self.style.bad("⚡ fault")
+        } else {
+            self.style.warn("⚡ fault")
+        };
+        self.line(&format!("  {mark} {} at {}: {}", e.fault, e.at, e.detail));
     }
 
     pub fn warn(&self, s: &str) {

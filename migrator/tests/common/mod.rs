@@ -189,6 +189,8 @@ pub struct Stage {
 }
 
 pub const EDGE_TOKEN_ENV: &str = "HANDOVER_DEMO_EDGE_TOKEN";
+/// The test edges' admin token (the nemesis arms faults with it).
+pub const EDGE_ADMIN_TOKEN: &str = "test-admin-token";
 
 impl Drop for Stage {
     /// Ends B if a run left it serving (A and the edge end with their `Proc`).
@@ -245,6 +247,9 @@ impl Stage {
             workdir: self.dir.path(),
             propagation: Duration::from_millis(500),
             idle_timeout: Duration::ZERO,
+            faults: &[],
+            store_stop: None,
+            store_start: None,
         })
         .expect("plan");
         plan.host_checks.enabled = false;
@@ -370,7 +375,8 @@ pub fn start_edge(dir: &Path, port: u16, extra: &str) -> EdgeParts {
     let mut cmd = Command::new(sibling_bin("edge"));
     cmd.arg("--config")
         .arg(&cfg_path)
-        .env(EDGE_TOKEN_ENV, &token);
+        .env(EDGE_TOKEN_ENV, &token)
+        .env(migrator::demo::EDGE_ADMIN_TOKEN_ENV, EDGE_ADMIN_TOKEN);
     let (proc, v) = spawn_server(cmd, "edge", &dir.join("edge.log"));
     let addr = |k: &str| -> SocketAddr { v[k].as_str().expect(k).parse().expect("address") };
     EdgeParts {
