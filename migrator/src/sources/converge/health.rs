@@ -103,3 +103,95 @@ impl ConvergeSource for HealthPositions {
         .boxed()
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use handover_contract::HealthChecks;
+
+    /// Serves `doc` as `/health` on 127.0.0.1; returns its URL.
+    async fn serve(doc: Health) -> Url {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let app = axum::Router::new().route(
+            "/health",
+            axum::routing::get(move || {
+                let d = doc.clone();
+                async move { axum::Json(d) }
+            }),
+        );
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        Url::parse(&format!("http://{addr}/health")).unwrap()
+    }
+
+    fn doc(applied: u64, head: u64) -> Health {
+        Health {
+            healthy: true,
+            instance: "x".into(),
+            applied,
+            head,
+            lag: head - applied,
+            draining: false,
+            in_flight: 0,
+            requests_total: 0,
+            last_request_at: None,
+            checks: HealthChecks { store: "ok".into() },
+        }
+    }
+
+    /// Blind spot: B whose view of the store stopped at position 10 says
+    /// `applied 10, head 10` and looked converged on its own word. The head
+    /// A sees (1000) is the one that counts.
+    #[tokio::test]
+    async fn a_b_with_a_stale_view_of_the_head_is_not_caught_up() {
+        let b = serve(doc(10, 10)).await;
+        let a = serve(doc(1000, 1000)).await;
+        let p = HealthPositions::new(b.clone(), Some(a))
+            .read()
+            .await
+            .unwrap();
+        assert_eq!((p.applied, p.head, p.lag()), (10, 1000, 990));
+        // Without A (gone after the cutover) B's own view is all there is.
+        let p = HealthPositions::new(b, None).read().await.unwrap();
+        assert_eq!(p.lag(), 0);
+    }
+
+    #[tokio::test]
+    async fn b_is_not_ready_while_its_store_check_fails_or_it_drains() {
+        let mut d = doc(5, 5);
+        d.checks.store = "writer: database is locked".into();
+        let p = HealthPositions::new(serve(d).await, None)
+            .read()
+            .await
+            .unwrap();
+        assert!(!p.ready);
+        let mut d = doc(5, 5);
+        d.draining = true;
+        let p = HealthPositions::new(serve(d).await, None)
+            .read()
+            .await
+            .unwrap();
+        assert!(!p.ready);
+        let p = HealthPositions::new(serve(doc(5, 5)).await, None)
+            .read()
+            .await
+            .unwrap();
+        assert!(p.ready);
+    }
+
+    #[tokio::test]
+    async fn a_document_that_is_not_the_handover_one_names_the_key() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let app = axum::Router::new().route("/health", axum::routing::get(|| async { "ok" }));
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let b = Url::parse(&format!("http://{addr}/health")).unwrap();
+        let e = HealthPositions::new(b, None).read().await.unwrap_err();
+        assert_eq!(e.key(), "b.health_url");
+        assert!(
+            e.to_string().contains("not a handover health document"),
+            "{e}"
+        );
+    }
+}
