@@ -9,7 +9,8 @@ pub struct Pg {
     dir: Option<tempfile::TempDir>,
 }
 
-fn pg_sh() -> PathBuf {
+/// The repo's PostgreSQL script.
+pub fn pg_sh() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/pg.sh")
 }
 
@@ -20,6 +21,12 @@ impl Pg {
                 return Pg { url, dir: None };
             }
         }
+        Pg::start_owned()
+    }
+
+    /// A cluster of our own, whatever the environment says: one a test may
+    /// stop and start (`scripts/pg.sh stop|start` on [`Pg::data`]).
+    pub fn start_owned() -> Pg {
         let dir = tempfile::tempdir().expect("tempdir");
         let out = std::process::Command::new(pg_sh())
             .arg("start")
@@ -35,6 +42,16 @@ impl Pg {
         Pg {
             url,
             dir: Some(dir),
+        }
+    }
+}
+
+impl Pg {
+    /// The directory `scripts/pg.sh` keeps this cluster in.
+    pub fn data(&self) -> PathBuf {
+        match &self.dir {
+            Some(d) => d.path().join("pg"),
+            None => PathBuf::new(),
         }
     }
 }
