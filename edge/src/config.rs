@@ -26,8 +26,10 @@ pub struct Config {
     /// with a probability rising linearly from 0 to 1 across this window.
     #[serde(default = "default_propagation", with = "serde_str")]
     pub propagation: Duration,
-    /// A client connection keeps the origin it was routed to until it has been
-    /// idle this long (or the origin closes the connection).
+    /// A client connection idle longer than this re-resolves the record on
+    /// its next request (it takes the record as it is now); a busier one
+    /// keeps its origin until its own moment in the propagation window.
+    /// "0s": every request after the first re-resolves.
     #[serde(default = "default_idle_timeout", with = "serde_str")]
     pub idle_timeout: Duration,
     /// No response head from the origin within this: 524 (Cloudflare: 100 s).

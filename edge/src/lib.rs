@@ -15,7 +15,9 @@
 //! - [`faults`]: injected 429/5xx replies for testing clients' retries.
 //! - [`routes`]: Host → origin, with the propagation window after a change.
 //! - [`proxy`]: the forwarding listener; inside it `routing` (Host → record →
-//!   origin), `sticky` (which origin connection a client connection keeps),
+//!   origin), `sticky` (which origin a client connection uses — its moment in
+//!   the propagation window, or the record as it is now after an idle spell
+//!   longer than `idle_timeout` — and which origin connection it keeps),
 //!   `forward` (sending, with the keep-alive race's retry and replay),
 //!   `headers` (what crosses the hop) and `error_page` (the edge's own
 //!   replies: Cloudflare's 4xx/52x by where the failure came from).

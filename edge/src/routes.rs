@@ -35,6 +35,31 @@ struct Route {
     changed_at: Instant,
 }
 
+/// How one client connection sees record changes.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Viewer {
+    /// Its moment in every propagation window, uniform in [0, 1): it sees a
+    /// change once `coin · propagation` has passed since the change.
+    pub coin: f64,
+    /// When it last re-resolved the records: it sees every change made up to
+    /// then at once. `None` for a connection that never did.
+    pub resolved_at: Option<Instant>,
+}
+
+impl Viewer {
+    /// A connection that has only its moment in the window.
+    pub fn at(coin: f64) -> Viewer {
+        Viewer {
+            coin,
+            resolved_at: None,
+        }
+    }
+
+    fn has_resolved_since(&self, changed_at: Instant) -> bool {
+        self.resolved_at.is_some_and(|r| r >= changed_at)
+    }
+}
+
 #[derive(Debug)]
 pub struct Routes {
     table: RwLock<Arc<HashMap<String, Route>>>,
@@ -89,14 +114,19 @@ impl Routes {
         *guard = Arc::new(next);
     }
 
-    /// Picks the target for one routing decision; `coin` is uniform in [0, 1).
-    pub fn resolve(&self, host: &str, now: Instant, coin: f64) -> Target {
+    /// Picks the target for one routing decision of `viewer`'s at `now`.
+    pub fn resolve(&self, host: &str, now: Instant, viewer: Viewer) -> Target {
         let table = Arc::clone(&self.table.read().unwrap_or_else(|p| p.into_inner()));
         let Some(route) = table.get(host) else {
             return Target::Missing;
         };
         match route.previous {
-            Some(prev) if coin >= self.new_share(route.changed_at, now) => Target::Origin(prev),
+            Some(prev)
+                if !viewer.has_resolved_since(route.changed_at)
+                    && viewer.coin >= self.new_share(route.changed_at, now) =>
+            {
+                Target::Origin(prev)
+            }
             _ => route.current,
         }
     }
@@ -191,14 +221,23 @@ mod tests {
         let routes = Routes::new(Duration::from_secs(10));
         let t0 = Instant::now();
         routes.update(&zone("127.0.0.2", true), t0);
-        assert_eq!(routes.resolve("shop.z.test", t0, 0.99), ip("127.0.0.2"));
+        assert_eq!(
+            routes.resolve("shop.z.test", t0, Viewer::at(0.99)),
+            ip("127.0.0.2")
+        );
         routes.update(&zone("127.0.0.3", true), t0);
         let at = |secs| t0 + Duration::from_secs(secs);
         // At 3 s, 30 % of decisions see the new record.
-        assert_eq!(routes.resolve("shop.z.test", at(3), 0.29), ip("127.0.0.3"));
-        assert_eq!(routes.resolve("shop.z.test", at(3), 0.31), ip("127.0.0.2"));
         assert_eq!(
-            routes.resolve("shop.z.test", at(10), 0.999),
+            routes.resolve("shop.z.test", at(3), Viewer::at(0.29)),
+            ip("127.0.0.3")
+        );
+        assert_eq!(
+            routes.resolve("shop.z.test", at(3), Viewer::at(0.31)),
+            ip("127.0.0.2")
+        );
+        assert_eq!(
+            routes.resolve("shop.z.test", at(10), Viewer::at(0.999)),
             ip("127.0.0.3")
         );
         assert!((routes.new_share(t0, at(5)) - 0.5).abs() < 1e-9);
@@ -210,7 +249,10 @@ mod tests {
         let t0 = Instant::now();
         routes.update(&zone("127.0.0.2", true), t0);
         routes.update(&zone("127.0.0.3", true), t0);
-        assert_eq!(routes.resolve("shop.z.test", t0, 0.999), ip("127.0.0.3"));
+        assert_eq!(
+            routes.resolve("shop.z.test", t0, Viewer::at(0.999)),
+            ip("127.0.0.3")
+        );
     }
 
     #[test]
@@ -218,17 +260,45 @@ mod tests {
         let routes = Routes::new(Duration::ZERO);
         routes.update(&zone("127.0.0.2", false), Instant::now());
         assert_eq!(
-            routes.resolve("shop.z.test", Instant::now(), 0.5),
+            routes.resolve("shop.z.test", Instant::now(), Viewer::at(0.5)),
             Target::NotProxied
         );
         assert_eq!(
-            routes.resolve("nope.z.test", Instant::now(), 0.5),
+            routes.resolve("nope.z.test", Instant::now(), Viewer::at(0.5)),
             Target::Missing
         );
         routes.update(&[], Instant::now());
         assert_eq!(
-            routes.resolve("shop.z.test", Instant::now(), 0.5),
+            routes.resolve("shop.z.test", Instant::now(), Viewer::at(0.5)),
             Target::Missing
+        );
+    }
+
+    #[test]
+    fn a_viewer_that_re_resolved_after_the_change_sees_it_whatever_its_coin() {
+        let routes = Routes::new(Duration::from_secs(10));
+        let t0 = Instant::now();
+        routes.update(&zone("127.0.0.2", true), t0);
+        routes.update(&zone("127.0.0.3", true), t0 + Duration::from_secs(1));
+        let late = Viewer::at(0.99);
+        let at = t0 + Duration::from_secs(2);
+        assert_eq!(routes.resolve("shop.z.test", at, late), ip("127.0.0.2"));
+        let resolved_before = Viewer {
+            resolved_at: Some(t0),
+            ..late
+        };
+        assert_eq!(
+            routes.resolve("shop.z.test", at, resolved_before),
+            ip("127.0.0.2"),
+            "re-resolved before the change: only its moment counts"
+        );
+        let resolved_after = Viewer {
+            resolved_at: Some(at),
+            ..late
+        };
+        assert_eq!(
+            routes.resolve("shop.z.test", at, resolved_after),
+            ip("127.0.0.3")
         );
     }
 
@@ -238,9 +308,12 @@ mod tests {
         let t0 = Instant::now();
         routes.update(&zone("127.0.0.2", true), t0);
         routes.update(&zone("127.0.0.2", false), t0);
-        assert_eq!(routes.resolve("shop.z.test", t0, 0.5), ip("127.0.0.2"));
         assert_eq!(
-            routes.resolve("shop.z.test", t0 + Duration::from_secs(11), 0.5),
+            routes.resolve("shop.z.test", t0, Viewer::at(0.5)),
+            ip("127.0.0.2")
+        );
+        assert_eq!(
+            routes.resolve("shop.z.test", t0 + Duration::from_secs(11), Viewer::at(0.5)),
             Target::NotProxied
         );
     }

@@ -2,6 +2,7 @@
 //! `cloudflare` crate, reqwest, and in-process origins on 127.0.0.2/127.0.0.3.
 #![allow(clippy::unwrap_used)]
 
+mod suites;
 mod util;
 
 use cloudflare::endpoints::account::user::GetUserTokenStatus;

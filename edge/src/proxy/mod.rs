@@ -4,8 +4,9 @@
 //! where it came from.
 //!
 //! - `routing`: Host → record → origin, or a DNS-side refusal.
-//! - `sticky`: the per-client-connection moment in the propagation window
-//!   and which origin connection a client connection keeps (idle timeout).
+//! - `sticky`: the per-client-connection moment in the propagation window,
+//!   the re-resolve after an idle spell longer than `idle_timeout`, and which
+//!   origin connection a client connection keeps.
 //! - `forward`: sending, with the keep-alive race's retry and replay.
 //! - `headers`: what crosses the hop, both ways.
 //! - `error_page`: the edge's own replies, by where the failure came from.
@@ -29,7 +30,7 @@ use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use sticky::{ClientConn, Held, Ride};
+use sticky::{ClientConn, Held, Ride, Turn};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -78,7 +79,15 @@ pub async fn serve(
                 service_fn(move |req| {
                     let proxy = Arc::clone(&proxy);
                     let client = Arc::clone(&client);
-                    async move { Ok::<_, Infallible>(proxy.handle(req, &client, peer).await) }
+                    async move {
+                        let call = Call {
+                            client: &client,
+                            peer,
+                            ray: crate::ray::next(),
+                            json: headers::wants_json(req.headers()),
+                        };
+                        Ok::<_, Infallible>(proxy.handle(req, &call).await)
+                    }
                 })
             };
             let conn = hyper::server::conn::http1::Builder::new()
@@ -102,49 +111,60 @@ pub async fn serve(
     }
 }
 
+/// One request on its client connection: what stickiness and the edge's
+/// own replies need.
+struct Call<'a> {
+    client: &'a ClientConn,
+    peer: SocketAddr,
+    ray: String,
+    /// The client asked for JSON error pages.
+    json: bool,
+}
+
 impl Proxy {
-    /// One request: route, board, forward, and reply (the origin's reply, or
-    /// the edge's own for what went wrong).
-    async fn handle(
-        &self,
-        req: Request<Incoming>,
-        client: &ClientConn,
-        peer: SocketAddr,
-    ) -> Response<Body> {
-        let ray = crate::ray::next();
-        let json = headers::wants_json(req.headers());
+    /// One request: its turn on the client connection (re-resolving after
+    /// an idle spell), then route, board, forward and reply.
+    async fn handle(&self, req: Request<Incoming>, call: &Call<'_>) -> Response<Body> {
+        let turn = call.client.start(Instant::now(), self.idle_timeout);
+        let resp = self.respond(req, call, turn).await;
+        call.client.done(Instant::now());
+        resp
+    }
+
+    /// The origin's reply, or the edge's own for what went wrong.
+    async fn respond(&self, req: Request<Incoming>, call: &Call<'_>, turn: Turn) -> Response<Body> {
+        let (ray, json) = (call.ray.as_str(), call.json);
         let Some(host) = routing::host_of(&req) else {
-            return self.refuse(EdgeError::NoHost, "", &ray, json);
+            return self.refuse(EdgeError::NoHost, "", ray, json);
         };
         let now = Instant::now();
         let routed =
-            match routing::origin_for(&self.routes, self.origin_port, &host, now, client.coin()) {
+            match routing::origin_for(&self.routes, self.origin_port, &host, now, turn.viewer) {
                 Ok(origin) => origin,
-                Err(refusal) => return self.refuse(refusal, &host, &ray, json),
+                Err(refusal) => return self.refuse(refusal, &host, ray, json),
             };
-        let ride = self.board(client, &host, routed, now);
-        let outgoing = Outgoing::new(headers::prepare_request(req, &ray, peer));
-        let (origin, result) = self.send(ride, &host, client.coin(), outgoing).await;
+        let ride = self.board(call.client, &host, routed, turn);
+        let outgoing = Outgoing::new(headers::prepare_request(req, ray, call.peer));
+        let (origin, result) = self.send(ride, &host, call.client, outgoing).await;
         match result {
             Ok((resp, sender)) => {
-                client.hold(Held {
+                call.client.hold(Held {
                     host,
                     origin,
                     sender,
-                    last_done: Instant::now(),
                 });
                 self.metrics
                     .proxy_reply(&origin.to_string(), resp.status().as_u16());
-                headers::prepare_response(resp, &ray)
+                headers::prepare_response(resp, ray)
             }
-            Err(failure) => self.refuse(EdgeError::Origin { origin, failure }, &host, &ray, json),
+            Err(failure) => self.refuse(EdgeError::Origin { origin, failure }, &host, ray, json),
         }
     }
 
     /// Takes the client connection's origin connection per the stickiness
     /// rule; one it gives up goes back to the pool.
-    fn board(&self, client: &ClientConn, host: &str, routed: SocketAddr, now: Instant) -> Ride {
-        let (ride, left) = client.board(host, routed, now, self.idle_timeout);
+    fn board(&self, client: &ClientConn, host: &str, routed: SocketAddr, turn: Turn) -> Ride {
+        let (ride, left) = client.board(host, routed, turn);
         if let Some(left) = left {
             if left.moved {
                 self.metrics.origin_switched();
@@ -163,7 +183,7 @@ impl Proxy {
         &self,
         ride: Ride,
         host: &str,
-        coin: f64,
+        client: &ClientConn,
         outgoing: Outgoing,
     ) -> (SocketAddr, Result<(Response<Incoming>, Sender), Failure>) {
         let result = forward::forward(
@@ -181,7 +201,7 @@ impl Proxy {
                     self.origin_port,
                     host,
                     Instant::now(),
-                    coin,
+                    client.viewer(),
                 ) {
                     Ok(next) if next != ride.origin => {
                         tracing::debug!(%host, from = %ride.origin, to = %next, error = %e, "sticky origin gone; re-routed");

@@ -3,7 +3,7 @@
 //! Hosts the edge cannot route are refused here, as DNS-side errors.
 
 use super::error_page::EdgeError;
-use crate::routes::{Routes, Target};
+use crate::routes::{Routes, Target, Viewer};
 use http::{header, Request};
 use std::net::SocketAddr;
 use std::time::Instant;
@@ -27,16 +27,16 @@ pub(super) fn host_of<B>(req: &Request<B>) -> Option<String> {
     (!host.is_empty()).then_some(host)
 }
 
-/// The origin for `host` in one routing decision (`coin`: the client
-/// connection's moment in the propagation window), or why there is none.
+/// The origin for `host` in one routing decision (`viewer`: how the client
+/// connection sees record changes), or why there is none.
 pub(super) fn origin_for(
     routes: &Routes,
     origin_port: u16,
     host: &str,
     now: Instant,
-    coin: f64,
+    viewer: Viewer,
 ) -> Result<SocketAddr, EdgeError> {
-    match routes.resolve(host, now, coin) {
+    match routes.resolve(host, now, viewer) {
         Target::Origin(ip) => Ok(SocketAddr::new(ip, origin_port)),
         Target::NotProxied => Err(EdgeError::NotProxied),
         Target::Unroutable => Err(EdgeError::Unroutable),
@@ -71,7 +71,8 @@ mod tests {
     #[test]
     fn unknown_hosts_are_refused() {
         let routes = Routes::new(std::time::Duration::ZERO);
-        let err = origin_for(&routes, 8080, "nope.test", Instant::now(), 0.5).unwrap_err();
+        let err =
+            origin_for(&routes, 8080, "nope.test", Instant::now(), Viewer::at(0.5)).unwrap_err();
         assert!(matches!(err, EdgeError::UnknownHost));
     }
 }
