@@ -13,12 +13,13 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 
-use crate::api::{read_body, ApiError, App};
+use crate::api::{ApiError, App};
+use crate::body;
 use crate::faults::{Armed, FaultChange, Faults};
 
 /// The route path, also how request accounting recognises it.
@@ -43,15 +44,13 @@ async fn show(State(app): State<Arc<App>>) -> Result<Response, ApiError> {
     Ok(reply(faults(&app)?.armed()))
 }
 
-async fn change(State(app): State<Arc<App>>, body: Body) -> Result<Response, ApiError> {
+async fn change(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    request_body: Body,
+) -> Result<Response, ApiError> {
     let faults = faults(&app)?;
-    let bytes = read_body(body, BODY_LIMIT).await?.ok_or_else(|| {
-        ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
-            format!("body exceeds {BODY_LIMIT} bytes"),
-        )
-    })?;
+    let bytes = body::read(&headers, request_body, BODY_LIMIT).await?;
     let change = FaultChange::parse(&bytes)
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_fault", e.to_string()))?;
     Ok(reply(faults.change(change)))

@@ -18,6 +18,7 @@ use chrono::{SecondsFormat, Utc};
 use handover_contract::{ErrorBody, ErrorDetail, Health, HealthChecks, NewOrder, Order};
 
 use crate::admin;
+use crate::body;
 use crate::faults::{Faults, HEALTH_FAULT_REASON};
 use crate::metrics::{self, Metrics};
 use crate::orders::{Orders, PlaceError, Placed};
@@ -166,6 +167,8 @@ pub struct ApiError {
     code: &'static str,
     message: String,
     retry_after: bool,
+    /// Reply with `Connection: close` (the request's body was not read).
+    close: bool,
 }
 
 impl ApiError {
@@ -175,6 +178,15 @@ impl ApiError {
             code,
             message: message.into(),
             retry_after: false,
+            close: false,
+        }
+    }
+
+    /// The same error, closing the connection after the reply.
+    pub(crate) fn closing(self) -> Self {
+        ApiError {
+            close: true,
+            ..self
         }
     }
 
@@ -218,6 +230,10 @@ impl IntoResponse for ApiError {
         if self.retry_after {
             resp.headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        if self.close {
+            resp.headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
         resp
     }
@@ -299,18 +315,10 @@ async fn not_found() -> ApiError {
     ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route")
 }
 
-fn is_json(headers: &HeaderMap) -> bool {
-    headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|mime| mime.trim().eq_ignore_ascii_case("application/json"))
-}
-
 async fn place_order(
     State(app): State<Arc<App>>,
     headers: HeaderMap,
-    body: Body,
+    request_body: Body,
 ) -> Result<Response, ApiError> {
     if app.config.test_hooks {
         if let Some(ms) = headers
@@ -321,32 +329,15 @@ async fn place_order(
             tokio::time::sleep(Duration::from_millis(ms.min(30_000))).await;
         }
     }
-    if !is_json(&headers) {
-        return Err(ApiError::new(
+    if !body::is_json(&headers) {
+        let e = ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "unsupported_media_type",
             "Content-Type must be application/json",
-        ));
+        );
+        return Err(body::refuse(&headers, request_body, e).await);
     }
-    let limit = app.config.body_limit;
-    let too_large = || {
-        ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
-            format!("body exceeds {limit} bytes"),
-        )
-    };
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > DRAIN_MAX as u64) {
-        return Err(too_large());
-    }
-    let bytes = match read_body(body, limit).await? {
-        Some(b) => b,
-        None => return Err(too_large()),
-    };
+    let bytes = body::read(&headers, request_body, app.config.body_limit).await?;
     let new: NewOrder = serde_json::from_slice(&bytes).map_err(|e| {
         if e.is_data() {
             ApiError::new(
@@ -369,41 +360,6 @@ async fn place_order(
         }
         Placed::Existing(order) => Ok((StatusCode::OK, axum::Json(order)).into_response()),
     }
-}
-
-/// An oversized body is still read (and dropped) up to this size, so the
-/// client gets its 413 instead of a reset connection.
-const DRAIN_MAX: usize = 1024 * 1024;
-
-/// The body if it fits in `limit`; `None` if it does not (drained up to
-/// [`DRAIN_MAX`]).
-pub(crate) async fn read_body(mut body: Body, limit: usize) -> Result<Option<Bytes>, ApiError> {
-    use http_body_util::BodyExt;
-    let mut buf = Vec::new();
-    let mut total = 0usize;
-    let mut over = false;
-    while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|e| {
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "bad_body",
-                format!("reading body: {e}"),
-            )
-        })?;
-        if let Ok(data) = frame.into_data() {
-            total += data.len();
-            if total > limit {
-                over = true;
-                buf = Vec::new();
-            } else {
-                buf.extend_from_slice(&data);
-            }
-            if total > DRAIN_MAX {
-                break;
-            }
-        }
-    }
-    Ok((!over).then(|| Bytes::from(buf)))
 }
 
 async fn get_order(

@@ -9,6 +9,8 @@
 //! - [`server`]: serving a bound listener until a shutdown future, then draining.
 //! - [`api`]: HTTP onto the use cases: routes, handlers, JSON errors,
 //!   `X-Instance`, request accounting.
+//! - [`body`]: request bodies: the JSON content type, reading within a
+//!   limit, draining a refused one so the connection stays usable.
 //! - [`admin`]: `/admin/faults`, only with `--fault-injection`.
 //! - [`faults`]: the faults an instance injects into itself (rehearsals, tests).
 //! - [`orders`]: placing an order (rules, idempotent retries, conflicts,
@@ -24,6 +26,7 @@
 
 pub mod admin;
 pub mod api;
+pub mod body;
 pub mod domain;
 pub mod faults;
 pub mod follower;
