@@ -3,6 +3,7 @@ pub mod util;
 pub mod cli;
 pub mod contract;
 pub mod faults;
+pub mod fuzz;
 pub mod http_api;
 pub mod pg_cluster;
 pub mod postgres;
