@@ -490,7 +490,7 @@ async fn metrics_text(State(app): State<Arc<App>>) -> Response {
         &mut out,
         "handover_store_up",
         "gauge",
-        "1 while the store answers.",
+        "1 while every store task (writer, poller or listener, follower) last succeeded.",
         u64::from(h.checks.store == "ok"),
     );
     metrics::single(
