@@ -1,13 +1,14 @@
 //! The v4 API listener: `/client/v4/…` (zones, DNS records, token verify),
-//! plus `/metrics` and the admin endpoint `/admin/faults`.
+//! plus `/metrics` and the admin endpoints (`/admin/…`, see [`crate::admin`]).
 //!
 //! Handlers take raw query strings and bodies and parse them here, so every
 //! bad input gets Cloudflare's envelope instead of a framework's plain text.
 
 use crate::auth::Tokens;
 use crate::envelope::{self, ok, ok_list, paginate, ApiError};
-use crate::faults::{FaultSpec, Faults};
+use crate::faults::Faults;
 use crate::metrics::Metrics;
+use crate::origin_faults::OriginFaults;
 use crate::record::{Record, RecordInput, WriteMode};
 use crate::secret::Secret;
 use crate::store::Store;
@@ -29,6 +30,8 @@ pub struct ApiState {
     pub tokens: Arc<Tokens>,
     pub admin_token: Option<Secret>,
     pub faults: Arc<Faults>,
+    /// Proxy-side faults per origin, shared with the proxy.
+    pub origin_faults: Arc<OriginFaults>,
     pub metrics: Arc<Metrics>,
 }
 
@@ -55,10 +58,7 @@ pub fn router(state: ApiState) -> Router {
     Router::new()
         .nest("/client/v4", v4)
         .route("/metrics", get(metrics))
-        .route(
-            "/admin/faults",
-            get(faults_status).post(faults_arm).delete(faults_clear),
-        )
+        .merge(crate::admin::routes())
         .layer(middleware::from_fn(ray_header))
         .with_state(state)
 }
@@ -72,16 +72,20 @@ async fn ray_header(req: Request, next: Next) -> Response {
     resp
 }
 
-/// Authentication, then injected faults, then the handler; counts every reply.
+/// Authentication, then injected faults (a hold, then an error or the
+/// handler), then the handler; counts every reply.
 async fn v4_gate(State(s): State<ApiState>, req: Request, next: Next) -> Response {
     let method = req.method().clone();
     let verify = req.uri().path().ends_with("/user/tokens/verify");
     let resp = match s.tokens.check(req.headers(), verify) {
         Err(e) => e.into_response(),
         Ok(_) => match s.faults.take(&method) {
-            Some(fault) => {
-                tracing::info!(status = fault.status.as_u16(), %method, path = req.uri().path(), "injected API fault");
-                fault.into_response()
+            Some(injection) => {
+                tracing::info!(status = ?injection.error.as_ref().map(|e| e.status.as_u16()), hold = ?injection.hold, %method, path = req.uri().path(), "injected API fault");
+                match s.faults.hold(injection).await {
+                    Some(error) => error.into_response(),
+                    None => next.run(req).await,
+                }
             }
             None => next.run(req).await,
         },
@@ -358,61 +362,4 @@ async fn metrics(State(s): State<ApiState>) -> Response {
         s.metrics.render(s.faults.status().injected_total),
     )
         .into_response()
-}
-
-fn admin_check(s: &ApiState, headers: &HeaderMap) -> Result<(), ApiError> {
-    let Some(admin) = &s.admin_token else {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            10000,
-            "Admin endpoint disabled: no admin_token configured",
-        ));
-    };
-    let presented = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
-    match presented {
-        Some(t) if admin.matches(t) => Ok(()),
-        Some(_) => Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            10000,
-            "Authentication error",
-        )),
-        None => Err(ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            10000,
-            "Authentication error",
-        )),
-    }
-}
-
-async fn faults_status(
-    State(s): State<ApiState>,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    admin_check(&s, &headers)?;
-    Ok(ok(json!(s.faults.status())))
-}
-
-async fn faults_arm(
-    State(s): State<ApiState>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Response, ApiError> {
-    admin_check(&s, &headers)?;
-    let spec: FaultSpec = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::bad_request(9207, format!("Request body is invalid: {e}")))?;
-    spec.validate()
-        .map_err(|e| ApiError::bad_request(1001, e))?;
-    tracing::info!(status = spec.status, count = spec.count, "faults armed");
-    s.faults.arm(spec);
-    Ok(ok(json!(s.faults.status())))
-}
-
-async fn faults_clear(State(s): State<ApiState>, headers: HeaderMap) -> Result<Response, ApiError> {
-    admin_check(&s, &headers)?;
-    s.faults.clear();
-    Ok(ok(json!(s.faults.status())))
 }

@@ -14,7 +14,7 @@ use std::time::Duration;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
-    /// The v4 API (under `/client/v4/`), `/metrics` and `/admin/faults`.
+    /// The v4 API (under `/client/v4/`), `/metrics` and `/admin/…`.
     #[serde(default = "loopback_any")]
     pub api_listen: SocketAddr,
     /// The proxy: the Host header picks the record.
@@ -49,14 +49,15 @@ pub struct Config {
     /// whitespace separated), so tokens need not be written to disk.
     #[serde(default)]
     pub tokens_env: Option<String>,
-    /// Token for `/admin/faults`; without it the admin endpoint is disabled.
+    /// Token for the admin endpoints (`/admin/faults`, `/admin/origins…`; see
+    /// `admin`); without it they are disabled.
     #[serde(default)]
     pub admin_token: Option<Secret>,
     /// Name of an environment variable holding the admin token instead, so
     /// it need not be written to disk.
     #[serde(default)]
     pub admin_token_env: Option<String>,
-    /// Faults armed at start-up (same shape as `POST /admin/faults`).
+    /// API faults armed at start-up (same shape as `POST /admin/faults`).
     #[serde(default)]
     pub faults: Option<FaultSpec>,
     #[serde(default)]
@@ -273,6 +274,23 @@ mod tests {
             ),
             ("[[zones]]\nname = \"z.test\"\nid = \"nothex\"\n", "32"),
             ("[faults]\nstatus = 404\ncount = 1\n", "status"),
+        ] {
+            let err = Config::parse(&format!("{base}{extra}")).expect_err(extra);
+            assert!(err.contains(needle), "{extra}: {err}");
+        }
+    }
+
+    #[test]
+    fn start_up_faults_may_hold_calls() {
+        let base = "origin_port = 8080\ntokens = [\"t\"]\n[faults]\n";
+        let c = Config::parse(&format!(
+            "{base}hang = true\ncount = 1\nmethod = \"PATCH\"\n"
+        ))
+        .unwrap();
+        assert!(c.faults.is_some_and(|f| f.hang && f.status.is_none()));
+        for (extra, needle) in [
+            ("count = 1\n", "status"),
+            ("delay_ms = 5\nhang = true\ncount = 1\n", "delay_ms"),
         ] {
             let err = Config::parse(&format!("{base}{extra}")).expect_err(extra);
             assert!(err.contains(needle), "{extra}: {err}");

@@ -6,7 +6,7 @@
 use axum::response::{IntoResponse, Response};
 use http::{header, HeaderValue, StatusCode};
 use serde::Serialize;
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 
 /// One entry of `errors` (or of an `error_chain`).
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -106,6 +106,20 @@ impl IntoResponse for ApiError {
                 .insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         resp
+    }
+}
+
+/// A request body that must be a JSON object; Cloudflare's 9207 when it
+/// is not JSON or not an object.
+pub fn body_object(body: &[u8]) -> Result<Map<String, Value>, ApiError> {
+    let value: Value = serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request(9207, format!("Request body is invalid: {e}")))?;
+    match value {
+        Value::Object(map) => Ok(map),
+        _ => Err(ApiError::bad_request(
+            9207,
+            "Request body is invalid: expected a JSON object",
+        )),
     }
 }
 

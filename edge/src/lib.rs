@@ -1,7 +1,7 @@
 //! edge: a local stand-in for Cloudflare — the v4 DNS-records API and the proxy.
 //!
 //! One process, two listeners: the API (`/client/v4/…`, `/metrics`,
-//! `/admin/faults`) and the proxy (Host header → record → origin). Faithful
+//! `/admin/…`) and the proxy (Host header → record → origin). Faithful
 //! enough that the real `cloudflare` crate works against it unchanged.
 //!
 //! - [`config`]: `edge.toml`, the stable interface the migrator's demo writes.
@@ -12,7 +12,12 @@
 //! - [`envelope`]: Cloudflare's JSON envelope and error shapes.
 //! - [`auth`]: bearer tokens with Cloudflare's error statuses and codes.
 //! - [`api`]: the API routes.
-//! - [`faults`]: injected 429/5xx replies for testing clients' retries.
+//! - [`admin`]: the admin endpoints (`admin_token`): API faults and proxy
+//!   faults per origin.
+//! - [`faults`]: injected API faults — 429/5xx replies for testing clients'
+//!   retries, calls held for a delay or until cleared (a hanging switch).
+//! - [`origin_faults`]: proxy-side faults per origin IP, like Toxiproxy's
+//!   toxics — added latency, connection reset, black-holed connect (522).
 //! - [`routes`]: Host → origin, with the propagation window after a change.
 //! - [`proxy`]: the forwarding listener; inside it `routing` (Host → record →
 //!   origin), `sticky` (which origin a client connection uses — its moment in
@@ -30,6 +35,7 @@
 //! The process plumbing (logging, the runtime, the shutdown signal) is the
 //! workspace's `handover-cli`; `main.rs` only parses [`Opts`] and calls [`run`].
 
+pub mod admin;
 pub mod api;
 pub mod auth;
 pub mod config;
@@ -38,6 +44,7 @@ pub mod error;
 pub mod faults;
 pub mod metrics;
 pub mod opts;
+pub mod origin_faults;
 pub mod proxy;
 pub mod ray;
 pub mod record;
@@ -108,6 +115,7 @@ impl Edge {
     /// Opens the state (state file first, then the config's zones).
     pub fn new(config: &Config) -> Result<Self, Error> {
         let metrics = Arc::new(metrics::Metrics::default());
+        let origin_faults = Arc::new(origin_faults::OriginFaults::new(Arc::clone(&metrics)));
         let routes = Arc::new(routes::Routes::new(config.propagation));
         let store = Arc::new(store::Store::open(config, Arc::clone(&metrics), {
             // Every published state starts the propagation window of the
@@ -120,12 +128,18 @@ impl Edge {
             tokens: Arc::new(auth::Tokens::new(&config.tokens)),
             admin_token: config.admin_token.clone(),
             faults: Arc::new(faults::Faults::new(config.faults.clone())),
+            origin_faults: Arc::clone(&origin_faults),
             metrics: Arc::clone(&metrics),
         };
         let proxy = Arc::new(proxy::Proxy {
             routes,
-            pool: upstream::Pool::new(config.connect_timeout, Arc::clone(&metrics)),
+            pool: upstream::Pool::new(
+                config.connect_timeout,
+                Arc::clone(&metrics),
+                Arc::clone(&origin_faults),
+            ),
             metrics,
+            origin_faults,
             origin_port: config.origin_port,
             idle_timeout: config.idle_timeout,
             origin_timeout: config.origin_timeout,
@@ -144,6 +158,7 @@ impl Edge {
     ) -> Result<(), Error> {
         let token = CancellationToken::new();
         let tracker = TaskTracker::new();
+        let api_faults = Arc::clone(&self.api.faults);
         let app = api::router(self.api);
         let api_task = {
             let token = token.clone();
@@ -160,6 +175,8 @@ impl Edge {
             tracker.clone(),
         ));
         shutdown.await;
+        // Held API calls (a `hang` fault) would otherwise hold up the drain.
+        api_faults.close();
         token.cancel();
         tracker.close();
         let drained = tokio::time::timeout(drain, async {

@@ -17,6 +17,8 @@ pub struct Metrics {
     proxy: ByStatus,
     /// (method, status) → API replies.
     api: ByStatus,
+    /// (origin IP, fault kind) → proxy faults applied (see `origin_faults`).
+    proxy_faults: Mutex<BTreeMap<(String, &'static str), u64>>,
     record_changes: AtomicU64,
     /// New routing decisions that moved a client connection to another origin.
     origin_switches: AtomicU64,
@@ -30,6 +32,18 @@ impl Metrics {
 
     pub fn api_reply(&self, method: &str, status: u16) {
         count(&self.api, method, status);
+    }
+
+    /// One proxy fault of `kind` applied to traffic for `origin` (an IP).
+    pub fn proxy_fault(&self, origin: &str, kind: &'static str) {
+        let mut m = self.proxy_faults.lock().unwrap_or_else(|p| p.into_inner());
+        *m.entry((origin.to_string(), kind)).or_insert(0) += 1;
+    }
+
+    /// Proxy faults of `kind` applied to `origin` so far.
+    pub fn proxy_faults_of(&self, origin: &str, kind: &'static str) -> u64 {
+        let m = self.proxy_faults.lock().unwrap_or_else(|p| p.into_inner());
+        m.get(&(origin.to_string(), kind)).copied().unwrap_or(0)
     }
 
     pub fn record_changed(&self) {
@@ -61,6 +75,19 @@ impl Metrics {
             "method",
             &self.api,
         );
+        let name = "edge_proxy_faults_injected_total";
+        let _ = writeln!(
+            out,
+            "# HELP {name} Proxy faults applied, by origin IP and kind (latency, reset, blackhole).\n# TYPE {name} counter"
+        );
+        for ((origin, kind), n) in self
+            .proxy_faults
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+        {
+            let _ = writeln!(out, "{name}{{origin=\"{origin}\",fault=\"{kind}\"}} {n}");
+        }
         let counters = [
             (
                 "edge_record_changes_total",
@@ -79,7 +106,7 @@ impl Metrics {
             ),
             (
                 "edge_faults_injected_total",
-                "API calls failed on purpose.",
+                "API calls failed or delayed on purpose (/admin/faults).",
                 faults_injected,
             ),
         ];
@@ -134,5 +161,21 @@ mod tests {
         assert!(text.contains("edge_proxy_requests_total{origin=\"none\",status=\"530\"} 1"));
         assert!(text.contains("edge_record_changes_total 1"));
         assert!(text.contains("edge_faults_injected_total 3"));
+    }
+
+    #[test]
+    fn proxy_faults_are_counted_by_origin_and_kind() {
+        let m = Metrics::default();
+        m.proxy_fault("127.0.0.2", "reset");
+        m.proxy_fault("127.0.0.2", "reset");
+        m.proxy_fault("127.0.0.3", "latency");
+        assert_eq!(m.proxy_faults_of("127.0.0.2", "reset"), 2);
+        assert_eq!(m.proxy_faults_of("127.0.0.2", "latency"), 0);
+        let text = m.render(0);
+        assert!(text
+            .contains("edge_proxy_faults_injected_total{origin=\"127.0.0.2\",fault=\"reset\"} 2"));
+        assert!(text.contains(
+            "edge_proxy_faults_injected_total{origin=\"127.0.0.3\",fault=\"latency\"} 1"
+        ));
     }
 }

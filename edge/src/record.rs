@@ -157,15 +157,7 @@ pub enum WriteMode {
 impl RecordInput {
     /// Parses a request body. Malformed JSON and wrongly typed fields are 400s.
     pub fn from_body(body: &[u8]) -> Result<Self, ApiError> {
-        let value: Value = serde_json::from_slice(body)
-            .map_err(|e| ApiError::bad_request(9207, format!("Request body is invalid: {e}")))?;
-        let Value::Object(map) = value else {
-            return Err(ApiError::bad_request(
-                9207,
-                "Request body is invalid: expected a JSON object",
-            ));
-        };
-        Self::from_map(&map)
+        Self::from_map(&crate::envelope::body_object(body)?)
     }
 
     fn from_map(map: &Map<String, Value>) -> Result<Self, ApiError> {

@@ -3,8 +3,11 @@
 //!
 //! The pool only saves connection setup. Which origin a request goes to is
 //! decided by the proxy (routing and stickiness) before the pool is asked.
+//! A black-holed origin (see [`crate::origin_faults`]) gets no pooled
+//! connection, and a connect to it stalls until the connect timeout.
 
 use crate::metrics::Metrics;
+use crate::origin_faults::OriginFaults;
 use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
 use std::collections::HashMap;
@@ -41,19 +44,28 @@ pub struct Pool {
     idle: Mutex<HashMap<SocketAddr, Vec<(Sender, Instant)>>>,
     connect_timeout: Duration,
     metrics: Arc<Metrics>,
+    faults: Arc<OriginFaults>,
 }
 
 impl Pool {
-    pub fn new(connect_timeout: Duration, metrics: Arc<Metrics>) -> Self {
+    pub fn new(
+        connect_timeout: Duration,
+        metrics: Arc<Metrics>,
+        faults: Arc<OriginFaults>,
+    ) -> Self {
         Pool {
             idle: Mutex::new(HashMap::new()),
             connect_timeout,
             metrics,
+            faults,
         }
     }
 
     /// An idle pooled connection to `origin` (true: reused), or a new one.
     pub async fn get(&self, origin: SocketAddr) -> Result<(Sender, bool), ConnectError> {
+        if self.faults.blackholed(origin.ip()) {
+            return Ok((self.connect(origin).await?, false));
+        }
         if let Some(s) = self.checkout(origin) {
             return Ok((s, true));
         }
@@ -86,18 +98,21 @@ impl Pool {
 
     /// A fresh connection, never from the pool.
     pub async fn connect(&self, origin: SocketAddr) -> Result<Sender, ConnectError> {
-        let stream =
-            match tokio::time::timeout(self.connect_timeout, TcpStream::connect(origin)).await {
-                Err(_) => return Err(ConnectError::Timeout),
-                Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
-                    return Err(ConnectError::Refused)
-                }
-                Ok(Err(e)) if e.kind() == std::io::ErrorKind::TimedOut => {
-                    return Err(ConnectError::Timeout)
-                }
-                Ok(Err(e)) => return Err(ConnectError::Unreachable(e)),
-                Ok(Ok(s)) => s,
-            };
+        let deadline = tokio::time::Instant::now() + self.connect_timeout;
+        if !self.faults.connect_allowed(origin.ip(), deadline).await {
+            return Err(ConnectError::Timeout);
+        }
+        let stream = match tokio::time::timeout_at(deadline, TcpStream::connect(origin)).await {
+            Err(_) => return Err(ConnectError::Timeout),
+            Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+                return Err(ConnectError::Refused)
+            }
+            Ok(Err(e)) if e.kind() == std::io::ErrorKind::TimedOut => {
+                return Err(ConnectError::Timeout)
+            }
+            Ok(Err(e)) => return Err(ConnectError::Unreachable(e)),
+            Ok(Ok(s)) => s,
+        };
         let _ = stream.set_nodelay(true);
         let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await

@@ -10,7 +10,16 @@
 //! - `forward`: sending, with the keep-alive race's retry and replay.
 //! - `headers`: what crosses the hop, both ways.
 //! - `error_page`: the edge's own replies, by where the failure came from.
+//! - `client_stream`: the client's connection, which a `reset` fault aborts
+//!   with an RST.
+//!
+//! Proxy faults ([`crate::origin_faults`]) are applied once the origin is
+//! chosen: a `reset` aborts the client connection instead of forwarding (or
+//! while waiting for the origin's response head), `latency` waits before
+//! forwarding, `blackhole` drops the kept origin connection so the pool's
+//! connect stalls into a 522.
 
+mod client_stream;
 mod error_page;
 mod forward;
 mod headers;
@@ -18,8 +27,10 @@ mod routing;
 mod sticky;
 
 use crate::metrics::Metrics;
+use crate::origin_faults::OriginFaults;
 use crate::routes::Routes;
 use crate::upstream::{Pool, Sender};
+use client_stream::{Abort, ClientStream};
 use error_page::EdgeError;
 use forward::{Failure, Outgoing};
 use http::{Request, Response};
@@ -27,7 +38,7 @@ use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use std::convert::Infallible;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use sticky::{ClientConn, Held, Ride, Turn};
@@ -43,6 +54,8 @@ pub struct Proxy {
     pub routes: Arc<Routes>,
     pub pool: Pool,
     pub metrics: Arc<Metrics>,
+    /// Faults armed per origin IP (shared with the admin API and the pool).
+    pub origin_faults: Arc<OriginFaults>,
     pub origin_port: u16,
     pub idle_timeout: Duration,
     pub origin_timeout: Duration,
@@ -73,15 +86,19 @@ pub async fn serve(
         let shutdown = shutdown.clone();
         tracker.spawn(async move {
             let client = Arc::new(ClientConn::new());
+            let abort = Arc::new(Abort::default());
             let svc = {
                 let proxy = Arc::clone(&proxy);
                 let client = Arc::clone(&client);
+                let abort = Arc::clone(&abort);
                 service_fn(move |req| {
                     let proxy = Arc::clone(&proxy);
                     let client = Arc::clone(&client);
+                    let abort = Arc::clone(&abort);
                     async move {
                         let call = Call {
                             client: &client,
+                            abort: &abort,
                             peer,
                             ray: crate::ray::next(),
                             json: headers::wants_json(req.headers()),
@@ -90,9 +107,10 @@ pub async fn serve(
                     }
                 })
             };
+            let io = ClientStream::new(stream, abort);
             let conn = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
-                .serve_connection(TokioIo::new(stream), svc);
+                .serve_connection(TokioIo::new(io), svc);
             tokio::pin!(conn);
             let result = tokio::select! {
                 r = conn.as_mut() => r,
@@ -111,10 +129,11 @@ pub async fn serve(
     }
 }
 
-/// One request on its client connection: what stickiness and the edge's
-/// own replies need.
+/// One request on its client connection: what stickiness, a reset and the
+/// edge's own replies need.
 struct Call<'a> {
     client: &'a ClientConn,
+    abort: &'a Abort,
     peer: SocketAddr,
     ray: String,
     /// The client asked for JSON error pages.
@@ -143,9 +162,27 @@ impl Proxy {
                 Ok(origin) => origin,
                 Err(refusal) => return self.refuse(refusal, &host, ray, json),
             };
-        let ride = self.board(call.client, &host, routed, turn);
+        let mut ride = self.board(call.client, &host, routed, turn);
+        let ip = ride.origin.ip();
+        let fault = self.origin_faults.on_request(ip);
+        if fault.reset {
+            return self.reset(call, &host, ip);
+        }
+        if fault.blackhole {
+            // A black-holed origin's kept connection is as dead as a new one.
+            ride.sender = None;
+        }
         let outgoing = Outgoing::new(headers::prepare_request(req, ray, call.peer));
-        let (origin, result) = self.send(ride, &host, call.client, outgoing).await;
+        let exchange = async {
+            if let Some(delay) = fault.delay {
+                tokio::time::sleep(delay).await;
+            }
+            self.send(ride, &host, call.client, outgoing).await
+        };
+        let (origin, result) = tokio::select! {
+            sent = exchange => sent,
+            () = self.origin_faults.reset_armed(ip) => return self.reset(call, &host, ip),
+        };
         match result {
             Ok((resp, sender)) => {
                 call.client.hold(Held {
@@ -159,6 +196,20 @@ impl Proxy {
             }
             Err(failure) => self.refuse(EdgeError::Origin { origin, failure }, &host, ray, json),
         }
+    }
+
+    /// A `reset` fault: the client's connection is aborted with an RST as
+    /// hyper starts to write the reply, so the reply returned here is never
+    /// sent. A request not yet forwarded never reaches the origin; one
+    /// already waiting on it has its origin connection dropped.
+    fn reset(&self, call: &Call<'_>, host: &str, origin: IpAddr) -> Response<Body> {
+        call.abort.trip();
+        tracing::info!(%origin, %host, peer = %call.peer, "proxy fault: client connection reset");
+        let mut resp = Response::new(http_body_util::Either::Right(http_body_util::Full::new(
+            bytes::Bytes::new(),
+        )));
+        *resp.status_mut() = http::StatusCode::BAD_GATEWAY;
+        resp
     }
 
     /// Takes the client connection's origin connection per the stickiness

@@ -101,3 +101,23 @@ impl KeepAlive {
         (status, instance)
     }
 }
+
+/// One `GET /` with `host` on a new raw TCP connection: the first bytes of
+/// the reply, or the error the socket gave (a reset shows as
+/// `ErrorKind::ConnectionReset`, a plain close as `Ok` with nothing read).
+pub async fn raw_get(proxy: SocketAddr, host: &str) -> std::io::Result<String> {
+    let mut stream = tokio::net::TcpStream::connect(proxy).await?;
+    raw_get_on(&mut stream, host).await
+}
+
+/// `GET /` with `host` on `stream`, as [`raw_get`].
+pub async fn raw_get_on(stream: &mut tokio::net::TcpStream, host: &str) -> std::io::Result<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let request = format!("GET / HTTP/1.1\r\nHost: {host}\r\n\r\n");
+    stream.write_all(request.as_bytes()).await?;
+    let mut buf = vec![0u8; 4096];
+    let n = tokio::time::timeout(Duration::from_secs(30), stream.read(&mut buf))
+        .await
+        .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))??;
+    Ok(String::from_utf8_lossy(&buf[..n]).into_owned())
+}

@@ -40,6 +40,11 @@ impl EdgeBuilder {
         self.setting(&format!("origin_timeout = \"{d}\""))
     }
 
+    /// `connect_timeout = "…"`: the wait for a TCP connection (then 522).
+    pub fn connect_timeout(self, d: &str) -> EdgeBuilder {
+        self.setting(&format!("connect_timeout = \"{d}\""))
+    }
+
     /// Faults armed at start-up, as the lines of a `[faults]` table.
     pub fn faults(self, lines: &str) -> EdgeBuilder {
         self.setting(&format!("[faults]\n{lines}"))
@@ -156,6 +161,49 @@ impl TestEdge {
     /// `POST /admin/faults` with the admin token.
     pub async fn arm(&self, spec: serde_json::Value) -> reqwest::Response {
         self.arm_faults(ADMIN, &spec).await
+    }
+
+    /// `method` on an admin path (`/admin/…`) with the admin token.
+    pub fn admin(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        reqwest::Client::new()
+            .request(method, format!("http://{}/admin/{path}", self.api))
+            .bearer_auth(ADMIN)
+    }
+
+    /// `POST /admin/origins/{ip}/faults` with `body`; the reply's JSON, after
+    /// checking it succeeded.
+    pub async fn arm_origin(&self, ip: &str, body: serde_json::Value) -> serde_json::Value {
+        let resp = self
+            .admin(reqwest::Method::POST, &format!("origins/{ip}/faults"))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200, "arming {body} for {ip}");
+        resp.json().await.unwrap()
+    }
+
+    /// `DELETE /admin/origins/{ip}/faults`.
+    pub async fn clear_origin(&self, ip: &str) {
+        let resp = self
+            .admin(reqwest::Method::DELETE, &format!("origins/{ip}/faults"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200, "clearing {ip}");
+    }
+
+    /// `GET /admin/…`: the reply's JSON `result`.
+    pub async fn admin_result(&self, path: &str) -> serde_json::Value {
+        let v: serde_json::Value = self
+            .admin(reqwest::Method::GET, path)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        v["result"].clone()
     }
 
     /// The Prometheus text of `GET /metrics`.
