@@ -32,11 +32,11 @@
 //! cleared).
 
 use crate::api::ApiState;
-use crate::envelope::{ok, ApiError};
+use crate::envelope::{ok, ApiError, ApiPath};
 use crate::faults::FaultSpec;
 use crate::origin_faults::spec::{origin_ip, OriginFaultSpec};
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
@@ -135,7 +135,7 @@ fn admin_origin(s: &ApiState, headers: &HeaderMap, raw_ip: &str) -> Result<IpAdd
 
 async fn origin_status(
     State(s): State<ApiState>,
-    Path(ip): Path<String>,
+    ApiPath(ip): ApiPath<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let ip = admin_origin(&s, &headers, &ip)?;
@@ -144,7 +144,7 @@ async fn origin_status(
 
 async fn origin_arm(
     State(s): State<ApiState>,
-    Path(ip): Path<String>,
+    ApiPath(ip): ApiPath<String>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
@@ -157,7 +157,7 @@ async fn origin_arm(
 
 async fn origin_clear(
     State(s): State<ApiState>,
-    Path(ip): Path<String>,
+    ApiPath(ip): ApiPath<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let ip = admin_origin(&s, &headers, &ip)?;

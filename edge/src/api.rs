@@ -5,7 +5,7 @@
 //! bad input gets Cloudflare's envelope instead of a framework's plain text.
 
 use crate::auth::Tokens;
-use crate::envelope::{self, ok, ok_list, paginate, ApiError};
+use crate::envelope::{self, ok, ok_list, paginate, ApiError, ApiPath};
 use crate::faults::Faults;
 use crate::metrics::Metrics;
 use crate::origin_faults::OriginFaults;
@@ -13,7 +13,7 @@ use crate::record::{Record, RecordInput, WriteMode};
 use crate::secret::Secret;
 use crate::store::Store;
 use axum::body::Bytes;
-use axum::extract::{Path, RawQuery, Request, State};
+use axum::extract::{RawQuery, Request, State};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -158,7 +158,7 @@ async fn list_zones(
 
 async fn zone_details(
     State(s): State<ApiState>,
-    Path(zone): Path<String>,
+    ApiPath(zone): ApiPath<String>,
 ) -> Result<Response, ApiError> {
     let z = s
         .store
@@ -169,7 +169,7 @@ async fn zone_details(
 
 async fn list_records(
     State(s): State<ApiState>,
-    Path(zone): Path<String>,
+    ApiPath(zone): ApiPath<String>,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
     let z = s
@@ -280,7 +280,7 @@ fn existing_zone(s: &ApiState, zone: &str, path: &str) -> Result<(), ApiError> {
 
 async fn create_record(
     State(s): State<ApiState>,
-    Path(zone): Path<String>,
+    ApiPath(zone): ApiPath<String>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     existing_zone(&s, &zone, &format!("/zones/{zone}/dns_records"))?;
@@ -292,7 +292,7 @@ async fn create_record(
 
 async fn get_record(
     State(s): State<ApiState>,
-    Path((zone, record)): Path<(String, String)>,
+    ApiPath((zone, record)): ApiPath<(String, String)>,
 ) -> Result<Response, ApiError> {
     let z = s
         .store
@@ -308,7 +308,7 @@ async fn get_record(
 
 async fn put_record(
     State(s): State<ApiState>,
-    Path((zone, record)): Path<(String, String)>,
+    ApiPath((zone, record)): ApiPath<(String, String)>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     write_record(&s, &zone, &record, &body, WriteMode::Replace)
@@ -316,7 +316,7 @@ async fn put_record(
 
 async fn patch_record(
     State(s): State<ApiState>,
-    Path((zone, record)): Path<(String, String)>,
+    ApiPath((zone, record)): ApiPath<(String, String)>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     write_record(&s, &zone, &record, &body, WriteMode::Patch)
@@ -338,7 +338,7 @@ fn write_record(
 
 async fn delete_record(
     State(s): State<ApiState>,
-    Path((zone, record)): Path<(String, String)>,
+    ApiPath((zone, record)): ApiPath<(String, String)>,
 ) -> Result<Response, ApiError> {
     existing_zone(&s, &zone, &format!("/zones/{zone}/dns_records/{record}"))?;
     let id = s.store.delete(&zone, &record)?;

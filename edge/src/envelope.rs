@@ -3,8 +3,11 @@
 //! Every API reply, success or failure, goes through here so the shapes stay
 //! what the `cloudflare` crate (and any other v4 client) expects.
 
+use axum::extract::{FromRequestParts, Path};
 use axum::response::{IntoResponse, Response};
+use http::request::Parts;
 use http::{header, HeaderValue, StatusCode};
+use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 
@@ -120,6 +123,27 @@ pub fn body_object(body: &[u8]) -> Result<Map<String, Value>, ApiError> {
             9207,
             "Request body is invalid: expected a JSON object",
         )),
+    }
+}
+
+/// Path parameters whose rejection is Cloudflare's 7003 in the envelope
+/// instead of axum's plain text — e.g. an id that percent-decodes to
+/// invalid UTF-8 (`/dns_records/%a0`).
+#[derive(Debug)]
+pub struct ApiPath<T>(pub T);
+
+impl<S, T> FromRequestParts<S> for ApiPath<T>
+where
+    T: DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        match Path::<T>::from_request_parts(parts, state).await {
+            Ok(Path(t)) => Ok(ApiPath(t)),
+            Err(_) => Err(ApiError::zone_not_found(parts.uri.path())),
+        }
     }
 }
 
