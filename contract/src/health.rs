@@ -27,8 +27,12 @@ pub struct Health {
     pub checks: HealthChecks,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HealthChecks {
-    /// `"ok"`, or a short description of why the store is unusable.
+    /// `"ok"`, or each failing store task and why: `"writer: …; follower: …"`.
     pub store: String,
+    /// Set while a rehearsal's injected fault fails the health check
+    /// (`example-app --fault-injection`): why the instance says unhealthy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fault: Option<String>,
 }

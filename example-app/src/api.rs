@@ -155,6 +155,7 @@ impl App {
                     Ok(()) => "ok".into(),
                     Err(e) => e,
                 },
+                fault: self.health_fault().map(str::to_string),
             },
         }
     }
@@ -438,12 +439,7 @@ async fn health(State(app): State<Arc<App>>) -> Response {
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    let Some(reason) = app.health_fault() else {
-        return (status, axum::Json(h)).into_response();
-    };
-    let mut doc = serde_json::to_value(&h).unwrap_or_default();
-    doc["checks"]["fault"] = reason.into();
-    (status, axum::Json(doc)).into_response()
+    (status, axum::Json(h)).into_response()
 }
 
 async fn metrics_text(State(app): State<Arc<App>>) -> Response {

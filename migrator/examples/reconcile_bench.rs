@@ -127,7 +127,10 @@ async fn serve(n: u64, acks: PathBuf) {
         in_flight: 0,
         requests_total: 0,
         last_request_at: None,
-        checks: HealthChecks { store: "ok".into() },
+        checks: HealthChecks {
+            store: "ok".into(),
+            fault: None,
+        },
     };
     let app = Router::new()
         .route("/health", get(move || async move { axum::Json(health) }))

@@ -49,8 +49,15 @@ impl Probe {
             Probe::Healthy(None) => "healthy".to_string(),
             Probe::Unhealthy { status, health } => match health {
                 Some(h) => format!(
-                    "HTTP {status} (store {}, lag {}, draining {})",
-                    h.checks.store, h.lag, h.draining
+                    "HTTP {status} (store {}, lag {}, draining {}{})",
+                    h.checks.store,
+                    h.lag,
+                    h.draining,
+                    h.checks
+                        .fault
+                        .as_deref()
+                        .map(|f| format!(", {f}"))
+                        .unwrap_or_default()
                 ),
                 None => format!("HTTP {status}"),
             },
@@ -127,7 +134,10 @@ mod tests {
             in_flight: 0,
             requests_total: 0,
             last_request_at: None,
-            checks: HealthChecks { store: "ok".into() },
+            checks: HealthChecks {
+                store: "ok".into(),
+                fault: None,
+            },
         }
     }
 

@@ -196,3 +196,33 @@ fn api_503s_during_the_flip_are_retried_and_pass() {
     let r = row.common("api-5xx");
     assert!(r.passed, "{:?}", r.reasons);
 }
+
+#[test]
+fn b_unhealthy_after_its_start_is_rolled_back_before_the_flip() {
+    let row = demo(
+        &["after:start_b:b-unhealthy"],
+        &["--set", "timeouts.converge=4s"],
+    );
+    let r = row.common("b-unhealthy");
+    assert!(!r.passed);
+    assert!(
+        r.rollback
+            .as_deref()
+            .unwrap_or("")
+            .contains("B did not converge"),
+        "{:?}",
+        r.rollback
+    );
+    assert_eq!(row.step("flip"), None, "no flip");
+    assert_eq!(row.failed(), 0, "A kept serving: nothing failed");
+}
+
+#[test]
+fn b_that_stops_applying_is_rolled_back_before_the_flip() {
+    let row = demo(&["converge:b-lag"], &["--set", "timeouts.converge=4s"]);
+    let r = row.common("b-lag");
+    assert!(!r.passed);
+    assert_eq!(row.step("converge"), Some(StepOutcome::Failed));
+    assert_eq!(row.step("flip"), None, "no flip");
+    assert_eq!(row.failed(), 0, "A kept serving: nothing failed");
+}

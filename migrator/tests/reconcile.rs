@@ -55,7 +55,10 @@ async fn health(State(fake): State<Arc<Fake>>) -> Response {
         in_flight: 0,
         requests_total: 0,
         last_request_at: None,
-        checks: HealthChecks { store: "ok".into() },
+        checks: HealthChecks {
+            store: "ok".into(),
+            fault: None,
+        },
     };
     let status = if applied == head {
         StatusCode::OK

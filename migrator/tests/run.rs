@@ -328,7 +328,10 @@ fn lagging_health(pid_file: std::path::PathBuf) -> std::net::SocketAddr {
                 in_flight: 0,
                 requests_total: 0,
                 last_request_at: None,
-                checks: handover_contract::HealthChecks { store: "ok".into() },
+                checks: handover_contract::HealthChecks {
+                    store: "ok".into(),
+                    fault: None,
+                },
             };
             let app = axum::Router::new().route(
                 "/health",

@@ -88,6 +88,9 @@ pub struct DemoArgs {
     /// How to start it again.
     #[arg(long, value_name = "CMD")]
     pub store_start: Option<String>,
+    /// Any key of the demo's plan: `--set timeouts.converge=10s` (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE", value_parser = crate::plan::parse_set)]
+    pub set: Vec<(String, String)>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -123,6 +126,7 @@ pub async fn run(args: DemoArgs) -> Result<i32, DemoError> {
         return Err(DemoError::Setup("--duration must be at least 2s".into()));
     }
     let bins = bin_dir(args.bin_dir.as_deref())?;
+    check_plan(&args, &bins)?;
     let (workdir, _temp) = match &args.workdir {
         Some(d) => {
             std::fs::create_dir_all(d)
@@ -151,6 +155,31 @@ pub async fn run(args: DemoArgs) -> Result<i32, DemoError> {
         );
     }
     result
+}
+
+/// Builds the demo's plan with stand-in addresses and applies `--set` and
+/// `--fault` to it, so a bad key or fault is refused before anything starts.
+fn check_plan(args: &DemoArgs, bins: &Path) -> Result<(), DemoError> {
+    let here = SocketAddr::from((Ipv4Addr::LOCALHOST, 1));
+    demo_plan(DemoStage {
+        rate: args.rate,
+        duration: args.duration,
+        port: 1,
+        api: here,
+        proxy: here,
+        app: &bins.join("example-app"),
+        store: args.store.as_deref().unwrap_or("sqlite:events.db"),
+        a_pid: 1,
+        workdir: bins,
+        propagation: args.propagation,
+        idle_timeout: args.idle_timeout,
+        faults: &args.faults,
+        store_stop: args.store_stop.as_deref(),
+        store_start: args.store_start.as_deref(),
+    })?
+    .with_overrides(&args.set)
+    .map_err(|e| DemoError::Setup(e.to_string()))?;
+    Ok(())
 }
 
 /// What a demo run writes into its workdir. A second run in the same DIR
@@ -260,7 +289,9 @@ async fn stage_and_run(
         faults: &args.faults,
         store_stop: args.store_stop.as_deref(),
         store_start: args.store_start.as_deref(),
-    })?;
+    })?
+    .with_overrides(&args.set)
+    .map_err(|e| DemoError::Setup(e.to_string()))?;
     // For reading, not for running: a store password would be in B's command.
     let _ = std::fs::write(workdir.join("plan.toml"), plan.to_toml_shown());
     println!(

@@ -112,6 +112,25 @@ impl Plan {
         Plan::from_table(doc)
     }
 
+    /// This plan with `overrides` (`dotted.key`, value) applied, typed and
+    /// validated again, like flags over a plan file.
+    pub fn with_overrides(&self, overrides: &[(String, String)]) -> Result<Plan, PlanError> {
+        if overrides.is_empty() {
+            return Ok(self.clone());
+        }
+        let mut doc = self
+            .to_toml()
+            .parse::<toml::Table>()
+            .map_err(|e| PlanError::Syntax {
+                path: PathBuf::from("<plan>"),
+                message: e.to_string(),
+            })?;
+        for (key, value) in overrides {
+            set_key(&mut doc, key, value)?;
+        }
+        Plan::from_table(doc)
+    }
+
     /// Parses a whole plan from TOML text (no overrides).
     pub fn from_toml(text: &str) -> Result<Plan, PlanError> {
         let doc = text.parse::<toml::Table>().map_err(|e| PlanError::Syntax {

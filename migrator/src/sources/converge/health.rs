@@ -136,7 +136,10 @@ mod tests {
             in_flight: 0,
             requests_total: 0,
             last_request_at: None,
-            checks: HealthChecks { store: "ok".into() },
+            checks: HealthChecks {
+                store: "ok".into(),
+                fault: None,
+            },
         }
     }
 
