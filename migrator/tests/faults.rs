@@ -152,13 +152,13 @@ fn a_store_restart_during_the_drain_loses_nothing() {
     row.common("restart-store");
 }
 
-#[test]
-fn a_postgres_restart_during_converge_loses_nothing() {
+/// A demo on a PostgreSQL cluster of its own, restarted by `fault`.
+fn demo_on_postgres(fault: &str) -> Row {
     let pg = Pg::start_owned();
     let stop = format!("{} stop {}", pg_sh().display(), pg.data().display());
     let start = format!("{} start {}", pg_sh().display(), pg.data().display());
-    let row = demo(
-        &["converge:restart-store:2s"],
+    demo(
+        &[fault],
         &[
             "--store",
             &pg.url,
@@ -167,7 +167,12 @@ fn a_postgres_restart_during_converge_loses_nothing() {
             "--store-start",
             &start,
         ],
-    );
+    )
+}
+
+#[test]
+fn a_postgres_restart_during_converge_loses_nothing() {
+    let row = demo_on_postgres("converge:restart-store:2s");
     let r = row.common("restart-store");
     assert_eq!(
         row.step("converge"),
@@ -175,6 +180,18 @@ fn a_postgres_restart_during_converge_loses_nothing() {
         "{:?}",
         r.reasons
     );
+}
+
+#[test]
+fn a_postgres_restart_during_the_flip_loses_nothing() {
+    let row = demo_on_postgres("flip:restart-store:2s");
+    let r = row.common("restart-store");
+    assert_eq!(row.step("flip"), Some(StepOutcome::Ok), "{:?}", r.reasons);
+}
+
+#[test]
+fn a_postgres_restart_during_the_drain_loses_nothing() {
+    demo_on_postgres("drain_a:restart-store:2s").common("restart-store");
 }
 
 #[test]
@@ -225,4 +242,41 @@ fn b_that_stops_applying_is_rolled_back_before_the_flip() {
     assert_eq!(row.step("converge"), Some(StepOutcome::Failed));
     assert_eq!(row.step("flip"), None, "no flip");
     assert_eq!(row.failed(), 0, "A kept serving: nothing failed");
+}
+
+#[test]
+fn a_switch_that_hangs_fails_the_flip_and_leaves_traffic_on_a() {
+    let row = demo(&["flip:api-timeout"], &["--set", "timeouts.flip=3s"]);
+    let r = row.common("api-timeout");
+    assert!(!r.passed);
+    assert_eq!(row.step("flip"), Some(StepOutcome::Failed));
+    // The record was read back after the failed flip: unchanged, so this is
+    // a rollback before the flip (B stopped), not a half-done switch.
+    let rb = r.rollback.as_deref().unwrap_or("");
+    assert!(
+        rb.contains("flip failed") && rb.contains("traffic stays on A"),
+        "{rb}"
+    );
+    assert_eq!(row.failed(), 0, "A kept serving: nothing failed");
+}
+
+#[test]
+fn latency_on_b_below_the_timeout_only_slows_the_run() {
+    let row = demo(&["after:flip:origin-latency:300"], &[]);
+    let r = row.common("origin-latency");
+    assert!(r.passed, "{:?}", r.reasons);
+    let f = r.feeder.as_ref().unwrap();
+    assert!(f.latency_ms.max >= 300.0, "the latency was added: {f:?}");
+}
+
+#[test]
+fn latency_on_b_beyond_the_timeout_trips_the_watch_and_rolls_back() {
+    let row = demo(&["after:flip:origin-latency:3000"], &[]);
+    let r = row.common("origin-latency");
+    assert!(!r.passed);
+    let rb = r.rollback.as_deref().unwrap_or("");
+    assert!(
+        rb.contains("failed after the flip") && rb.contains("traffic sent back to A"),
+        "{rb}"
+    );
 }

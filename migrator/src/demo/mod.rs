@@ -71,9 +71,9 @@ pub struct DemoArgs {
     /// The edge's propagation window.
     #[arg(long, default_value = "2s", value_parser = handover_contract::duration::parse)]
     pub propagation: Duration,
-    /// The edge's idle timeout: how long a client connection keeps reusing
-    /// its origin connection between requests (each client connection still
-    /// moves to B at its own moment inside the propagation window).
+    /// The edge's idle timeout: a client connection idle longer than this
+    /// takes the record as it is now on its next request; a busy one moves
+    /// to B at its own moment inside the propagation window.
     #[arg(long, default_value = "2s", value_parser = handover_contract::duration::parse)]
     pub idle_timeout: Duration,
     /// A fault to inject: `STEP:KIND[:ARG]`, `before:STEP:…`, `after:STEP:…`

@@ -24,6 +24,8 @@ proxy_listen = "127.0.0.1:0"
 origin_port = {origin_port}
 propagation = "{prop}"
 idle_timeout = "{idle}"
+# A black-holed origin answers 522 after this (the origin-blackhole fault).
+connect_timeout = "2s"
 state_file = {state}
 tokens_env = "{EDGE_TOKEN_ENV}"
 admin_token_env = "{EDGE_ADMIN_TOKEN_ENV}"
