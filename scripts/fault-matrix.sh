@@ -36,9 +36,9 @@ ROWS_ALL=(
   "PostgreSQL restart during the drain|pass or fail by the budget|PG --fault drain_a:restart-store:2s"
   "429 ×5 during the flip|pass (retried)|--fault flip:api-429:5"
   "503 ×5 during the flip|pass (retried)|--fault flip:api-5xx:5"
-  "switch timeout during the flip|fail; record unchanged, B stopped, A serves|--fault flip:api-timeout"
-  "B never healthy|rollback before the flip; A serves; 0 failed|--fault start_b:b-unhealthy"
-  "B never converges|rollback before the flip; A serves; 0 failed|--fault converge:b-lag"
+  "switch timeout during the flip|fail; record unchanged, B stopped, A serves|--fault flip:api-timeout --set timeouts.flip=3s"
+  "B unhealthy once started|rollback before the flip; A serves; 0 failed|--fault after:start_b:b-unhealthy --set timeouts.converge=4s"
+  "B stops applying (never converges)|rollback before the flip; A serves; 0 failed|--fault converge:b-lag --set timeouts.converge=4s"
   "300 ms latency on B after the flip|pass (below the feeder timeout)|--fault after:flip:origin-latency:300"
   "3 s latency on B after the flip|the watch budget rolls back to A|--fault after:flip:origin-latency:3000"
 )
