@@ -24,8 +24,15 @@ pub struct FeederReport {
     /// Latency from the moment the request was sent (service time only).
     #[serde(default)]
     pub service_ms: LatencySummary,
-    /// Longest time between two successful replies: the client-side downtime.
+    /// Longest time without a successful reply between the first and the
+    /// last due time of the run (an outage at its start or end counts):
+    /// the client-side downtime.
     pub max_gap_ms: f64,
+    /// Longest a request waited inside the feeder (for a free connection)
+    /// between its due time and being sent: when this is large, the server
+    /// saw requests late.
+    #[serde(default)]
+    pub queued_max_ms: f64,
     /// Replies per `X-Instance` value.
     pub instances: BTreeMap<String, u64>,
     /// The instance change, if one was seen.

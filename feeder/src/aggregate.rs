@@ -92,6 +92,12 @@ pub struct Aggregate {
     pub last_instance: Option<String>,
     pub last_ok_ns: Option<u64>,
     max_gap_ns: u64,
+    /// The run's due-time window, for gaps at its start and end.
+    first_due_ns: Option<u64>,
+    last_due_ns: u64,
+    first_ok_ns: Option<u64>,
+    /// Longest wait between due and sent.
+    queued_max_ns: u64,
     tracker: InstanceTracker,
     events: Vec<Event>,
     // The current second.
@@ -132,6 +138,10 @@ impl Aggregate {
             last_instance: None,
             last_ok_ns: None,
             max_gap_ns: 0,
+            first_due_ns: None,
+            last_due_ns: 0,
+            first_ok_ns: None,
+            queued_max_ns: 0,
             tracker: InstanceTracker::new(settle_ns),
             events: Vec::new(),
             sec_hist: histogram::new(),
@@ -154,10 +164,14 @@ impl Aggregate {
         histogram::record(&mut self.latency, latency);
         histogram::record(&mut self.service, r.service_us());
         histogram::record(&mut self.sec_hist, latency);
+        self.first_due_ns = Some(self.first_due_ns.map_or(r.due_ns, |d| d.min(r.due_ns)));
+        self.last_due_ns = self.last_due_ns.max(r.due_ns);
+        self.queued_max_ns = self.queued_max_ns.max(r.sent_ns.saturating_sub(r.due_ns));
         match r.outcome() {
             Outcome::Ok => {
                 self.ok += 1;
                 self.sec_ok += 1;
+                self.first_ok_ns = Some(self.first_ok_ns.map_or(r.done_ns, |t| t.min(r.done_ns)));
                 match self.last_ok_ns {
                     Some(prev) if r.done_ns > prev => {
                         self.max_gap_ns = self.max_gap_ns.max(r.done_ns - prev);
@@ -185,6 +199,24 @@ impl Aggregate {
         }
         self.tracker
             .observe(r.done_ns, r.instance.as_deref(), latency, &mut self.events);
+    }
+
+    /// The longest time without a successful reply over the run's due-time
+    /// window: between two successes, from the first due time to the first
+    /// success, and from the last success to the last due time — so an
+    /// outage at the start or the end of the run is downtime too.
+    pub fn max_gap_ns(&self) -> u64 {
+        let Some(first_due) = self.first_due_ns else {
+            return 0;
+        };
+        match (self.first_ok_ns, self.last_ok_ns) {
+            (Some(first_ok), Some(last_ok)) => self
+                .max_gap_ns
+                .max(first_ok.saturating_sub(first_due))
+                .max(self.last_due_ns.saturating_sub(last_ok)),
+            // Nothing succeeded: the whole window was down.
+            _ => self.last_due_ns.saturating_sub(first_due),
+        }
     }
 
     /// Replies so far.
@@ -282,7 +314,8 @@ impl Aggregate {
             duration_ms,
             latency_ms: histogram::summary(&self.latency),
             service_ms: histogram::summary(&self.service),
-            max_gap_ms: self.max_gap_ns as f64 / 1e6,
+            max_gap_ms: self.max_gap_ns() as f64 / 1e6,
+            queued_max_ms: self.queued_max_ns as f64 / 1e6,
             instances: self.by_instance.clone(),
             handover: self.tracker.handover(),
             rate_per_second: (self.rate.n > 0).then(|| RateStats {
@@ -349,6 +382,39 @@ mod tests {
         assert!(r.latency_ms.max >= 1_999.0, "{:?}", r.latency_ms);
         assert!(r.handover.is_some());
         assert_eq!(a.last_instance.as_deref(), Some("b"));
+    }
+
+    /// Blind spot: an outage at the end of the run (B dies in its last
+    /// seconds) or at its start was no gap, for lack of a success after it.
+    #[test]
+    fn an_outage_at_the_end_or_the_start_is_downtime() {
+        let mut end = Aggregate::new(1_000 * MS);
+        end.record(&rec(0, 0, 2, Some(201), Some("b")));
+        end.record(&rec(1, 10, 12, Some(201), Some("b")));
+        for i in 2..300 {
+            end.record(&rec(i, i * 10, i * 10 + 2_000, None, None));
+        }
+        assert_eq!(end.report(100.0, 300, 0, 3_000).max_gap_ms, 2_990.0 - 12.0);
+        let mut start = Aggregate::new(1_000 * MS);
+        for i in 0..100 {
+            start.record(&rec(i, i * 10, i * 10 + 2_000, None, None));
+        }
+        start.record(&rec(100, 1_000, 1_003, Some(201), Some("a")));
+        assert_eq!(start.report(100.0, 101, 0, 1_000).max_gap_ms, 1_003.0);
+        let mut never = Aggregate::new(1_000 * MS);
+        never.record(&rec(0, 0, 5, Some(503), None));
+        never.record(&rec(1, 500, 505, Some(503), None));
+        assert_eq!(never.report(2.0, 2, 0, 500).max_gap_ms, 500.0);
+    }
+
+    #[test]
+    fn the_longest_wait_inside_the_feeder_is_reported() {
+        let mut a = Aggregate::new(1_000 * MS);
+        let mut late = rec(0, 0, 900, Some(201), Some("a"));
+        late.sent_ns = 700 * MS;
+        a.record(&late);
+        a.record(&rec(1, 10, 12, Some(201), Some("a")));
+        assert_eq!(a.report(100.0, 2, 0, 20).queued_max_ms, 700.0);
     }
 
     #[test]

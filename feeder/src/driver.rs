@@ -103,6 +103,14 @@ pub async fn start(opts: Options) -> Result<Handle, Error> {
     let output = Output::new(opts.progress);
     let cap = opts.in_flight_cap() as u64;
     let connections = opts.connection_cap();
+    if opts.connections.is_none() && (connections as u64) < cap {
+        tracing::warn!(
+            in_flight_cap = cap,
+            connections,
+            "the open-file limit allows fewer connections than requests in flight: \
+             during a stall, requests wait inside the feeder (see queued_max_ms); raise `ulimit -n`"
+        );
+    }
     let schedule = Schedule::new(opts.rate, opts.duration);
     let shared = Arc::new(Shared::default());
     let stop = CancellationToken::new();

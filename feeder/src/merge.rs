@@ -35,6 +35,7 @@ pub fn merge(reports: &[(String, FeederReport)]) -> Result<FeederReport, String>
         out.duration_ms = out.duration_ms.max(r.duration_ms);
         // Each feeder saw its own gaps; the whole has no longer one than the worst.
         out.max_gap_ms = out.max_gap_ms.max(r.max_gap_ms);
+        out.queued_max_ms = out.queued_max_ms.max(r.queued_max_ms);
         for (inst, n) in &r.instances {
             *out.instances.entry(inst.clone()).or_default() += n;
         }

@@ -33,9 +33,10 @@ pub struct Options {
     /// Per-second lines and events.
     pub progress: Progress,
     /// Workers, each with its own keep-alive connection: the cap on
-    /// concurrent exchanges. `None`: the in-flight cap, at most 256. Slots
-    /// beyond it wait for a free worker, their latency still counted from
-    /// the due time; one still waiting when its timeout runs out is missed.
+    /// concurrent exchanges. `None`: the in-flight cap, as far as the
+    /// open-file limit allows. Slots beyond it wait for a free worker (the
+    /// report's `queued_max_ms`), their latency still counted from the due
+    /// time; one still waiting when its timeout runs out is missed.
     pub connections: Option<usize>,
     /// Which HTTP client carries the load.
     pub client: ClientKind,
@@ -120,10 +121,15 @@ impl Options {
         }
     }
 
-    /// The number of workers (connections) actually used.
+    /// The number of workers (connections) actually used. By default the
+    /// in-flight cap — a connection for every request in flight, so that
+    /// during a server stall each request still reaches the server at its
+    /// due time rather than queueing inside the feeder — bounded by the
+    /// open-file limit (raised to its hard limit first; see [`fd_budget`]).
+    /// Workers are started on demand, so a fast server still gets few.
     pub fn connection_cap(&self) -> usize {
         self.connections
-            .unwrap_or_else(|| self.in_flight_cap().min(256))
+            .unwrap_or_else(|| self.in_flight_cap().min(fd_budget()))
             .max(1)
     }
 
@@ -244,6 +250,29 @@ pub fn random_run_id() -> String {
 /// The example-app's seeded users `u-0001` … `u-0050`.
 pub fn seeded_users() -> Vec<String> {
     (1..=50).map(|i| format!("u-{i:04}")).collect()
+}
+
+/// Descriptors kept back for everything that is not a load connection
+/// (the ack log, stdio, the runtime, the report).
+const FD_RESERVE: u64 = 64;
+
+/// How many load connections the open-file limit allows. The soft limit is
+/// raised to the hard one once (the usual 1,024 would cap a feeder far below
+/// what a stall at thousands of requests per second needs).
+pub fn fd_budget() -> usize {
+    static BUDGET: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *BUDGET.get_or_init(|| {
+        use nix::sys::resource::{getrlimit, setrlimit, Resource};
+        let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else {
+            return 1024;
+        };
+        let soft = if hard > soft && setrlimit(Resource::RLIMIT_NOFILE, hard, hard).is_ok() {
+            hard
+        } else {
+            soft
+        };
+        usize::try_from(soft.saturating_sub(FD_RESERVE).max(1)).unwrap_or(usize::MAX)
+    })
 }
 
 #[cfg(test)]

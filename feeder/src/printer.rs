@@ -80,13 +80,18 @@ pub fn event(out: &mut dyn Write, st: &Style, ev: &Event, t0_ns: u64) -> io::Res
 }
 
 /// The end-of-run summary, classic result line first.
+/// A wait inside the feeder worth saying (below it: pacing jitter).
+const QUEUED_NOTE_MS: f64 = 5.0;
+
 pub fn summary(
     out: &mut dyn Write,
     st: &Style,
     r: &FeederReport,
     steady_p99: Option<Interval>,
 ) -> io::Result<()> {
-    let failed = r.rejected + r.indeterminate;
+    // Missed slots never reached the server: the classic line counts them
+    // as failed, as a client would.
+    let failed = r.rejected + r.indeterminate + r.missed;
     let failed_txt = if failed == 0 {
         st.good(format!("failed = {failed}"))
     } else {
@@ -149,6 +154,16 @@ pub fn summary(
         )?;
     }
     writeln!(out, "  longest gap between successes: {}", ms(r.max_gap_ms))?;
+    if r.queued_max_ms >= QUEUED_NOTE_MS {
+        writeln!(
+            out,
+            "  {}",
+            st.warn(format!(
+                "requests waited up to {} inside the feeder for a free connection",
+                ms(r.queued_max_ms)
+            ))
+        )?;
+    }
     let shares = shares(&r.instances, |i, n, pct| format!("{i} {n} ({pct:.1}%)"));
     writeln!(
         out,

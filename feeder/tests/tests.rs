@@ -477,3 +477,61 @@ async fn reconnects_when_the_server_closes_idle_connections() {
     assert_eq!((r.sent, r.ok, r.indeterminate), (40, 40, 0), "{r:#?}");
     assert_eq!(server.count(), 40);
 }
+
+/// Blind spot: a run whose requests failed or missed their slots exited 0,
+/// and the classic `failed =` line left missed slots out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failures_and_missed_slots_fail_the_run_unless_allowed() {
+    let refusing = serve(|_| Reply::ok("a").status(503)).await;
+    let url = refusing.url();
+    let args = [
+        url.as_str(),
+        "50",
+        "--duration",
+        "1s",
+        "--progress",
+        "off",
+        "--user",
+        "u-1",
+    ];
+    let out = run_feeder(&args, Duration::from_secs(60)).await;
+    out.assert_code(1);
+    out.assert_stdout_has("result: failed = 50 succeeded = 0");
+    let mut allowed = args.to_vec();
+    allowed.push("--allow-failures");
+    run_feeder(&allowed, Duration::from_secs(60))
+        .await
+        .assert_code(0);
+    // One request in flight at a time against a slow server: the other
+    // slots are missed, and missed is failed.
+    let slow = serve(|_| Reply::ok("a").delay(Duration::from_millis(300))).await;
+    let url = slow.url();
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("r.json");
+    let out = run_feeder(
+        &[
+            url.as_str(),
+            "20",
+            "--duration",
+            "1s",
+            "--progress",
+            "off",
+            "--user",
+            "u-1",
+            "--max-in-flight",
+            "1",
+            "--report",
+            report.to_str().unwrap(),
+        ],
+        Duration::from_secs(60),
+    )
+    .await;
+    out.assert_code(1);
+    let r = read_report(&report);
+    assert!(r.missed > 0, "{r:?}");
+    out.assert_stdout_has(&format!(
+        "result: failed = {} succeeded = {}",
+        r.rejected + r.indeterminate + r.missed,
+        r.ok
+    ));
+}

@@ -70,6 +70,16 @@ pub fn print_human(
             "  max gap {:.0} ms (longest time without a successful reply)",
             f.max_gap_ms
         )?;
+        if f.queued_max_ms >= 5.0 {
+            writeln!(
+                out,
+                "  {}",
+                s.warn(format!(
+                    "requests waited up to {:.0} ms inside the feeder for a free connection",
+                    f.queued_max_ms
+                ))
+            )?;
+        }
         let replies: u64 = f.instances.values().sum();
         let shares: Vec<String> = f
             .instances
@@ -227,7 +237,8 @@ pub fn print_human(
         writeln!(out, "{} {why}", s.nonzero("rollback:"))?;
     }
     let (failed, succeeded) = match (&report.feeder, &report.reconcile) {
-        (Some(f), _) => (f.rejected + f.indeterminate, f.ok),
+        // Missed slots never reached the service: failed, as a client sees it.
+        (Some(f), _) => (f.rejected + f.indeterminate + f.missed, f.ok),
         (None, Some(r)) => (r.acked_rejected + r.acked_indeterminate, r.acked_ok),
         (None, None) => (0, 0),
     };
