@@ -5,7 +5,10 @@
 # PostgreSQL store; `migrator run` moves the record from A to B with start and
 # stop commands that use `ip netns exec`; the verdict must pass.
 #
-#   scripts/two-hosts.sh [--rate N] [--keep DIR]
+#   scripts/two-hosts.sh [--rate N] [--keep DIR] [--fault STEP:KIND[:ARG]]...
+#
+# --fault is passed to `migrator run`; the plan's [store] partition_b and
+# heal_b cut and restore B's route to the store (partition-b-store).
 #
 # Needs root and iproute2 (scripts/test.sh installs it). Cleans up every
 # namespace and process it made, also on failure. Exit code: the migrator's.
@@ -15,10 +18,12 @@ ROOT=$(pwd)
 
 RATE=200
 KEEP=""
+FAULTS=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --rate) RATE=$2; shift 2 ;;
     --keep) KEEP=$2; shift 2 ;;
+    --fault) FAULTS+=(--fault "$2"); shift 2 ;;
     -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
     *) echo "two-hosts.sh: unknown argument $1" >&2; exit 2 ;;
   esac
@@ -37,7 +42,7 @@ for b in example-app edge migrator; do
 done
 
 # A unique prefix per run, so two runs (or a leftover) never collide.
-export HO_NS_PREFIX="ho$$"
+export HO_NS_PREFIX="${HO_NS_PREFIX:-ho$$}"
 # shellcheck source=lib/netns.sh
 source "$ROOT/scripts/lib/netns.sh"
 
@@ -144,13 +149,18 @@ run_after_flip = "4s"
 
 [drain]
 quiet = "3s"
+
+[store]
+# B cannot reach the store: its namespace refuses the route (partition-b-store).
+partition_b = "ip -n ${HO_NS_PREFIX}-b route add prohibit $STORE_IP/32"
+heal_b = "ip -n ${HO_NS_PREFIX}-b route del prohibit $STORE_IP/32"
 TOML
 
 echo "== migrator run on host client"
 set +e
 cd "$WORK" # the migrator keeps its step logs (b-start.log) in its working directory
 HANDOVER_STORE=$STORE_URL CLOUDFLARE_API_TOKEN=$TOKEN NO_COLOR=1 netns_exec client "$BIN/migrator" run --plan "$WORK/plan.toml" \
-  --report "$WORK/report.json" 2>"$WORK/migrator.log"
+  --report "$WORK/report.json" "${FAULTS[@]}" 2>"$WORK/migrator.log"
 RC=$?
 set -e
 # B, started by the plan, is the new production and keeps running after the
