@@ -121,3 +121,56 @@ fn demo_rejects_a_bad_rate_before_starting_anything() {
     assert_eq!(out.code, 2, "{}", out.stderr);
     assert!(out.stderr.contains("--rate"), "{}", out.stderr);
 }
+
+/// Blind spot: a drain that ran out of time was recorded `ok`. It is its
+/// own outcome, and fails the run unless the plan says `continue`.
+#[test]
+fn a_drain_that_times_out_fails_unless_the_plan_continues() {
+    let run = |on_timeout: &str| -> (i32, MigrationReport) {
+        let dir = tempfile::tempdir().unwrap();
+        let work = dir.path().join("work");
+        let out = run_migrator(
+            &[
+                "demo",
+                "--rate",
+                "100",
+                "--duration",
+                "6s",
+                // A stays in use through the 2 s propagation window: a 1 s
+                // drain cannot see it quiet.
+                "--set",
+                "timeouts.drain=1s",
+                "--set",
+                "drain.quiet=500ms",
+                "--set",
+                &format!("drain.on_timeout={on_timeout}"),
+                "--workdir",
+                work.to_str().unwrap(),
+            ],
+            &[],
+            Duration::from_secs(240),
+        );
+        let r: MigrationReport =
+            serde_json::from_slice(&std::fs::read(work.join("report.json")).unwrap()).unwrap();
+        (out.code, r)
+    };
+    let (code, r) = run("fail");
+    let drain = r.steps.iter().find(|s| s.name == "drain_a").unwrap();
+    assert_eq!(drain.outcome, migrator::report::StepOutcome::TimedOut);
+    assert_eq!(code, 1, "{:?}", r.reasons);
+    assert!(
+        r.reasons.iter().any(|x| x.contains("drain_a timed out")),
+        "{:?}",
+        r.reasons
+    );
+    // With `continue` the timeout itself is no reason; what stopping A
+    // early did to requests still routed to it is judged as usual.
+    let (_, r) = run("continue");
+    let drain = r.steps.iter().find(|s| s.name == "drain_a").unwrap();
+    assert_eq!(drain.outcome, migrator::report::StepOutcome::TimedOut);
+    assert!(
+        !r.reasons.iter().any(|x| x.contains("drain_a timed out")),
+        "{:?}",
+        r.reasons
+    );
+}
