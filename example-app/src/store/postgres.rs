@@ -238,7 +238,24 @@ async fn writer_loop(
 ) {
     let mut writer: Option<Writer> = None;
     let mut batch: Vec<AppendRequest> = Vec::with_capacity(max_batch);
-    while let Some(first) = rx.recv().await {
+    let mut failing = false;
+    loop {
+        let first = tokio::select! {
+            first = rx.recv() => match first {
+                Some(first) => first,
+                None => return,
+            },
+            // An idle writer that failed proves it can write again by
+            // connecting, or `/health` would blame it forever.
+            _ = tokio::time::sleep(RECHECK), if failing => {
+                if let Ok(Ok(w)) = tokio::time::timeout(timeout, Writer::connect(&config)).await {
+                    writer = Some(w);
+                    shared.status.tasks.ok(Task::Writer);
+                    failing = false;
+                }
+                continue;
+            }
+        };
         gather(&mut batch, first, &mut rx, max_batch);
         let result = async {
             if writer.as_ref().is_none_or(|w| w.client.is_closed()) {
@@ -262,9 +279,13 @@ async fn writer_loop(
             writer = None;
             tracing::warn!(error = %msg, batch = batch.len(), "postgres group commit failed");
         }
+        failing = result.is_err();
         shared.settle(&mut batch, result);
     }
 }
+
+/// How often a writer that failed checks whether it could write again.
+const RECHECK: Duration = Duration::from_millis(500);
 
 /// The writer's connection and its prepared statements.
 struct Writer {

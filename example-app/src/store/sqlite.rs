@@ -158,15 +158,42 @@ fn writer_loop(
     max_batch: usize,
 ) {
     let mut batch: Vec<AppendRequest> = Vec::with_capacity(max_batch);
-    while let Some(first) = rx.blocking_recv() {
+    let mut failing = false;
+    loop {
+        let first = if failing {
+            // An idle writer that failed proves it can write again by taking
+            // the write lock, or `/health` would blame it forever.
+            match rx.try_recv() {
+                Ok(first) => first,
+                Err(mpsc::error::TryRecvError::Disconnected) => return,
+                Err(mpsc::error::TryRecvError::Empty) => {
+                    if conn.execute_batch("BEGIN IMMEDIATE; ROLLBACK").is_ok() {
+                        shared.status.tasks.ok(Task::Writer);
+                        failing = false;
+                    } else {
+                        std::thread::sleep(RECHECK);
+                    }
+                    continue;
+                }
+            }
+        } else {
+            match rx.blocking_recv() {
+                Some(first) => first,
+                None => return,
+            }
+        };
         gather(&mut batch, first, &mut rx, max_batch);
         let outcome = commit_batch(&mut conn, &batch).map_err(|e| {
             tracing::warn!(error = %e, batch = batch.len(), "sqlite group commit failed");
             format!("append failed: {e}")
         });
+        failing = outcome.is_err();
         shared.settle(&mut batch, outcome);
     }
 }
+
+/// How often a writer that failed checks whether it could write again.
+const RECHECK: Duration = Duration::from_millis(250);
 
 /// One transaction for the whole batch: per event, its position and, when the
 /// key already existed, the stored payload.

@@ -177,6 +177,44 @@ async fn pg_restart_under_load_loses_nothing() {
     );
 }
 
+/// An instance whose writer failed during an outage and then saw no more
+/// orders (B after a cutover: idle until traffic comes) must not stay
+/// unhealthy once the store is back: the nemesis found a migrator waiting
+/// forever for such a B's `checks.store` to say ok.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pg_an_idle_writer_recovers_its_health_after_an_outage() {
+    let cluster = PgCluster::start_private();
+    let a = AppProc::start(&cluster.url, "a", &["--append-timeout", "2s"]);
+    let c = client();
+    cluster.stop();
+    let r = post_order(&c, &a, &order_body("during-outage", "u-0005", 1)).await;
+    assert_eq!(r.status, 503, "{}", r.body);
+    let h = get_json(&c, &a, "/health").await;
+    assert!(
+        h.body["checks"]["store"]
+            .as_str()
+            .unwrap_or("")
+            .contains("writer"),
+        "{}",
+        h.body
+    );
+    cluster.restart();
+    // No order after the restart: only the writer's own check can clear it.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let h = get_json(&c, &a, "/health").await;
+        if h.status == 200 && h.body["checks"]["store"] == "ok" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "health never recovered: {}",
+            h.body
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 fn run_app(store: &str, extra_env: &[(&str, &str)]) -> (Option<i32>, String, Duration) {
     let started = Instant::now();
     let out = Command::new(BIN)

@@ -5,7 +5,9 @@
 //! One loop for every way of reading B's positions (the example app's
 //! `/health`, any converge source): B must answer within a short grace
 //! period (else it is unreachable: bad input), after which hiccups are
-//! retried until `apply_timeout` (the run failed).
+//! retried until `apply_timeout` (the run failed). Positions count only
+//! while B is ready (its store reachable): a head B read before losing the
+//! store may be behind what was committed since.
 
 use std::future::Future;
 use std::time::{Duration, Instant};
@@ -42,7 +44,9 @@ where
     loop {
         match read().await {
             Ok(p) => {
-                if p.applied >= p.head {
+                // A head read while B cannot see the store is B's last view,
+                // not the store's: a commit made meanwhile would be missed.
+                if p.applied >= p.head && p.ready {
                     return Ok((p, started.elapsed()));
                 }
                 if let Some(report) = &opts.progress {
@@ -217,5 +221,42 @@ mod tests {
             "{err}"
         );
         assert!(!err.is_usage());
+    }
+
+    /// The nemesis found it: with the store restarting, B said `applied 879,
+    /// head 879` — its last view — while 880 had been committed meanwhile;
+    /// reading B then counted order 880 lost. A head read while B cannot
+    /// see the store does not end the wait.
+    #[tokio::test]
+    async fn positions_read_while_b_cannot_see_the_store_do_not_end_the_wait() {
+        let (opts, _) = options(5_000);
+        let mut reads = vec![
+            Positions {
+                applied: 879,
+                head: 879,
+                ready: false,
+            },
+            Positions {
+                applied: 879,
+                head: 880,
+                ready: true,
+            },
+            Positions {
+                applied: 880,
+                head: 880,
+                ready: true,
+            },
+        ]
+        .into_iter();
+        let read = || {
+            let p = reads.next().unwrap_or(Positions {
+                applied: 880,
+                head: 880,
+                ready: true,
+            });
+            async move { Ok::<_, PollError>(p) }
+        };
+        let (p, _) = until_applied("b", read, &opts).await.unwrap();
+        assert_eq!((p.applied, p.head), (880, 880));
     }
 }

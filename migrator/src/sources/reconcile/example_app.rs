@@ -181,7 +181,9 @@ impl App {
                 .map(|h| Positions {
                     applied: h.applied,
                     head: h.head,
-                    ready: h.healthy,
+                    // Its head is the store's only while it can reach the
+                    // store (a health fault or a lag does not matter here).
+                    ready: h.checks.store == "ok",
                 })
         };
         until_applied(&self.shown, read, opts).await
