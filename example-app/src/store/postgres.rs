@@ -238,40 +238,47 @@ async fn writer_loop(
 ) {
     let mut writer: Option<Writer> = None;
     let mut batch: Vec<AppendRequest> = Vec::with_capacity(max_batch);
-    let mut failing = false;
+    // Whether the last commit failed because the server was away (not
+    // because it refused the write).
+    let mut unavailable = false;
     loop {
         let first = tokio::select! {
             first = rx.recv() => match first {
                 Some(first) => first,
                 None => return,
             },
-            // An idle writer that failed proves it can write again by
-            // connecting, or `/health` would blame it forever.
-            _ = tokio::time::sleep(RECHECK), if failing => {
+            // An idle writer that lost the server proves it is back by
+            // connecting: an instance kept out of traffic while unhealthy
+            // would otherwise never write again to clear it. A refused
+            // write is cleared only by the next commit.
+            _ = tokio::time::sleep(RECHECK), if unavailable => {
                 if let Ok(Ok(w)) = tokio::time::timeout(timeout, Writer::connect(&config)).await {
                     writer = Some(w);
                     shared.status.tasks.ok(Task::Writer);
-                    failing = false;
+                    unavailable = false;
                 }
                 continue;
             }
         };
         gather(&mut batch, first, &mut rx, max_batch);
-        let result = async {
+        // Err((message, the server was away)).
+        let result: Result<Committed, (String, bool)> = async {
             if writer.as_ref().is_none_or(|w| w.client.is_closed()) {
                 let w = tokio::time::timeout(timeout, Writer::connect(&config))
                     .await
-                    .map_err(|_| format!("connect: no answer within {timeout:?}"))?;
-                writer = Some(w.map_err(|e| pg_err("connect", &e))?);
+                    .map_err(|_| (format!("connect: no answer within {timeout:?}"), true))?;
+                writer = Some(w.map_err(|e| (pg_err("connect", &e), true))?);
             }
-            let w = writer.as_ref().ok_or("no connection")?;
+            let w = writer.as_ref().ok_or(("no connection".to_string(), true))?;
             // A server that stops answering must not wedge the writer.
             match tokio::time::timeout(timeout, commit_batch(w, &batch)).await {
-                Ok(r) => r.map_err(|e| pg_err("append", &e)),
-                Err(_) => Err(format!("append: no answer within {timeout:?}")),
+                Ok(r) => r.map_err(|e| (pg_err("append", &e), server_away(&e))),
+                Err(_) => Err((format!("append: no answer within {timeout:?}"), true)),
             }
         }
         .await;
+        unavailable = matches!(result, Err((_, true)));
+        let result = result.map_err(|(msg, _)| msg);
         if let Err(msg) = &result {
             // The outcome of a failed commit is unknown to the caller (503);
             // a fresh connection next time rules out a wedged session
@@ -279,13 +286,24 @@ async fn writer_loop(
             writer = None;
             tracing::warn!(error = %msg, batch = batch.len(), "postgres group commit failed");
         }
-        failing = result.is_err();
         shared.settle(&mut batch, result);
     }
 }
 
-/// How often a writer that failed checks whether it could write again.
+/// How often a writer that lost the server checks whether it is back.
 const RECHECK: Duration = Duration::from_millis(500);
+
+/// Whether a failed commit means the server was away (a lost connection, a
+/// server shutting down, out of resources) rather than that it refused the
+/// write (a constraint, a trigger, bad SQL).
+fn server_away(e: &tokio_postgres::Error) -> bool {
+    match e.as_db_error() {
+        None => true,
+        // 08: connection exception, 53: insufficient resources,
+        // 57: operator intervention (shutdown, cancel).
+        Some(db) => matches!(&db.code().code()[..2], "08" | "53" | "57"),
+    }
+}
 
 /// The writer's connection and its prepared statements.
 struct Writer {

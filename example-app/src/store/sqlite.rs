@@ -158,18 +158,22 @@ fn writer_loop(
     max_batch: usize,
 ) {
     let mut batch: Vec<AppendRequest> = Vec::with_capacity(max_batch);
-    let mut failing = false;
+    // Whether the last commit failed for want of the write lock or the file
+    // (not because the database refused the write).
+    let mut unavailable = false;
     loop {
-        let first = if failing {
-            // An idle writer that failed proves it can write again by taking
-            // the write lock, or `/health` would blame it forever.
+        let first = if unavailable {
+            // An idle writer that could not get at the store proves it can
+            // again by taking the write lock: an instance kept out of
+            // traffic while unhealthy would otherwise never write to clear
+            // it. A refused write is cleared only by the next commit.
             match rx.try_recv() {
                 Ok(first) => first,
                 Err(mpsc::error::TryRecvError::Disconnected) => return,
                 Err(mpsc::error::TryRecvError::Empty) => {
                     if conn.execute_batch("BEGIN IMMEDIATE; ROLLBACK").is_ok() {
                         shared.status.tasks.ok(Task::Writer);
-                        failing = false;
+                        unavailable = false;
                     } else {
                         std::thread::sleep(RECHECK);
                     }
@@ -183,17 +187,29 @@ fn writer_loop(
             }
         };
         gather(&mut batch, first, &mut rx, max_batch);
-        let outcome = commit_batch(&mut conn, &batch).map_err(|e| {
+        let outcome = commit_batch(&mut conn, &batch);
+        unavailable = outcome.as_ref().is_err_and(store_away);
+        let outcome = outcome.map_err(|e| {
             tracing::warn!(error = %e, batch = batch.len(), "sqlite group commit failed");
             format!("append failed: {e}")
         });
-        failing = outcome.is_err();
         shared.settle(&mut batch, outcome);
     }
 }
 
-/// How often a writer that failed checks whether it could write again.
+/// How often a writer that could not get at the store checks again.
 const RECHECK: Duration = Duration::from_millis(250);
+
+/// Whether a failed commit means the store was out of reach (locked, busy,
+/// an I/O error) rather than that it refused the write (a constraint, a
+/// trigger).
+fn store_away(e: &rusqlite::Error) -> bool {
+    use rusqlite::ErrorCode::{DatabaseBusy, DatabaseLocked, DiskFull, SystemIoFailure};
+    matches!(
+        e.sqlite_error_code(),
+        Some(DatabaseBusy | DatabaseLocked | SystemIoFailure | DiskFull)
+    )
+}
 
 /// One transaction for the whole batch: per event, its position and, when the
 /// key already existed, the stored payload.
