@@ -77,7 +77,7 @@ async fn ray_header(req: Request, next: Next) -> Response {
 async fn v4_gate(State(s): State<ApiState>, req: Request, next: Next) -> Response {
     let method = req.method().clone();
     let verify = req.uri().path().ends_with("/user/tokens/verify");
-    let resp = match s.tokens.check(req.headers(), verify) {
+    let resp = match s.tokens.authorize(req.headers(), &method, verify) {
         Err(e) => e.into_response(),
         Ok(_) => match s.faults.take(&method) {
             Some(injection) => {

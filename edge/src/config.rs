@@ -49,6 +49,13 @@ pub struct Config {
     /// whitespace separated), so tokens need not be written to disk.
     #[serde(default)]
     pub tokens_env: Option<String>,
+    /// Tokens that may read but not change records (a Cloudflare token with
+    /// Zone:Read and no DNS:Edit): a change answers 403.
+    #[serde(default)]
+    pub read_only_tokens: Vec<Secret>,
+    /// Name of an environment variable holding more read-only tokens.
+    #[serde(default)]
+    pub read_only_tokens_env: Option<String>,
     /// Token for the admin endpoints (`/admin/faults`, `/admin/origins…`; see
     /// `admin`); without it they are disabled.
     #[serde(default)]
@@ -184,14 +191,12 @@ impl Config {
         lookup: impl Fn(&str) -> Option<String>,
     ) -> Result<(), String> {
         if let Some(var) = &self.tokens_env {
-            let value = lookup(var)
-                .ok_or_else(|| format!("tokens_env: environment variable {var} is not set"))?;
-            self.tokens.extend(
-                value
-                    .split(|c: char| c == ',' || c.is_whitespace())
-                    .filter(|t| !t.is_empty())
-                    .map(Secret::new),
-            );
+            self.tokens
+                .extend(tokens_from_env(&lookup, "tokens_env", var)?);
+        }
+        if let Some(var) = &self.read_only_tokens_env {
+            let more = tokens_from_env(&lookup, "read_only_tokens_env", var)?;
+            self.read_only_tokens.extend(more);
         }
         if let Some(var) = &self.admin_token_env {
             let value = lookup(var)
@@ -201,7 +206,8 @@ impl Config {
                 .ok_or_else(|| format!("admin_token_env: environment variable {var} is not set"))?;
             self.admin_token = Some(Secret::new(value));
         }
-        if self.tokens.iter().any(|t| t.expose().is_empty()) {
+        let all = self.tokens.iter().chain(&self.read_only_tokens);
+        if all.clone().any(|t| t.expose().is_empty()) {
             return Err("tokens: an empty token is not allowed".into());
         }
         if self.tokens.is_empty() {
@@ -209,6 +215,22 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// The tokens in environment variable `var` (comma or whitespace separated),
+/// named by the config `key` that points at it when it is unset.
+fn tokens_from_env(
+    lookup: impl Fn(&str) -> Option<String>,
+    key: &str,
+    var: &str,
+) -> Result<Vec<Secret>, String> {
+    let value =
+        lookup(var).ok_or_else(|| format!("{key}: environment variable {var} is not set"))?;
+    Ok(value
+        .split(|c: char| c == ',' || c.is_whitespace())
+        .filter(|t| !t.is_empty())
+        .map(Secret::new)
+        .collect())
 }
 
 impl RecordConfig {

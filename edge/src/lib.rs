@@ -125,7 +125,10 @@ impl Edge {
         })?);
         let api = api::ApiState {
             store,
-            tokens: Arc::new(auth::Tokens::new(&config.tokens)),
+            tokens: Arc::new(auth::Tokens::with_read_only(
+                &config.tokens,
+                &config.read_only_tokens,
+            )),
             admin_token: config.admin_token.clone(),
             faults: Arc::new(faults::Faults::new(config.faults.clone())),
             origin_faults: Arc::clone(&origin_faults),

@@ -260,6 +260,33 @@ impl CloudflareSwitch {
         }
     }
 
+    /// Proves the token may edit the record, not only read it: writes the
+    /// record's own content back (Cloudflare has no dry run and token
+    /// verification does not list permissions). A token with Zone:Read but
+    /// no DNS:Edit would otherwise pass preflight and fail at the flip, with
+    /// B already started.
+    async fn prove_edit(
+        &self,
+        zone_id: &str,
+        record: &DnsRecord,
+        report: &mut FlipReport,
+    ) -> Result<(), SwitchError> {
+        let current = content_of(&record.content);
+        let same = PatchRecordContent {
+            zone_identifier: zone_id,
+            identifier: &record.id,
+            content: &current,
+        };
+        match self.call_retrying("prove DNS:Edit", &same, report).await {
+            Ok(_) => Ok(()),
+            Err(SwitchError::Auth(e)) => Err(SwitchError::Auth(format!(
+                "the token may read record {} but not edit it ({e}): it needs Zone:Read and DNS:Edit on zone {}",
+                record.name, self.plan.zone
+            ))),
+            Err(e) => Err(e),
+        }
+    }
+
     /// [`Self::call`] with retries on 429, 5xx and no response, within the budget.
     async fn call_retrying<E>(
         &self,
@@ -393,7 +420,7 @@ impl TrafficSwitch for CloudflareSwitch {
             if status.status != "active" {
                 return Err(SwitchError::Auth(format!("token status is {:?}", status.status)));
             }
-            let Located { record, .. } = self.locate(&mut report).await?;
+            let Located { zone_id, record } = self.locate(&mut report).await?;
             if !record.proxied {
                 return Err(SwitchError::Config(format!(
                     "record {} is not proxied: clients would cache the old address for its ttl ({}s); \
@@ -401,6 +428,7 @@ impl TrafficSwitch for CloudflareSwitch {
                     record.name, record.ttl
                 )));
             }
+            self.prove_edit(&zone_id, &record, &mut report).await?;
             let ttl = if record.ttl == 1 {
                 "auto".to_string()
             } else {

@@ -213,7 +213,8 @@ impl Drop for Stage {
 }
 
 impl Stage {
-    /// `edge_extra` is appended to the edge's config (e.g. a `[faults]` table).
+    /// `edge_extra` goes into the edge's config (a `[faults]` table, or
+    /// top-level keys such as `read_only_tokens`).
     pub fn start(edge_extra: &str) -> Stage {
         let dir = tempfile::tempdir().expect("tempdir");
         let port = migrator::demo::shared_free_port().expect("port");
@@ -363,13 +364,15 @@ pub struct EdgeParts {
 /// origins on `port`); `extra` is appended to its config.
 pub fn start_edge(dir: &Path, port: u16, extra: &str) -> EdgeParts {
     let token = format!("test-token-{}", std::process::id());
-    let mut cfg = migrator::demo::edge_toml(
+    let cfg = migrator::demo::edge_toml(
         port,
         Duration::from_millis(500),
         Duration::ZERO,
         &dir.join("edge-state.json"),
     );
-    cfg.push_str(extra);
+    // Top-level keys go before the tables, tables after.
+    let split = extra.find("\n[").unwrap_or(extra.len());
+    let cfg = format!("{}\n{cfg}{}", &extra[..split], &extra[split..]);
     let cfg_path = dir.join("edge.toml");
     std::fs::write(&cfg_path, cfg).expect("edge.toml");
     let mut cmd = Command::new(sibling_bin("edge"));
