@@ -30,6 +30,10 @@ pub struct Opts {
 pub enum Command {
     /// Run a cutover plan: preflight → start B → converge → flip → drain A → stop A → reconcile → verdict.
     Run(RunArgs),
+    /// Step 1 alone: the plan, the switch, the sources and the hosts (this
+    /// machine, and A, B and the store over ssh) checked against the
+    /// planned load; starts and changes nothing (as `run --dry-run`).
+    Preflight(RunArgs),
     /// The whole cutover on this machine: edge, A and B as child processes, nothing to install.
     Demo(DemoArgs),
     /// Reconcile an ack log against an instance's stored orders (step 7 alone).
@@ -79,6 +83,9 @@ pub struct RunArgs {
     /// (repeatable; also `[[faults]]` in the plan). See docs/reliability.md.
     #[arg(long = "fault", value_name = "STEP:KIND[:ARG]")]
     pub faults: Vec<FaultSpec>,
+    /// Host-check warnings refuse the run too (exit 2), not only fatal findings.
+    #[arg(long)]
+    pub strict: bool,
     /// Any plan key: `--set timeouts.converge=90s` (repeatable).
     #[arg(long = "set", value_name = "KEY=VALUE", value_parser = parse_set)]
     pub set: Vec<(String, String)>,
@@ -109,6 +116,9 @@ impl RunArgs {
         }
         if let Some(u) = &self.api_base {
             o.push(("switch.api_base".into(), q(u)));
+        }
+        if self.strict {
+            o.push(("host_checks.strict".into(), "true".into()));
         }
         o.extend(self.set.iter().cloned());
         o
@@ -153,39 +163,49 @@ impl ExitStatus for CliError {
 /// Runs one command; returns its exit code.
 pub async fn run(opts: Opts) -> Result<i32, CliError> {
     match opts.command {
-        Command::Run(args) => {
-            let overrides = args.overrides();
-            if args.plan.is_none() && overrides.is_empty() {
-                return Err(CliError::Usage(
-                    "no plan: give --plan FILE (see docs/plan.md), or every key with --set".into(),
-                ));
-            }
-            if !args.workdir.is_dir() {
-                return Err(CliError::Usage(format!(
-                    "--workdir {} is not a directory",
-                    args.workdir.display()
-                )));
-            }
-            let plan = Plan::load(args.plan.as_deref(), &overrides)?;
-            let outcome = steps::run(RunOptions {
-                plan,
-                dry_run: args.dry_run,
-                report: args.report,
-                plot: args.plot,
-                workdir: args.workdir,
-                style: Style::stdout(),
-                reaper: Reaper::default(),
-                cancel: crate::interrupt::token(None),
-                token: None,
-                faults: args.faults,
-                targets: Targets::default(),
-            })
-            .await?;
-            Ok(outcome.exit_code)
+        Command::Preflight(args) => {
+            let args = RunArgs {
+                dry_run: true,
+                ..args
+            };
+            run_command(args).await
         }
+        Command::Run(args) => run_command(args).await,
         Command::Demo(args) => Ok(crate::demo::run(args).await?),
         Command::Reconcile(args) => reconcile_command(args).await,
     }
+}
+
+/// `migrator run` (and `preflight`, its dry run).
+async fn run_command(args: RunArgs) -> Result<i32, CliError> {
+    let overrides = args.overrides();
+    if args.plan.is_none() && overrides.is_empty() {
+        return Err(CliError::Usage(
+            "no plan: give --plan FILE (see docs/plan.md), or every key with --set".into(),
+        ));
+    }
+    if !args.workdir.is_dir() {
+        return Err(CliError::Usage(format!(
+            "--workdir {} is not a directory",
+            args.workdir.display()
+        )));
+    }
+    let plan = Plan::load(args.plan.as_deref(), &overrides)?;
+    let outcome = steps::run(RunOptions {
+        plan,
+        dry_run: args.dry_run,
+        report: args.report,
+        plot: args.plot,
+        workdir: args.workdir,
+        style: Style::stdout(),
+        reaper: Reaper::default(),
+        cancel: crate::interrupt::token(None),
+        token: None,
+        faults: args.faults,
+        targets: Targets::default(),
+    })
+    .await?;
+    Ok(outcome.exit_code)
 }
 
 /// `migrator reconcile`: step 7 alone, against any running instance.

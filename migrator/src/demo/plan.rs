@@ -46,10 +46,6 @@ ttl = 1
     )
 }
 
-fn sh_quote(s: &str) -> String {
-    format!("'{}'", s.replace('\'', r"'\''"))
-}
-
 /// What the demo's plan is built from.
 pub struct DemoStage<'a> {
     pub rate: f64,
@@ -85,9 +81,9 @@ pub fn demo_plan(s: DemoStage<'_>) -> Result<Plan, DemoError> {
     };
     let b_start = format!(
         "exec {} --listen {B_IP}:{} --store {} --instance-id b{injection}",
-        sh_quote(&s.app.to_string_lossy()),
+        crate::plan::shell_word(&s.app.to_string_lossy()),
         s.port,
-        sh_quote(s.store)
+        crate::plan::shell_word(s.store)
     );
     let quiet = Duration::from_secs(2);
     let plan = Plan {
@@ -99,6 +95,7 @@ pub fn demo_plan(s: DemoStage<'_>) -> Result<Plan, DemoError> {
             stop: Some(format!("kill -TERM {}", s.a_pid)),
             kill: Some(format!("kill -KILL {}", s.a_pid)),
             instance: None,
+            ssh: None,
         },
         b: Origin {
             url: b_url,
@@ -108,6 +105,7 @@ pub fn demo_plan(s: DemoStage<'_>) -> Result<Plan, DemoError> {
             stop: Some("kill -TERM {pid}".into()),
             kill: None,
             instance: None,
+            ssh: None,
         },
         switch: SwitchPlan::Cloudflare(CloudflarePlan {
             zone: ZONE.into(),
@@ -145,6 +143,7 @@ pub fn demo_plan(s: DemoStage<'_>) -> Result<Plan, DemoError> {
             start: s.store_start.map(str::to_string),
             ..StorePlan::default()
         },
+        ssh: Default::default(),
         faults: s.faults.iter().map(FaultSpec::planned).collect(),
     };
     plan.validate()

@@ -14,7 +14,8 @@ pub async fn kill(plan: &Plan, side: Side, b_pid: Option<u32>) -> Result<Fired, 
         Side::B => (&plan.b, b_pid),
     };
     if let Some(cmd) = &origin.kill {
-        super::command::run(cmd).await?;
+        let pid = pid.map(|p| p.to_string()).unwrap_or_default();
+        super::command::run(&plan.origin_command(origin, side.name(), cmd, &pid)).await?;
         return Ok(Fired::now(format!("ran {}.kill", side.name())));
     }
     let pid = pid.ok_or_else(|| {

@@ -42,6 +42,9 @@ pub struct Plan {
     /// The shared event store, for the store faults.
     #[serde(default)]
     pub store: StorePlan,
+    /// How the hosts named by `ssh` keys are reached.
+    #[serde(default)]
+    pub ssh: SshPlan,
     /// Faults to inject at chosen steps (`--fault` adds more).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub faults: Vec<PlannedFault>,
@@ -86,6 +89,7 @@ const SECTIONS: &[&str] = &[
     "host_checks",
     "reconcile",
     "store",
+    "ssh",
     "faults",
 ];
 
@@ -162,6 +166,7 @@ impl Plan {
             host_checks: optional(&mut doc, "host_checks")?,
             reconcile: optional(&mut doc, "reconcile")?,
             store: optional(&mut doc, "store")?,
+            ssh: optional(&mut doc, "ssh")?,
             faults: optional(&mut doc, "faults")?,
         };
         plan.validate()?;
@@ -189,6 +194,29 @@ impl Plan {
     /// The plan as TOML (what `--dry-run` prints and the demo writes).
     pub fn to_toml(&self) -> String {
         toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot render plan: {e}\n"))
+    }
+}
+
+impl Plan {
+    /// A command of `origin` (its `start`, `stop` or `kill`) with the
+    /// placeholders filled: `{address}`, `{url}`, `{name}`, `{pid}` and
+    /// `{ssh}` (the ssh invocation of `[name] ssh`, `[ssh]`'s options).
+    pub fn origin_command(&self, origin: &Origin, name: &str, template: &str, pid: &str) -> String {
+        let ssh = origin
+            .ssh
+            .as_deref()
+            .map(|t| self.ssh.command(t))
+            .unwrap_or_default();
+        fill(
+            template,
+            &[
+                ("address", &origin.address),
+                ("url", origin.url.as_str()),
+                ("name", name),
+                ("pid", pid),
+                ("ssh", &ssh),
+            ],
+        )
     }
 }
 

@@ -43,6 +43,11 @@ pub struct Origin {
     /// else, for A, from the replies before the flip.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub instance: Option<String>,
+    /// `user@host` this origin's machine answers ssh at: preflight checks
+    /// its limits there, and commands may use `{ssh}` (the whole ssh
+    /// invocation, with `[ssh]`'s options) to act on it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ssh: Option<String>,
 }
 
 impl Origin {
@@ -388,14 +393,130 @@ impl Default for WatchPlan {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct HostChecks {
-    /// Check this host's open-file limit, ephemeral port range and conntrack
-    /// table against the planned load (warnings unless clearly insufficient).
+    /// Check this host (and A, B and the store over ssh) against the
+    /// planned load (warnings unless clearly insufficient).
     pub enabled: bool,
+    /// Warnings refuse the run too (exit 2), like `--strict`.
+    pub strict: bool,
+    /// The clock offset between hosts that is still fine.
+    #[serde(with = "duration::serde_str")]
+    pub clock_tolerance: Duration,
+    /// The systemd unit whose `LimitNOFILE` B will run with.
+    pub unit: String,
 }
 
 impl Default for HostChecks {
     fn default() -> Self {
-        HostChecks { enabled: true }
+        HostChecks {
+            enabled: true,
+            strict: false,
+            clock_tolerance: Duration::from_millis(100),
+            unit: DEFAULT_UNIT.to_string(),
+        }
+    }
+}
+
+/// The systemd unit `scripts/provision/` installs.
+pub const DEFAULT_UNIT: &str = "handover-example-app";
+
+/// `[ssh]`: how the migrator reaches the hosts named by `[a] ssh`,
+/// `[b] ssh` and `[store] ssh`. Always non-interactive: a prompt for a
+/// password or an unknown host key is an error, never a hang.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SshPlan {
+    /// Private key file (`ssh -i`); default: ssh's own (agent, ~/.ssh).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub identity: Option<PathBuf>,
+    /// Known-hosts file; default: ssh's own (~/.ssh/known_hosts).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub known_hosts: Option<PathBuf>,
+    /// `strict` (the host key must be known) or `accept-new` (a first
+    /// connection records it; a changed key is still refused).
+    pub host_keys: HostKeys,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    #[serde(with = "duration::serde_str")]
+    pub connect_timeout: Duration,
+}
+
+impl Default for SshPlan {
+    fn default() -> Self {
+        SshPlan {
+            identity: None,
+            known_hosts: None,
+            host_keys: HostKeys::Strict,
+            port: None,
+            connect_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum HostKeys {
+    Strict,
+    AcceptNew,
+}
+
+impl SshPlan {
+    /// The ssh invocation for `target` (`user@host`), as arguments.
+    pub fn argv(&self, target: &str) -> Vec<String> {
+        let mut a: Vec<String> = vec!["ssh".into()];
+        let mut opt = |o: String| {
+            a.push("-o".into());
+            a.push(o);
+        };
+        opt("BatchMode=yes".into());
+        opt(format!(
+            "StrictHostKeyChecking={}",
+            match self.host_keys {
+                HostKeys::Strict => "yes",
+                HostKeys::AcceptNew => "accept-new",
+            }
+        ));
+        opt(format!(
+            "ConnectTimeout={}",
+            self.connect_timeout.as_secs().max(1)
+        ));
+        opt("ServerAliveInterval=5".into());
+        opt("ServerAliveCountMax=3".into());
+        if let Some(k) = &self.known_hosts {
+            opt(format!("UserKnownHostsFile={}", k.display()));
+        }
+        if let Some(i) = &self.identity {
+            opt("IdentitiesOnly=yes".into());
+            a.push("-i".into());
+            a.push(i.display().to_string());
+        }
+        if let Some(p) = self.port {
+            a.push("-p".into());
+            a.push(p.to_string());
+        }
+        a.push("--".into());
+        a.push(target.into());
+        a
+    }
+
+    /// [`Self::argv`] as one shell word list, for `{ssh}` in commands.
+    pub fn command(&self, target: &str) -> String {
+        self.argv(target)
+            .iter()
+            .map(|w| shell_word(w))
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+}
+
+/// `w` quoted for `sh` when it needs it.
+pub fn shell_word(w: &str) -> String {
+    let plain = !w.is_empty()
+        && w.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "@%+=:,./_-".contains(c));
+    if plain {
+        w.to_string()
+    } else {
+        format!("'{}'", w.replace('\'', "'\\''"))
     }
 }
 
@@ -419,6 +540,13 @@ pub struct StorePlan {
     /// Reconnects B.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub heal_b: Option<String>,
+    /// `user@host` of the store's machine, for preflight's host checks.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ssh: Option<String>,
+    /// The store's data directory (on the store's machine when `ssh` is
+    /// set, else here): preflight checks its free space.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<PathBuf>,
 }
 
 impl StorePlan {

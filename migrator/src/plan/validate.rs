@@ -21,13 +21,33 @@ impl Plan {
                     "must not be empty",
                 ));
             }
-            for (field, cmd) in [("start", &o.start), ("stop", &o.stop)] {
+            for (field, cmd) in [("start", &o.start), ("stop", &o.stop), ("kill", &o.kill)] {
                 if cmd.as_deref().is_some_and(|c| c.trim().is_empty()) {
                     return Err(PlanError::key(
                         format!("{name}.{field}"),
                         "must not be empty (leave it out instead)",
                     ));
                 }
+                if cmd.as_deref().is_some_and(|c| c.contains("{ssh}")) && o.ssh.is_none() {
+                    return Err(PlanError::key(
+                        format!("{name}.{field}"),
+                        format!("uses {{ssh}} but {name}.ssh (user@host) is not set"),
+                    ));
+                }
+            }
+            if let Some(t) = &o.ssh {
+                check_ssh_target(&format!("{name}.ssh"), t)?;
+            }
+        }
+        if let Some(t) = &self.store.ssh {
+            check_ssh_target("store.ssh", t)?;
+        }
+        if let Some(i) = &self.ssh.identity {
+            if !i.is_file() {
+                return Err(PlanError::key(
+                    "ssh.identity",
+                    format!("{} is not a readable file", i.display()),
+                ));
             }
         }
         if self.a.address == self.b.address {
@@ -317,6 +337,22 @@ fn check_http(key: &str, url: &Url) -> Result<(), PlanError> {
     }
     if url.host_str().is_none_or(str::is_empty) {
         return Err(PlanError::key(key, format!("{url} has no host")));
+    }
+    Ok(())
+}
+
+/// `user@host` or `host`: no spaces, no option-looking start (ssh would
+/// take `-oProxyCommand=…` as an option).
+fn check_ssh_target(key: &str, t: &str) -> Result<(), PlanError> {
+    let host = t.rsplit('@').next().unwrap_or_default();
+    if t.starts_with('-')
+        || host.is_empty()
+        || t.chars().any(|c| c.is_whitespace() || c.is_control())
+    {
+        return Err(PlanError::key(
+            key,
+            format!("{t:?} is not an ssh target (expected user@host)"),
+        ));
     }
     Ok(())
 }

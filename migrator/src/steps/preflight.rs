@@ -10,6 +10,7 @@ use handover_cli::secs;
 use super::context::Ctx;
 use super::error::StepError;
 use crate::health::Probe;
+use crate::host::{self, Level};
 use crate::plan::FeederMode;
 use crate::plan::Plan;
 use crate::reconcile::ReconcileOptions;
@@ -54,6 +55,10 @@ pub async fn run(
             a.describe()
         )));
     }
+    if plan.host_checks.enabled {
+        check_hosts(cx, dry_run).await?;
+    }
+    let plan = &cx.plan;
     let state = switch.check().await?;
     if state.current != plan.a.address {
         return Err(StepError::Service(format!(
@@ -79,23 +84,6 @@ pub async fn run(
             }
         }
     }
-    if plan.host_checks.enabled && plan.feeder.mode == FeederMode::InProcess {
-        let cap = plan
-            .feeder
-            .max_in_flight
-            .map(|n| n as u64)
-            .unwrap_or_else(|| {
-                (plan.feeder.rate * plan.feeder.timeout.as_secs_f64())
-                    .ceil()
-                    .max(1.0) as u64
-            });
-        for f in crate::host::judge(&crate::host::Limits::read(), cap, plan.feeder.rate) {
-            if f.fatal {
-                return Err(StepError::Host(f.message));
-            }
-            cx.out.warn(&f.message);
-        }
-    }
     let a_instance = plan
         .a
         .instance
@@ -110,6 +98,47 @@ pub async fn run(
         a_instance,
         switch: state,
     })
+}
+
+/// This machine and, over ssh, A, B and the store against the planned
+/// load: fatal findings refuse the run, warnings too with `strict`.
+async fn check_hosts(cx: &Ctx, dry_run: bool) -> Result<(), StepError> {
+    let plan = &cx.plan;
+    let findings = host::check(plan)
+        .await
+        .map_err(|e| StepError::Host(e.to_string()))?;
+    let load = host::load_of(plan);
+    if dry_run || !load.loopback {
+        cx.out.note(&format!(
+            "host checks at {}/s, timeout {}, in flight ≤ {}{}:",
+            load.rate,
+            secs(load.timeout),
+            load.concurrency,
+            if load.loopback {
+                " (loopback only)"
+            } else {
+                ""
+            }
+        ));
+        for line in host::table(&findings) {
+            cx.out.line(&format!("  {line}"));
+        }
+    }
+    if let Some(f) = findings.iter().find(|f| f.level == Level::Fatal) {
+        return Err(StepError::Host(f.message()));
+    }
+    let warned: Vec<_> = findings.iter().filter(|f| f.level == Level::Warn).collect();
+    if plan.host_checks.strict && !warned.is_empty() {
+        return Err(StepError::Host(format!(
+            "{} warning(s) and --strict (host_checks.strict): {}",
+            warned.len(),
+            warned[0].message()
+        )));
+    }
+    for f in warned {
+        cx.out.warn(&f.message());
+    }
+    Ok(())
 }
 
 /// Reads every source the plan chose that can be read before B runs — a

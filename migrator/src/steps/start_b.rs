@@ -9,7 +9,6 @@ use handover_cli::secs;
 
 use super::context::Ctx;
 use super::error::StepError;
-use crate::plan::fill;
 use crate::process::{Reaper, StartState, Started};
 
 /// B serving.
@@ -40,14 +39,9 @@ pub async fn run(
     proc: &mut Option<Started>,
 ) -> Result<StartedB, StepError> {
     let b = &cx.plan.b;
-    let cmd = fill(
-        b.start.as_deref().unwrap_or_default(),
-        &[
-            ("address", &b.address),
-            ("url", b.url.as_str()),
-            ("name", "b"),
-        ],
-    );
+    let cmd = cx
+        .plan
+        .origin_command(b, "b", b.start.as_deref().unwrap_or_default(), "");
     let log = workdir.join("b-start.log");
     let started = proc.insert(Started::spawn(&cmd, &log, Some(reaper))?);
     let health_url = b.health();

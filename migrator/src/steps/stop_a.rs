@@ -10,7 +10,7 @@ use tokio::time::Instant;
 use super::context::{Ctx, POLL};
 use super::error::StepError;
 use crate::health::Probe;
-use crate::plan::{fill, Origin};
+use crate::plan::Origin;
 use crate::process::{run_shell, Started};
 
 /// Stops `origin` (`proc`: the process its start command left running, if
@@ -32,14 +32,12 @@ pub async fn stop_origin(
     match &origin.stop {
         Some(stop) => {
             let pid = pid.map(|p| p.to_string()).unwrap_or_default();
-            let cmd = fill(
-                stop,
-                &[
-                    ("address", &origin.address),
-                    ("url", origin.url.as_str()),
-                    ("pid", &pid),
-                ],
-            );
+            let name = if origin.address == cx.plan.a.address {
+                "a"
+            } else {
+                "b"
+            };
+            let cmd = cx.plan.origin_command(origin, name, stop, &pid);
             run_shell(&cmd, cx.plan.timeouts.stop).await?;
         }
         None => match pid {
