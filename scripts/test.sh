@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The test command of the README: installs what the tests need (PostgreSQL,
-# iproute2, HAProxy and socat for the any-service test), builds every binary
+# iproute2, HAProxy and socat for the any-service test, openssh-server,
+# shellcheck and python3-venv for the walkthrough), builds every binary
 # the integration tests start, runs the suite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -9,6 +10,11 @@ need_apt=()
 command -v ip >/dev/null 2>&1 || need_apt+=(iproute2)
 command -v haproxy >/dev/null 2>&1 || need_apt+=(haproxy)
 command -v socat >/dev/null 2>&1 || need_apt+=(socat)
+# The walkthrough rehearsal: sshd in the test hosts; the provisioning lint.
+[ -x /usr/sbin/sshd ] || need_apt+=(openssh-server)
+command -v ssh >/dev/null 2>&1 || need_apt+=(openssh-client)
+command -v shellcheck >/dev/null 2>&1 || need_apt+=(shellcheck)
+python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || need_apt+=(python3-venv)
 if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v initdb >/dev/null 2>&1; then
   need_apt+=(postgresql)
 fi

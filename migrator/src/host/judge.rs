@@ -124,7 +124,8 @@ pub fn judge(role: Role, host: &str, f: &Facts, load: &Load) -> Vec<Finding> {
             },
         })
     };
-    let rate = load.rate;
+    // tune.sh takes a whole rate.
+    let rate = load.rate.ceil() as u64;
     let net_level = |bad: bool| match (bad, load.loopback) {
         (_, true) => Level::Skipped,
         (true, false) => Level::Warn,
@@ -152,7 +153,7 @@ pub fn judge(role: Role, host: &str, f: &Facts, load: &Load) -> Vec<Finding> {
             if let Some((lo, hi)) = f.port_range {
                 let ports = hi.saturating_sub(lo) + 1;
                 // Closed sockets linger in TIME_WAIT for ~60 s.
-                let need = load.concurrency.max((rate * 60.0) as u64).min(64_512);
+                let need = load.concurrency.max(rate * 60).min(64_512);
                 add(
                     "ephemeral ports",
                     format!("{lo}-{hi} ({ports})"),
