@@ -48,6 +48,9 @@ for b in example-app edge migrator; do
 done
 
 export HO_NS_PREFIX="${HO_NS_PREFIX:-hw$$}"
+# TEST-NET-3, the walkthrough's own addresses (only inside these namespaces),
+# so what the rehearsal prints is what docs/walkthrough.md shows.
+export HO_NET="${HO_NET:-203.0.113}"
 # shellcheck source=scripts/lib/netns.sh
 source "$ROOT/scripts/lib/netns.sh"
 
@@ -141,7 +144,7 @@ for h in a b; do
   echo "== provision $h over ssh"
   on "$h" sh -s >"$WORK/provision-$h.out" <<SH
 export HANDOVER_STORE='$STORE_URL'
-exec $ROOT/scripts/provision/provision.sh app --instance $h --listen 0.0.0.0:8080 \
+exec $ROOT/scripts/provision/provision.sh app --instance $h --listen 0.0.0.0:80 \
   --binary $BIN/example-app --rate $RATE --prefix $WORK/$h
 SH
 done
@@ -149,7 +152,7 @@ done
 echo "== start A"
 on a handover-service start
 for _ in $(seq 100); do
-  netns_exec client bash -c "exec 3<>/dev/tcp/$A_IP/8080" 2>/dev/null && break; sleep 0.1
+  netns_exec client bash -c "exec 3<>/dev/tcp/$A_IP/80" 2>/dev/null && break; sleep 0.1
 done
 
 echo "== the edge (Cloudflare's stand-in) on host edge"
@@ -158,7 +161,7 @@ RO_TOKEN=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
 cat >"$WORK/edge.toml" <<TOML
 api_listen = "$EDGE_IP:8000"
 proxy_listen = "$EDGE_IP:80"
-origin_port = 8080
+origin_port = 80
 propagation = "1s"
 idle_timeout = "2s"
 state_file = "$WORK/edge-state.json"
@@ -185,7 +188,10 @@ PIDS+=("$!")
 for _ in $(seq 300); do grep -q '"event":"listening"' "$WORK/edge.out" 2>/dev/null && break; sleep 0.1; done
 
 # The walkthrough's plan, addresses substituted; the way back swaps A and B.
-subst() { sed "s/203\.0\.113\.10/$STORE_IP/g; s/203\.0\.113\.11/$1/g; s/203\.0\.113\.12/$2/g" "$ROOT/docs/two-droplets.toml"; }
+subst() {
+  sed "s/203\.0\.113\.10/@S@/g; s/203\.0\.113\.11/@A@/g; s/203\.0\.113\.12/@B@/g" "$ROOT/docs/two-droplets.toml" |
+    sed "s/@S@/$STORE_IP/g; s/@A@/$1/g; s/@B@/$2/g"
+}
 subst "$A_IP" "$B_IP" >"$WORK/two-droplets.toml"
 subst "$B_IP" "$A_IP" >"$WORK/back.toml"
 # What differs on one machine: the API is the edge, the public name resolves

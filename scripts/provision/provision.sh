@@ -3,7 +3,7 @@
 # a fresh Debian/Ubuntu host or one that exists already. cloud-init.sh wraps
 # the same script as user-data.
 #
-#   provision.sh app --instance NAME [--listen ADDR:PORT] [--binary PATH]
+#   provision.sh app --instance NAME [--listen ADDR:PORT (0.0.0.0:80)] [--binary PATH]
 #                    [--rate N] [--timeout SECS] [--prefix DIR] [--dry-run]
 #       the example app: its binary (--binary: a release build copied here;
 #       default: $BIN_SRC or ./example-app), the handover-service control
@@ -26,7 +26,7 @@ say() { echo "== $*"; }
 ROLE=$1; shift
 case "$ROLE" in app|store) ;; -h|--help) sed -n '2,24p' "$0"; exit 0 ;; *) die "unknown role $ROLE (app or store)" ;; esac
 
-INSTANCE="" LISTEN="0.0.0.0:8080" BINARY=${BIN_SRC:-./example-app} RATE=1000 TIMEOUT=10
+INSTANCE="" LISTEN="0.0.0.0:80" BINARY=${BIN_SRC:-./example-app} RATE=1000 TIMEOUT=10
 PREFIX="" DRY="" INSTALL=yes ALLOW=""
 while [ $# -gt 0 ]; do
   case "$1" in
