@@ -68,6 +68,28 @@ fn refuses_a_token_that_may_only_read() {
     assert_eq!(stage.record(), "127.0.0.2");
 }
 
+/// `migrator preflight` changes nothing; a host-check warning is printed
+/// with its fix, and `--strict` turns it into a refusal.
+#[test]
+fn preflight_warns_and_strict_refuses_on_a_host_warning() {
+    let stage = Stage::start("");
+    let mut plan = stage.plan();
+    plan.host_checks.enabled = true;
+    // More in flight than any open-file limit allows: a warning, not fatal.
+    plan.feeder.max_in_flight = Some(50_000_000);
+    let out = stage.run_plan(&plan, &["--dry-run"]);
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    let all = format!("{}{}", out.stdout, out.stderr);
+    assert!(all.contains("open files (feeder)") && all.contains("ulimit -n"), "{all}");
+    let path = stage.write_plan(&plan);
+    let args = ["preflight", "--plan", path.to_str().unwrap(), "--strict"];
+    let strict = common::run_with_env(&args, &stage.env(), Duration::from_secs(60));
+    assert_eq!(strict.code, 2, "{}\n{}", strict.stdout, strict.stderr);
+    assert!(strict.stderr.contains("--strict"), "{}", strict.stderr);
+    assert!(!answers(b_addr(&stage)), "B must not have been started");
+    assert_eq!(stage.record(), "127.0.0.2");
+}
+
 #[test]
 fn refuses_a_missing_token() {
     let stage = Stage::start("");
