@@ -80,7 +80,10 @@ fn preflight_warns_and_strict_refuses_on_a_host_warning() {
     let out = stage.run_plan(&plan, &["--dry-run"]);
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
     let all = format!("{}{}", out.stdout, out.stderr);
-    assert!(all.contains("open files (feeder)") && all.contains("ulimit -n"), "{all}");
+    assert!(
+        all.contains("open files (feeder)") && all.contains("ulimit -n"),
+        "{all}"
+    );
     let path = stage.write_plan(&plan);
     let args = ["preflight", "--plan", path.to_str().unwrap(), "--strict"];
     let strict = common::run_with_env(&args, &stage.env(), Duration::from_secs(60));
