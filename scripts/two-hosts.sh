@@ -51,11 +51,7 @@ mkdir -p "$WORK"
 PIDS=()
 cleanup() {
   local rc=$?
-  for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-  for pid in "${PIDS[@]}"; do
-    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$pid" 2>/dev/null || true
-  done
+  [ ${#PIDS[@]} -eq 0 ] || stop_pids "${PIDS[@]}"
   [ -e "$WORK/pg/data/PG_VERSION" ] && netns_exec store "$ROOT/scripts/pg.sh" stop "$WORK/pg" || true
   netns_down
   if [ $rc -ne 0 ]; then
@@ -68,14 +64,8 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-NET=$HO_NET
-STORE_IP=$NET.10 A_IP=$NET.11 B_IP=$NET.12 EDGE_IP=$NET.13 CLIENT_IP=$NET.14
+hosts_up
 echo "== hosts: store $STORE_IP, a $A_IP, b $B_IP, edge $EDGE_IP, client $CLIENT_IP"
-netns_up store 10
-netns_up a 11
-netns_up b 12
-netns_up edge 13
-netns_up client 14
 
 echo "== PostgreSQL on the store host"
 URL=$(PG_LISTEN=$STORE_IP netns_exec store "$ROOT/scripts/pg.sh" start "$WORK/pg")

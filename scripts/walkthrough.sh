@@ -66,11 +66,7 @@ cleanup() {
     [ -s "$WORK/$h/run/example-app.pid" ] && PIDS+=("$(cat "$WORK/$h/run/example-app.pid")")
   done
   for f in "$WORK"/ssh/sshd-*.pid; do [ -s "$f" ] && PIDS+=("$(cat "$f")"); done
-  for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null; done
-  for pid in "${PIDS[@]}"; do
-    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$pid" 2>/dev/null
-  done
+  [ ${#PIDS[@]} -eq 0 ] || stop_pids "${PIDS[@]}"
   [ -e "$WORK/pg/data/PG_VERSION" ] && netns_exec store "$ROOT/scripts/pg.sh" stop "$WORK/pg"
   netns_down
   [ -n "$MADE_RUN_SSHD" ] && rmdir /run/sshd 2>/dev/null
@@ -86,13 +82,8 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 NET=$HO_NET
-STORE_IP=$NET.10 A_IP=$NET.11 B_IP=$NET.12 EDGE_IP=$NET.13 CLIENT_IP=$NET.14
+hosts_up
 echo "== hosts: store $STORE_IP, a $A_IP, b $B_IP, edge $EDGE_IP, client (your laptop) $CLIENT_IP"
-netns_up store 10
-netns_up a 11
-netns_up b 12
-netns_up edge 13
-netns_up client 14
 
 echo "== sshd on store, a and b (throwaway keys)"
 SSH_DIR=$WORK/ssh
@@ -230,25 +221,25 @@ expect_refusal not-proxied "not proxied" --set 'switch.record="direct.example.co
 echo "== migrator preflight"
 migrator preflight --plan "$WORK/two-droplets.toml" "${COMMON[@]}" | tee "$WORK/preflight.out"
 
-echo "== migrator run: A → B"
-set +e
-migrator run --plan "$WORK/two-droplets.toml" "${COMMON[@]}" --report "$WORK/report.json" \
-  --workdir "$WORK" >"$WORK/run.out" 2>"$WORK/run.log"
-RC=$?
-set -e
-cat "$WORK/run.out"
-[ -n "${WALKTHROUGH_REPORT:-}" ] && cp "$WORK/report.json" "$WALKTHROUGH_REPORT"
-[ $RC -eq 0 ] || die "migrator run A → B: exit $RC"
-if grep -q -- "$TOKEN\|$DB_PW\|$SUPER_PW" "$WORK/run.out" "$WORK/run.log" "$WORK/report.json"; then
-  die "a secret was printed or written to the report"
-fi
+# migrate NAME PLAN: a whole migrator run, output in WORK/NAME.{out,log,json};
+# it must pass and print or write no secret.
+migrate() {
+  local name=$1 plan=$2 rc
+  set +e
+  migrator run --plan "$plan" "${COMMON[@]}" --report "$WORK/$name.json" \
+    --workdir "$WORK" >"$WORK/$name.out" 2>"$WORK/$name.log"
+  rc=$?
+  set -e
+  if [ "$name" = run ]; then cat "$WORK/run.out"; else tail -n 12 "$WORK/$name.out"; fi
+  [ -n "${WALKTHROUGH_REPORT:-}" ] && [ "$name" = run ] && cp "$WORK/run.json" "$WALKTHROUGH_REPORT"
+  [ $rc -eq 0 ] || die "migrator run ($name): exit $rc"
+  if grep -q -- "$TOKEN\|$DB_PW\|$SUPER_PW" "$WORK/$name.out" "$WORK/$name.log" "$WORK/$name.json"; then
+    die "$name: a secret was printed or written to the report"
+  fi
+}
 
+echo "== migrator run: A → B"
+migrate run "$WORK/two-droplets.toml"
 echo "== the way back: B → A (the same plan, A and B swapped)"
-set +e
-migrator run --plan "$WORK/back.toml" "${COMMON[@]}" --report "$WORK/back.json" \
-  --workdir "$WORK" >"$WORK/back.out" 2>"$WORK/back.log"
-RC=$?
-set -e
-tail -n 12 "$WORK/back.out"
-[ $RC -eq 0 ] || die "migrator run B → A: exit $RC"
+migrate back "$WORK/back.toml"
 echo "== walkthrough rehearsed: A → B and back, both passed"

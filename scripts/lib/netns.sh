@@ -44,3 +44,24 @@ netns_exec() {
   local ns="${HO_NS_PREFIX}-$1"; shift
   ip netns exec "$ns" "$@"
 }
+
+# hosts_up: the five hosts of the two-host scripts (store, a, b, edge and the
+# client) at HO_NET.10 to .14; sets STORE_IP A_IP B_IP EDGE_IP CLIENT_IP.
+hosts_up() {
+  STORE_IP=$HO_NET.10 A_IP=$HO_NET.11 B_IP=$HO_NET.12 EDGE_IP=$HO_NET.13 CLIENT_IP=$HO_NET.14
+  netns_up store 10
+  netns_up a 11
+  netns_up b 12
+  netns_up edge 13
+  netns_up client 14
+}
+
+# stop_pids PID...: SIGTERM, up to 5 s each to exit, then SIGKILL.
+stop_pids() {
+  local pid
+  for pid in "$@"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in "$@"; do
+    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$pid" 2>/dev/null || true
+  done
+}
