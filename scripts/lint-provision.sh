@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Lints what scripts/provision/ ships, with tools nobody here wrote:
 #   - shellcheck on every provisioning script and the walkthrough rehearsal;
+#   - the systemd unit through systemd's own `systemd-analyze verify`;
 #   - the cloud-init user-data parsed as YAML (PyYAML), its embedded files
 #     equal to the scripts;
 #   - the Dockerfile parsed by Docker's own parser (PyPI `dockerfile`, the
@@ -12,6 +13,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 need=()
 command -v shellcheck >/dev/null || need+=(shellcheck)
+command -v systemd-analyze >/dev/null || need+=(systemd)
 python3 -c 'import ensurepip, venv' 2>/dev/null || need+=(python3-venv)
 if [ ${#need[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
@@ -20,6 +22,20 @@ fi
 
 echo "== shellcheck"
 shellcheck -x scripts/provision/*.sh scripts/provision/handover-service scripts/walkthrough.sh
+
+echo "== systemd unit"
+UNIT_DIR=$(mktemp -d)
+trap 'rm -rf "$UNIT_DIR"' EXIT
+sed 's/@NOFILE@/65536/' scripts/provision/handover-example-app.service >"$UNIT_DIR/handover-example-app.service"
+# The binary is installed by provision.sh, not here: that one complaint is
+# expected; any other line (an unknown key, a bad value) is a finding.
+findings=$(systemd-analyze verify --man=no "$UNIT_DIR/handover-example-app.service" 2>&1 |
+  grep -v 'Command /usr/local/bin/example-app is not executable' || true)
+if [ -n "$findings" ]; then
+  echo "$findings" >&2
+  exit 1
+fi
+echo "  handover-example-app.service: clean"
 
 VENV=target/lint-venv
 if ! "$VENV/bin/python" -c 'import yaml, dockerfile' 2>/dev/null; then

@@ -14,6 +14,7 @@ command -v socat >/dev/null 2>&1 || need_apt+=(socat)
 [ -x /usr/sbin/sshd ] || need_apt+=(openssh-server)
 command -v ssh >/dev/null 2>&1 || need_apt+=(openssh-client)
 command -v shellcheck >/dev/null 2>&1 || need_apt+=(shellcheck)
+command -v systemd-analyze >/dev/null 2>&1 || need_apt+=(systemd)
 python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || need_apt+=(python3-venv)
 if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v initdb >/dev/null 2>&1; then
   need_apt+=(postgresql)
