@@ -25,7 +25,7 @@
 pub mod spec;
 
 use crate::metrics::Metrics;
-use rand::Rng;
+use rand::RngExt;
 use serde::Serialize;
 use spec::{Latency, OriginFaultSpec};
 use std::collections::HashMap;
@@ -361,7 +361,7 @@ fn draw(latency: Latency) -> Duration {
     let ms = if jitter == 0 {
         latency.ms
     } else {
-        rand::thread_rng().gen_range(latency.ms - jitter..=latency.ms + jitter)
+        rand::rng().random_range(latency.ms - jitter..=latency.ms + jitter)
     };
     Duration::from_millis(ms)
 }
