@@ -51,6 +51,6 @@ pub mod workload;
 
 pub use driver::{start, Finished, Handle, Stopper};
 pub use error::Error;
-pub use live::Live;
+pub use live::{Live, Watch};
 pub use options::{ClientKind, Options, Progress, UserSource, Workload};
 pub use template::{RequestTemplate, TemplateError};

@@ -11,6 +11,7 @@ use handover_contract::exit;
 
 use crate::demo::DemoArgs;
 use crate::faults::{FaultSpec, Targets};
+use crate::live::{Session, ViewArgs, ViewError};
 use crate::plan::{parse_set, Plan, PlanError};
 use crate::process::Reaper;
 use crate::reconcile::{self, Progress, ProgressFn, ReconcileError, ReconcileOptions};
@@ -48,6 +49,9 @@ pub struct RunArgs {
     /// Draw the SVG timeline here.
     #[arg(long)]
     pub plot: Option<PathBuf>,
+    /// Write the self-contained HTML report here (chart, steps, load, reconcile, verdict).
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
     /// Preflight and print the plan; start and change nothing.
     #[arg(long)]
     pub dry_run: bool,
@@ -82,6 +86,8 @@ pub struct RunArgs {
     /// Any plan key: `--set timeouts.converge=90s` (repeatable).
     #[arg(long = "set", value_name = "KEY=VALUE", value_parser = parse_set)]
     pub set: Vec<(String, String)>,
+    #[command(flatten)]
+    pub view: ViewArgs,
 }
 
 impl RunArgs {
@@ -128,6 +134,8 @@ pub enum CliError {
     Demo(#[from] crate::demo::DemoError),
     #[error(transparent)]
     Reconcile(#[from] ReconcileError),
+    #[error(transparent)]
+    View(#[from] ViewError),
     /// The report path given on the command line cannot be written.
     #[error("cannot write report {}: {source}", path.display())]
     Report {
@@ -142,7 +150,8 @@ impl ExitStatus for CliError {
             CliError::Usage(_)
             | CliError::Plan(_)
             | CliError::Run(RunError::Preflight(_))
-            | CliError::Report { .. } => exit::USAGE,
+            | CliError::Report { .. }
+            | CliError::View(_) => exit::USAGE,
             CliError::Demo(e) => e.exit_code(),
             CliError::Reconcile(e) if e.is_usage() => exit::USAGE,
             CliError::Reconcile(_) => exit::FAILED,
@@ -167,21 +176,38 @@ pub async fn run(opts: Opts) -> Result<i32, CliError> {
                 )));
             }
             let plan = Plan::load(args.plan.as_deref(), &overrides)?;
+            args.view.check()?;
+            let cancel = crate::interrupt::token(None);
+            let session = if args.dry_run {
+                None
+            } else {
+                Session::start(
+                    &args.view,
+                    "handover · migrator run",
+                    cancel.clone(),
+                    Box::new(|| crate::interrupt::force(None)),
+                )?
+            };
             let outcome = steps::run(RunOptions {
                 plan,
                 dry_run: args.dry_run,
                 report: args.report,
                 plot: args.plot,
+                html: args.html,
                 workdir: args.workdir,
                 style: Style::stdout(),
                 reaper: Reaper::default(),
-                cancel: crate::interrupt::token(None),
+                cancel,
                 token: None,
                 faults: args.faults,
                 targets: Targets::default(),
+                view: session.as_ref().map(Session::attach),
             })
-            .await?;
-            Ok(outcome.exit_code)
+            .await;
+            if let Some(s) = session {
+                s.finish();
+            }
+            Ok(outcome?.exit_code)
         }
         Command::Demo(args) => Ok(crate::demo::run(args).await?),
         Command::Reconcile(args) => reconcile_command(args).await,

@@ -1,0 +1,265 @@
+//! The view's own thread: it owns the terminal (raw mode, the alternate
+//! screen), samples the feeder and redraws 10 times a second, and reads
+//! keys: `q` or Ctrl-C asks the run to stop safely (the same token as a
+//! Ctrl-C signal), a second one forces the end. It never blocks the
+//! pipeline or the feeder: it only reads their shared totals. The terminal
+//! is restored on every exit path: the end of the run, an error, a panic
+//! (a hook), a forced stop.
+
+use std::io::{self, IsTerminal, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Once};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use ratatui::backend::CrosstermBackend;
+use ratatui::crossterm::event::{self, Event, KeyCode, KeyEventKind, KeyModifiers};
+use ratatui::crossterm::{cursor, execute, terminal};
+use ratatui::layout::Rect;
+use ratatui::{Terminal, TerminalOptions, Viewport};
+use tokio_util::sync::CancellationToken;
+
+use super::board::Board;
+use super::cast::Cast;
+use super::draw::draw;
+use super::snapshot::Snapshot;
+use super::window::Window;
+
+/// Time between frames (and samples).
+pub const FRAME: Duration = Duration::from_millis(100);
+/// How long the last frame (with the verdict) stays up on screen.
+const HOLD: Duration = Duration::from_millis(1500);
+/// The screen a cast is drawn on when there is no terminal to take it from.
+pub const CAST_SIZE: (u16, u16) = (110, 30);
+
+/// True while this process has the terminal in raw mode and on the
+/// alternate screen (the panic hook restores it only then).
+static ON_SCREEN: AtomicBool = AtomicBool::new(false);
+static HOOK: Once = Once::new();
+
+/// Where the view draws.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Screen {
+    /// The terminal (and the cast, if one is recorded).
+    Terminal,
+    /// Only the cast: stdout is not a terminal or the view is off.
+    CastOnly,
+}
+
+/// Whether stdout can take the view.
+pub fn stdout_is_terminal() -> bool {
+    io::stdout().is_terminal() && std::env::var("TERM").map_or(true, |t| t != "dumb")
+}
+
+/// Puts the terminal back as it was.
+pub fn restore() {
+    if ON_SCREEN.swap(false, Ordering::SeqCst) {
+        let _ = terminal::disable_raw_mode();
+        let _ = execute!(io::stdout(), terminal::LeaveAlternateScreen, cursor::Show);
+    }
+}
+
+fn install_panic_hook() {
+    HOOK.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            restore();
+            previous(info);
+        }));
+    });
+}
+
+/// Bytes for the screen and, frame by frame, for the cast.
+struct Tee {
+    screen: Option<io::Stdout>,
+    cast: Option<Cast>,
+    frame: Vec<u8>,
+}
+
+impl Write for Tee {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if let Some(s) = self.screen.as_mut() {
+            s.write_all(buf)?;
+        }
+        if self.cast.is_some() {
+            self.frame.extend_from_slice(buf);
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        if let Some(s) = self.screen.as_mut() {
+            s.flush()?;
+        }
+        if let Some(c) = self.cast.as_mut() {
+            if !self.frame.is_empty() {
+                c.frame(&self.frame)?;
+                self.frame.clear();
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The running view; [`View::finish`] ends it.
+pub struct View {
+    done: Arc<AtomicBool>,
+    thread: Option<JoinHandle<io::Result<()>>>,
+}
+
+/// What the view needs besides the board.
+pub struct ViewSetup {
+    pub screen: Screen,
+    /// Columns and rows drawn.
+    pub size: (u16, u16),
+    pub cast: Option<Cast>,
+    /// The first `q`/Ctrl-C cancels it.
+    pub cancel: CancellationToken,
+    /// A second `q`/Ctrl-C: the forced end (after the terminal is restored).
+    pub force: Box<dyn Fn() + Send>,
+}
+
+impl View {
+    /// Takes the terminal (or opens only the cast) and starts drawing.
+    pub fn start(board: Board, setup: ViewSetup) -> io::Result<View> {
+        let on_screen = setup.screen == Screen::Terminal;
+        let (w, h) = setup.size;
+        let ViewSetup {
+            cancel,
+            force,
+            cast,
+            ..
+        } = setup;
+        if on_screen {
+            install_panic_hook();
+            terminal::enable_raw_mode()?;
+            ON_SCREEN.store(true, Ordering::SeqCst);
+            if let Err(e) = execute!(io::stdout(), terminal::EnterAlternateScreen, cursor::Hide) {
+                restore();
+                return Err(e);
+            }
+        }
+        let tee = Tee {
+            screen: on_screen.then(io::stdout),
+            cast,
+            frame: Vec::new(),
+        };
+        let viewport = if on_screen {
+            Viewport::Fullscreen
+        } else {
+            Viewport::Fixed(Rect::new(0, 0, w, h))
+        };
+        let term = match Terminal::with_options(
+            CrosstermBackend::new(tee),
+            TerminalOptions { viewport },
+        ) {
+            Ok(t) => t,
+            Err(e) => {
+                restore();
+                return Err(e);
+            }
+        };
+        let done = Arc::new(AtomicBool::new(false));
+        let d = done.clone();
+        let thread = std::thread::Builder::new()
+            .name("live-view".into())
+            .spawn(move || {
+                let r = run(term, &board, &d, on_screen, &cancel, &*force);
+                restore();
+                r
+            })?;
+        Ok(View {
+            done,
+            thread: Some(thread),
+        })
+    }
+
+    /// Draws the last frame, holds it a moment, restores the terminal.
+    pub fn finish(mut self) -> io::Result<()> {
+        self.stop()
+    }
+
+    fn stop(&mut self) -> io::Result<()> {
+        self.done.store(true, Ordering::SeqCst);
+        let r = match self.thread.take().map(JoinHandle::join) {
+            Some(Ok(r)) => r,
+            Some(Err(_)) => Err(io::Error::other("the live view panicked")),
+            None => Ok(()),
+        };
+        restore();
+        r
+    }
+}
+
+impl Drop for View {
+    fn drop(&mut self) {
+        let _ = self.stop();
+    }
+}
+
+fn run(
+    mut term: Terminal<CrosstermBackend<Tee>>,
+    board: &Board,
+    done: &AtomicBool,
+    on_screen: bool,
+    cancel: &CancellationToken,
+    force: &dyn Fn(),
+) -> io::Result<()> {
+    let started = Instant::now();
+    let mut window = Window::default();
+    let mut last_frame = false;
+    loop {
+        let tick = Instant::now();
+        // Read before drawing: the last frame must show the finished run.
+        let ending = done.load(Ordering::SeqCst);
+        let mut state = board.state();
+        // A Ctrl-C signal (not a key) cancels the same token.
+        state.stopping |= cancel.is_cancelled();
+        let live = state.feeder.as_ref().map(|w| w.live());
+        if let Some(l) = &live {
+            window.sample(l);
+        }
+        let snap = Snapshot::of(
+            &state,
+            &window,
+            live.as_ref(),
+            started,
+            tick,
+            crate::report::unix_ns_now(),
+        );
+        term.draw(|f| draw(f, &snap))?;
+        if last_frame {
+            return Ok(());
+        }
+        if ending {
+            // Once more after the hold, so the cast ends on this frame too.
+            last_frame = true;
+            if on_screen {
+                std::thread::sleep(HOLD);
+            }
+            continue;
+        }
+        let next = tick + FRAME;
+        while on_screen {
+            let left = next.saturating_duration_since(Instant::now());
+            if left.is_zero() || !event::poll(left)? {
+                break;
+            }
+            if let Event::Key(k) = event::read()? {
+                let ctrl_c =
+                    k.code == KeyCode::Char('c') && k.modifiers.contains(KeyModifiers::CONTROL);
+                if k.kind == KeyEventKind::Press && (k.code == KeyCode::Char('q') || ctrl_c) {
+                    if cancel.is_cancelled() {
+                        restore();
+                        force();
+                    }
+                    board.stopping();
+                    cancel.cancel();
+                }
+            }
+        }
+        if !on_screen {
+            std::thread::sleep(next.saturating_duration_since(Instant::now()));
+        }
+    }
+}
