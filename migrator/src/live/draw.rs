@@ -284,15 +284,7 @@ mod tests {
     fn the_steps_show_with_the_current_one_highlighted() {
         let b = render(&during_drain(), 120, 32);
         let t = text(&b);
-        for step in [
-            "preflight",
-            "start_b",
-            "converge",
-            "flip",
-            "drain_a",
-            "stop_a",
-            "verdict",
-        ] {
+        for step in crate::live::board::PLANNED {
             assert!(t.contains(step), "{step} missing:\n{t}");
         }
         assert!(t.contains("✓ preflight"), "{t}");
