@@ -109,7 +109,7 @@ pub fn render(report: &MigrationReport, timeline: Result<&Timeline, String>) -> 
         }
         (None, None) => o.push_str(r#"<p class="note">not reconciled</p>"#),
     }
-    let _ = write!(o, "<script>{JS}</script></body></html>\n");
+    let _ = writeln!(o, "<script>{JS}</script></body></html>");
     o
 }
 

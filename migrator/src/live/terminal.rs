@@ -240,26 +240,38 @@ fn run(
             continue;
         }
         let next = tick + FRAME;
-        while on_screen {
-            let left = next.saturating_duration_since(Instant::now());
-            if left.is_zero() || !event::poll(left)? {
-                break;
-            }
-            if let Event::Key(k) = event::read()? {
-                let ctrl_c =
-                    k.code == KeyCode::Char('c') && k.modifiers.contains(KeyModifiers::CONTROL);
-                if k.kind == KeyEventKind::Press && (k.code == KeyCode::Char('q') || ctrl_c) {
-                    if cancel.is_cancelled() {
-                        restore();
-                        force();
-                    }
-                    board.stopping();
-                    cancel.cancel();
-                }
-            }
-        }
-        if !on_screen {
+        if on_screen {
+            keys_until(next, board, cancel, force)?;
+        } else {
             std::thread::sleep(next.saturating_duration_since(Instant::now()));
+        }
+    }
+}
+
+/// Reads keys until `next`: the first `q`/Ctrl-C cancels the run (the
+/// safe stop), a second one forces the end.
+fn keys_until(
+    next: Instant,
+    board: &Board,
+    cancel: &CancellationToken,
+    force: &dyn Fn(),
+) -> io::Result<()> {
+    loop {
+        let left = next.saturating_duration_since(Instant::now());
+        if left.is_zero() || !event::poll(left)? {
+            return Ok(());
+        }
+        if let Event::Key(k) = event::read()? {
+            let ctrl_c =
+                k.code == KeyCode::Char('c') && k.modifiers.contains(KeyModifiers::CONTROL);
+            if k.kind == KeyEventKind::Press && (k.code == KeyCode::Char('q') || ctrl_c) {
+                if cancel.is_cancelled() {
+                    restore();
+                    force();
+                }
+                board.stopping();
+                cancel.cancel();
+            }
         }
     }
 }
