@@ -11,12 +11,13 @@ use handover_contract::exit;
 
 use crate::demo::DemoArgs;
 use crate::faults::{FaultSpec, Targets};
-use crate::live::{Session, ViewArgs, ViewError};
+use crate::live::Session;
 use crate::plan::{parse_set, Plan, PlanError};
 use crate::process::Reaper;
 use crate::reconcile::{self, Progress, ProgressFn, ReconcileError, ReconcileOptions};
 use crate::report::{self, MigrationReport, StepOutcome, StepTimer};
 use crate::steps::{self, RunError, RunOptions};
+use feeder::view::{ViewArgs, ViewError};
 
 /// Moves a live service from origin A to origin B and proves, order by
 /// order, that nothing acknowledged was lost.

@@ -29,7 +29,7 @@ pub fn token(reaper: Option<Reaper>) -> CancellationToken {
 /// The forced end (a second Ctrl-C, or a second `q` in the live view):
 /// the processes `reaper` tracks are ended, then this one.
 pub fn force(reaper: Option<&Reaper>) -> ! {
-    crate::live::terminal::restore();
+    feeder::view::screen::restore();
     if let Some(r) = reaper {
         r.reap(Duration::from_secs(2));
     }

@@ -96,7 +96,7 @@ pub struct DemoArgs {
     #[arg(long = "set", value_name = "KEY=VALUE", value_parser = crate::plan::parse_set)]
     pub set: Vec<(String, String)>,
     #[command(flatten)]
-    pub view: crate::live::ViewArgs,
+    pub view: feeder::view::ViewArgs,
 }
 
 #[derive(Debug, thiserror::Error)]

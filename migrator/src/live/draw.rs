@@ -13,14 +13,14 @@
 
 use std::time::Duration;
 
-use ratatui::layout::{Constraint, Layout, Rect};
+use feeder::view::chart;
+use ratatui::layout::{Constraint, Layout};
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Paragraph};
 use ratatui::Frame;
 
-use super::chart::{colour, Stacked, FAILED};
-use super::snapshot::{LoadView, Snapshot, StepView};
+use super::snapshot::{Snapshot, StepView};
 use crate::report::StepOutcome;
 
 /// Width of the steps panel.
@@ -41,8 +41,14 @@ pub fn draw(frame: &mut Frame, s: &Snapshot) {
     let [steps, chart] =
         Layout::horizontal([Constraint::Length(STEPS_WIDTH), Constraint::Min(10)]).areas(main);
     frame.render_widget(steps_panel(s), steps);
-    chart_panel(frame, s, chart);
-    frame.render_widget(figures_lines(s.load.as_ref()), figures);
+    chart::panel(frame, chart, &s.samples, &s.instances);
+    match &s.load {
+        Some(l) => frame.render_widget(l.lines(), figures),
+        None => frame.render_widget(
+            Paragraph::new(" load: not running in this process"),
+            figures,
+        ),
+    }
     let line = s.progress.as_deref().unwrap_or("");
     frame.render_widget(
         Paragraph::new(Line::from(vec![Span::raw(" "), dim(line)])),
@@ -112,80 +118,6 @@ fn steps_panel(s: &Snapshot) -> Paragraph<'_> {
     Paragraph::new(lines).block(Block::new().borders(Borders::ALL).title(" steps "))
 }
 
-fn chart_panel(frame: &mut Frame, s: &Snapshot, area: Rect) {
-    let block = Block::new()
-        .borders(Borders::ALL)
-        .title(" replies per 100 ms by instance, last 30 s ");
-    let inner = block.inner(area);
-    frame.render_widget(block, area);
-    let [plot, legend] = Layout::vertical([Constraint::Min(1), Constraint::Length(1)]).areas(inner);
-    let stacked = Stacked {
-        samples: &s.samples,
-        instances: s.instances.len(),
-    };
-    let top = stacked.top(plot.width);
-    frame.render_widget(stacked, plot);
-    // The scale, over the oldest (left) end of the chart.
-    let scale = format!("▲ {top:.0} per 100 ms");
-    let width = u16::try_from(scale.chars().count())
-        .unwrap_or(0)
-        .min(plot.width);
-    frame.render_widget(
-        Paragraph::new(dim(&scale)),
-        Rect {
-            width,
-            height: plot.height.min(1),
-            ..plot
-        },
-    );
-    let mut spans = Vec::new();
-    for (i, name) in s.instances.iter().enumerate() {
-        let recent: u32 = s
-            .samples
-            .iter()
-            .rev()
-            .take(10)
-            .map(|x| x.ok.get(i).copied().unwrap_or(0))
-            .sum();
-        spans.push(Span::styled("■ ", Style::new().fg(colour(i))));
-        spans.push(Span::raw(format!("{name} {recent}/s  ")));
-    }
-    let failed: u32 = s.samples.iter().rev().take(10).map(|x| x.failed).sum();
-    spans.push(Span::styled("■ ", Style::new().fg(FAILED)));
-    spans.push(Span::raw(format!("failed {failed}/s")));
-    frame.render_widget(Paragraph::new(Line::from(spans)), legend);
-}
-
-fn figures_lines(load: Option<&LoadView>) -> Paragraph<'static> {
-    let Some(l) = load else {
-        return Paragraph::new(" load: not running in this process");
-    };
-    let failed_style = if l.failed > 0 {
-        bold().fg(Color::Red)
-    } else {
-        Style::new()
-    };
-    let first = Line::from(vec![
-        Span::raw(format!(" sent {}  ok {}  ", l.sent, l.ok)),
-        Span::styled(format!("failed {}", l.failed), failed_style),
-        Span::raw(format!(
-            "  missed {}  in flight {}   p50 {:.1} ms  p99 {:.1} ms",
-            l.missed, l.in_flight, l.p50_ms, l.p99_ms
-        )),
-    ]);
-    let overlap = match (l.overlap_ms, l.both_answering) {
-        (Some(ms), true) => format!("overlap {:.1} s, both answering", ms / 1000.0),
-        (Some(ms), false) => format!("overlap {:.1} s", ms / 1000.0),
-        (None, true) => "both answering".to_string(),
-        (None, false) => "overlap -".to_string(),
-    };
-    let second = Line::from(format!(
-        " gap now {:.0} ms  longest {:.0} ms   {overlap}",
-        l.gap_now_ms, l.gap_max_ms
-    ));
-    Paragraph::new(vec![first, second])
-}
-
 fn footer_line(s: &Snapshot) -> Paragraph<'_> {
     let line = match (&s.verdict, s.stopping) {
         (Some((true, d)), _) => Line::from(vec![
@@ -209,7 +141,9 @@ fn footer_line(s: &Snapshot) -> Paragraph<'_> {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use crate::live::window::Sample;
+    use feeder::view::chart::FAILED;
+    use feeder::view::window::Sample;
+    use feeder::view::LoadView;
     use ratatui::backend::TestBackend;
     use ratatui::buffer::Buffer;
     use ratatui::Terminal;

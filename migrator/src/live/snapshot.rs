@@ -4,8 +4,10 @@
 
 use std::time::{Duration, Instant};
 
+use feeder::view::window::Sample;
+use feeder::view::{LoadView, Window};
+
 use super::board::{BoardState, StepState};
-use super::window::{Sample, Window};
 use crate::report::StepOutcome;
 
 /// A step as drawn.
@@ -14,26 +16,6 @@ pub enum StepView {
     Pending,
     Running(Duration),
     Done(StepOutcome, Duration),
-}
-
-/// The load's figures.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct LoadView {
-    pub sent: u64,
-    pub ok: u64,
-    pub failed: u64,
-    pub missed: u64,
-    pub in_flight: u64,
-    /// Over the last whole second, from the due time.
-    pub p50_ms: f64,
-    pub p99_ms: f64,
-    /// Since the latest success, and the longest so far.
-    pub gap_now_ms: f64,
-    pub gap_max_ms: f64,
-    /// How long both instances have answered (first new → last old), and
-    /// whether both still do.
-    pub overlap_ms: Option<f64>,
-    pub both_answering: bool,
 }
 
 /// Everything one frame shows.
@@ -53,9 +35,6 @@ pub struct Snapshot {
     pub verdict: Option<(bool, String)>,
     pub stopping: bool,
 }
-
-/// Samples that count as "now" for "both answering": the last second.
-const RECENT: usize = 10;
 
 impl Snapshot {
     /// The frame at `now` (and `now_ns`, the ack log's clock) of a run
@@ -82,32 +61,7 @@ impl Snapshot {
                 (name.clone(), view)
             })
             .collect();
-        let recent = window.samples.iter().rev().take(RECENT);
-        let answering = recent.fold(vec![false; window.instances.len()], |mut seen, s| {
-            for (i, n) in s.ok.iter().enumerate() {
-                seen[i] |= *n > 0;
-            }
-            seen
-        });
-        let load = live.map(|l| LoadView {
-            sent: l.sent,
-            ok: l.ok,
-            failed: l.rejected + l.indeterminate,
-            missed: l.missed,
-            in_flight: l.in_flight,
-            p50_ms: l.p50_us as f64 / 1000.0,
-            p99_ms: l.p99_us as f64 / 1000.0,
-            gap_now_ms: l
-                .last_ok_ns
-                .map(|t| now_ns.saturating_sub(t) as f64 / 1e6)
-                .unwrap_or(0.0),
-            gap_max_ms: l.max_gap_ns as f64 / 1e6,
-            overlap_ms: match (l.first_new_ns, l.last_old_ns) {
-                (Some(first), Some(last)) => Some(last.saturating_sub(first) as f64 / 1e6),
-                _ => None,
-            },
-            both_answering: answering.iter().filter(|a| **a).count() >= 2,
-        });
+        let load = live.map(|l| LoadView::of(l, window, now_ns));
         Snapshot {
             title: board.title.clone(),
             elapsed: now.saturating_duration_since(started),

@@ -3,9 +3,11 @@
 //! red, drawn with eighth blocks so small counts still show.
 
 use ratatui::buffer::Buffer;
-use ratatui::layout::Rect;
-use ratatui::style::Color;
-use ratatui::widgets::Widget;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::{Color, Style};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Borders, Paragraph, Widget};
+use ratatui::Frame;
 
 use super::window::{Sample, SAMPLES};
 
@@ -125,4 +127,47 @@ impl Widget for Stacked<'_> {
             }
         }
     }
+}
+
+/// The chart in its box, with its scale and a legend of the last second's
+/// replies per instance and failures.
+pub fn panel(frame: &mut Frame, area: Rect, samples: &[Sample], instances: &[String]) {
+    let block = Block::new()
+        .borders(Borders::ALL)
+        .title(" replies per 100 ms by instance, last 30 s ");
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+    let [plot, legend] = Layout::vertical([Constraint::Min(1), Constraint::Length(1)]).areas(inner);
+    let stacked = Stacked {
+        samples,
+        instances: instances.len(),
+    };
+    let top = stacked.top(plot.width);
+    frame.render_widget(stacked, plot);
+    // The scale, over the oldest (left) end of the chart.
+    let scale = format!("▲ {top:.0} per 100 ms");
+    let width = u16::try_from(scale.chars().count())
+        .unwrap_or(0)
+        .min(plot.width);
+    frame.render_widget(
+        Paragraph::new(Span::styled(scale, Style::new().fg(Color::DarkGray))),
+        Rect {
+            width,
+            height: plot.height.min(1),
+            ..plot
+        },
+    );
+    let last_second = || samples.iter().rev().take(10);
+    let mut spans = Vec::new();
+    for (i, name) in instances.iter().enumerate() {
+        let n: u32 = last_second()
+            .map(|x| x.ok.get(i).copied().unwrap_or(0))
+            .sum();
+        spans.push(Span::styled("■ ", Style::new().fg(colour(i))));
+        spans.push(Span::raw(format!("{name} {n}/s  ")));
+    }
+    let failed: u32 = last_second().map(|x| x.failed).sum();
+    spans.push(Span::styled("■ ", Style::new().fg(FAILED)));
+    spans.push(Span::raw(format!("failed {failed}/s")));
+    frame.render_widget(Paragraph::new(Line::from(spans)), legend);
 }

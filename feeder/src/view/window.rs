@@ -29,7 +29,7 @@ pub struct Window {
 
 impl Window {
     /// Takes one sample: what changed since the previous `live`.
-    pub fn sample(&mut self, live: &feeder::Live) {
+    pub fn sample(&mut self, live: &crate::Live) {
         // Totals per slot first (instances past the cap share the last one).
         let mut totals = vec![0u64; self.instances.len()];
         for (name, &total) in &live.by_instance {
@@ -74,8 +74,8 @@ impl Window {
 mod tests {
     use super::*;
 
-    fn live(a: u64, b: u64, failed: u64) -> feeder::Live {
-        let mut l = feeder::Live::default();
+    fn live(a: u64, b: u64, failed: u64) -> crate::Live {
+        let mut l = crate::Live::default();
         l.by_instance.insert("a".into(), a);
         if b > 0 {
             l.by_instance.insert("b".into(), b);

@@ -1,8 +1,7 @@
 //! The view's own thread: it owns the terminal (raw mode, the alternate
-//! screen), samples the feeder and redraws 10 times a second, and reads
-//! keys: `q` or Ctrl-C asks the run to stop safely (the same token as a
-//! Ctrl-C signal), a second one forces the end. It never blocks the
-//! pipeline or the feeder: it only reads their shared totals. The terminal
+//! screen), lets its [`Scene`] sample and draw 10 times a second, and reads
+//! keys: `q` or Ctrl-C asks for a safe stop, a second one forces the end.
+//! It never blocks the load: a scene only reads shared totals. The terminal
 //! is restored on every exit path: the end of the run, an error, a panic
 //! (a hook), a forced stop.
 
@@ -16,14 +15,20 @@ use ratatui::backend::CrosstermBackend;
 use ratatui::crossterm::event::{self, Event, KeyCode, KeyEventKind, KeyModifiers};
 use ratatui::crossterm::{cursor, execute, terminal};
 use ratatui::layout::Rect;
+use ratatui::Frame;
 use ratatui::{Terminal, TerminalOptions, Viewport};
-use tokio_util::sync::CancellationToken;
 
-use super::board::Board;
 use super::cast::Cast;
-use super::draw::draw;
-use super::snapshot::Snapshot;
-use super::window::Window;
+
+/// What a view shows: sampled, then drawn, once per frame.
+pub trait Scene: Send + 'static {
+    /// Reads the shared totals (called once per frame, before drawing).
+    fn sample(&mut self);
+    /// Draws the latest sample.
+    fn draw(&self, frame: &mut Frame);
+    /// The user asked for a safe stop (the first `q` or Ctrl-C).
+    fn stopping(&mut self);
+}
 
 /// Time between frames (and samples).
 pub const FRAME: Duration = Duration::from_millis(100);
@@ -107,28 +112,25 @@ pub struct View {
     thread: Option<JoinHandle<io::Result<()>>>,
 }
 
-/// What the view needs besides the board.
+/// What the view needs besides its scene.
 pub struct ViewSetup {
     pub screen: Screen,
     /// Columns and rows drawn.
     pub size: (u16, u16),
     pub cast: Option<Cast>,
-    /// The first `q`/Ctrl-C cancels it.
-    pub cancel: CancellationToken,
+    /// The first `q`/Ctrl-C: the safe stop.
+    pub stop: Box<dyn Fn() + Send>,
     /// A second `q`/Ctrl-C: the forced end (after the terminal is restored).
     pub force: Box<dyn Fn() + Send>,
 }
 
 impl View {
     /// Takes the terminal (or opens only the cast) and starts drawing.
-    pub fn start(board: Board, setup: ViewSetup) -> io::Result<View> {
+    pub fn start(scene: impl Scene, setup: ViewSetup) -> io::Result<View> {
         let on_screen = setup.screen == Screen::Terminal;
         let (w, h) = setup.size;
         let ViewSetup {
-            cancel,
-            force,
-            cast,
-            ..
+            stop, force, cast, ..
         } = setup;
         if on_screen {
             install_panic_hook();
@@ -164,7 +166,12 @@ impl View {
         let thread = std::thread::Builder::new()
             .name("live-view".into())
             .spawn(move || {
-                let r = run(term, &board, &d, on_screen, &cancel, &*force);
+                let keys = Keys {
+                    stop,
+                    force,
+                    asked: false,
+                };
+                let r = run(term, scene, &d, on_screen, keys);
                 restore();
                 r
             })?;
@@ -197,37 +204,27 @@ impl Drop for View {
     }
 }
 
+/// The keys' two meanings.
+struct Keys {
+    stop: Box<dyn Fn() + Send>,
+    force: Box<dyn Fn() + Send>,
+    asked: bool,
+}
+
 fn run(
     mut term: Terminal<CrosstermBackend<Tee>>,
-    board: &Board,
+    mut scene: impl Scene,
     done: &AtomicBool,
     on_screen: bool,
-    cancel: &CancellationToken,
-    force: &dyn Fn(),
+    mut keys: Keys,
 ) -> io::Result<()> {
-    let started = Instant::now();
-    let mut window = Window::default();
     let mut last_frame = false;
     loop {
         let tick = Instant::now();
         // Read before drawing: the last frame must show the finished run.
         let ending = done.load(Ordering::SeqCst);
-        let mut state = board.state();
-        // A Ctrl-C signal (not a key) cancels the same token.
-        state.stopping |= cancel.is_cancelled();
-        let live = state.feeder.as_ref().map(|w| w.live());
-        if let Some(l) = &live {
-            window.sample(l);
-        }
-        let snap = Snapshot::of(
-            &state,
-            &window,
-            live.as_ref(),
-            started,
-            tick,
-            crate::report::unix_ns_now(),
-        );
-        term.draw(|f| draw(f, &snap))?;
+        scene.sample();
+        term.draw(|f| scene.draw(f))?;
         if last_frame {
             return Ok(());
         }
@@ -241,21 +238,16 @@ fn run(
         }
         let next = tick + FRAME;
         if on_screen {
-            keys_until(next, board, cancel, force)?;
+            keys_until(next, &mut scene, &mut keys)?;
         } else {
             std::thread::sleep(next.saturating_duration_since(Instant::now()));
         }
     }
 }
 
-/// Reads keys until `next`: the first `q`/Ctrl-C cancels the run (the
-/// safe stop), a second one forces the end.
-fn keys_until(
-    next: Instant,
-    board: &Board,
-    cancel: &CancellationToken,
-    force: &dyn Fn(),
-) -> io::Result<()> {
+/// Reads keys until `next`: the first `q`/Ctrl-C asks for the safe stop, a
+/// second one forces the end.
+fn keys_until(next: Instant, scene: &mut impl Scene, keys: &mut Keys) -> io::Result<()> {
     loop {
         let left = next.saturating_duration_since(Instant::now());
         if left.is_zero() || !event::poll(left)? {
@@ -265,12 +257,13 @@ fn keys_until(
             let ctrl_c =
                 k.code == KeyCode::Char('c') && k.modifiers.contains(KeyModifiers::CONTROL);
             if k.kind == KeyEventKind::Press && (k.code == KeyCode::Char('q') || ctrl_c) {
-                if cancel.is_cancelled() {
+                if keys.asked {
                     restore();
-                    force();
+                    (keys.force)();
                 }
-                board.stopping();
-                cancel.cancel();
+                keys.asked = true;
+                scene.stopping();
+                (keys.stop)();
             }
         }
     }
