@@ -367,7 +367,7 @@ fn the_live_view_runs_in_a_real_terminal_and_the_last_screen_shows_the_verdict()
         !best.is_empty(),
         "the view never showed both instances; last screen:\n{last}"
     );
-    for step in migrator::live::board::PLANNED {
+    for step in migrator::live::board::planned() {
         assert!(best.contains(step), "{step} not in the view:\n{best}");
     }
     assert!(best.contains("record shop.handover.test"), "{best}");
@@ -387,8 +387,12 @@ fn the_live_view_runs_in_a_real_terminal_and_the_last_screen_shows_the_verdict()
     assert!(report.passed, "{:?}", report.reasons);
 }
 
-/// A demo in tmux that has reached the load on A (before the flip).
-fn demo_holding_on_a() -> (tempfile::TempDir, Tmux, PathBuf) {
+/// A demo in tmux that has reached the load on A (before the flip), or
+/// `None` where tmux is missing (outside CI).
+fn demo_holding_on_a() -> Option<(tempfile::TempDir, Tmux, PathBuf)> {
+    sibling_bin("example-app");
+    sibling_bin("edge");
+    tool("tmux")?;
     let dir = tempfile::tempdir().unwrap();
     let (line, code_file) = demo_in_tmux(&dir.path().join("work"), "100", "30s");
     let tmux = Tmux::start(&line, &[("TERM", "xterm-256color".into())]);
@@ -397,18 +401,15 @@ fn demo_holding_on_a() -> (tempfile::TempDir, Tmux, PathBuf) {
         s.contains("load on A") && s.contains("■ a")
     });
     assert!(holding, "never reached the load on A:\n{}", tmux.capture());
-    (dir, tmux, code_file)
+    Some((dir, tmux, code_file))
 }
 
 #[test]
 fn q_in_the_live_view_stops_the_run_safely_and_the_report_is_written() {
-    sibling_bin("example-app");
-    sibling_bin("edge");
-    if tool("tmux").is_none() {
-        return;
-    }
     // Before the flip: the rollback rule keeps traffic on A and stops B.
-    let (dir, tmux, code_file) = demo_holding_on_a();
+    let Some((dir, tmux, code_file)) = demo_holding_on_a() else {
+        return;
+    };
     let work = dir.path().join("work");
     tmux.keys("q");
     let code = wait_for_file(&code_file, Duration::from_secs(120));
@@ -436,12 +437,9 @@ fn q_in_the_live_view_stops_the_run_safely_and_the_report_is_written() {
 
 #[test]
 fn q_twice_forces_the_end_and_still_restores_the_terminal() {
-    sibling_bin("example-app");
-    sibling_bin("edge");
-    if tool("tmux").is_none() {
+    let Some((_dir, tmux, code_file)) = demo_holding_on_a() else {
         return;
-    }
-    let (_dir, tmux, code_file) = demo_holding_on_a();
+    };
     // The second q does not wait for the safe stop to finish.
     tmux.keys("q");
     std::thread::sleep(Duration::from_millis(50));

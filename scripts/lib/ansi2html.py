@@ -32,18 +32,12 @@ def main():
                     bold = True
                 elif c == 22:
                     bold = False
-                elif 30 <= c <= 37:
-                    fg = colour(c - 30)
-                elif 90 <= c <= 97:
-                    fg = colour(c - 90 + 8)
-                elif c == 39:
-                    fg = None
-                elif 40 <= c <= 47:
-                    bg = colour(c - 40)
-                elif 100 <= c <= 107:
-                    bg = colour(c - 100 + 8)
-                elif c == 49:
-                    bg = None
+                elif 30 <= c <= 37 or 90 <= c <= 97:
+                    fg = colour(c % 10 + (8 if c >= 90 else 0))
+                elif 40 <= c <= 47 or 100 <= c <= 107:
+                    bg = colour(c % 10 + (8 if c >= 100 else 0))
+                elif c in (39, 49):
+                    fg, bg = (None, bg) if c == 39 else (fg, None)
                 elif c in (38, 48) and i + 2 < len(codes) and codes[i + 1] == 5:
                     if c == 38:
                         fg = colour(codes[i + 2])

@@ -10,17 +10,14 @@ use std::time::{Duration, Instant};
 
 use crate::report::{StepOutcome, StepRecord};
 
-/// The steps of a cutover in order, shown as pending before they start.
-pub const PLANNED: [&str; 8] = [
-    "preflight",
-    "start_b",
-    "converge",
-    "flip",
-    "drain_a",
-    "stop_a",
-    "reconcile",
-    "verdict",
-];
+/// The steps of a cutover in order, shown as pending before they start
+/// (a rollback is added when one happens).
+pub fn planned() -> impl Iterator<Item = &'static str> {
+    crate::faults::spec::STEPS
+        .iter()
+        .copied()
+        .filter(|s| *s != "rollback")
+}
 
 /// Notes kept for the view (the newest).
 const NOTES: usize = 64;
@@ -68,8 +65,7 @@ impl Board {
     pub fn new(title: impl Into<String>) -> Board {
         Board(Arc::new(Mutex::new(BoardState {
             title: title.into(),
-            steps: PLANNED
-                .iter()
+            steps: planned()
                 .map(|s| (s.to_string(), StepState::Pending))
                 .collect(),
             progress: None,

@@ -218,7 +218,7 @@ mod tests {
     fn the_steps_show_with_the_current_one_highlighted() {
         let b = render(&during_drain(), 120, 32);
         let t = text(&b);
-        for step in crate::live::board::PLANNED {
+        for step in crate::live::board::planned() {
             assert!(t.contains(step), "{step} missing:\n{t}");
         }
         assert!(t.contains("✓ preflight"), "{t}");
