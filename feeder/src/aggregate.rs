@@ -219,6 +219,11 @@ impl Aggregate {
         }
     }
 
+    /// The run's first instance change so far, if any.
+    pub fn handover(&self) -> Option<handover_contract::Handover> {
+        self.tracker.handover()
+    }
+
     /// Replies so far.
     pub fn done(&self) -> u64 {
         self.ok + self.rejected + self.indeterminate

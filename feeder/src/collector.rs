@@ -85,6 +85,7 @@ pub async fn collect(
                 let ended = shared.sending_ended_ns.load(Ordering::Relaxed);
                 let full = ended == 0 || now <= ended.saturating_add(slot_ns);
                 let sec = close_second(&mut agg, &shared, now, full);
+                publish_second(&agg, &sec, &shared);
                 print_events(&mut agg, output.as_mut(), &clock);
                 if let Some(o) = output.as_mut() {
                     let _ = printer::second(&mut o.out, &o.style, &sec);
@@ -138,6 +139,19 @@ fn publish(agg: &Aggregate, shared: &Shared) {
         }
         live.last_instance.clone_from(&agg.last_instance);
         live.last_ok_ns = agg.last_ok_ns;
+    }
+}
+
+/// The once-a-second figures of [`crate::Live`]: kept off the per-batch
+/// path, where they would cost a percentile walk per batch.
+fn publish_second(agg: &Aggregate, sec: &Second, shared: &Shared) {
+    let handover = agg.handover();
+    if let Ok(mut live) = shared.replies.lock() {
+        live.p50_us = (sec.p50_ms * 1000.0) as u64;
+        live.p99_us = (sec.p99_ms * 1000.0) as u64;
+        live.max_gap_ns = agg.max_gap_ns();
+        live.first_new_ns = handover.as_ref().map(|h| h.first_new_ns);
+        live.last_old_ns = handover.as_ref().map(|h| h.last_old_ns);
     }
 }
 

@@ -165,6 +165,11 @@ impl Handle {
         self.shared.live()
     }
 
+    /// A cloneable reader of [`Handle::live`], for a task of its own.
+    pub fn watch(&self) -> crate::live::Watch {
+        crate::live::Watch(self.shared.clone())
+    }
+
     /// Stops sending now; requests in flight finish (up to the timeout).
     pub fn stop(&self) {
         self.stop.cancel();

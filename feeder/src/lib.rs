@@ -24,6 +24,7 @@
 //! - [`ack_log`]: the streamed, fsynced JSON-lines ack log file.
 //! - [`printer`]: per-second lines, events, summary; colour via `handover_cli::Style`.
 //! - [`merge`]: combining reports of several feeders.
+//! - [`view`]: the live terminal view (ratatui), also under the migrator's steps; `--cast`.
 //! - [`cli`]: the command line (`Opts`) and its `run`.
 //! - [`error`]: the typed [`Error`], split by who has to act; [`clock`]: the run's time base.
 
@@ -46,11 +47,12 @@ pub mod printer;
 pub mod record;
 pub mod template;
 pub mod transport;
+pub mod view;
 pub mod worker;
 pub mod workload;
 
 pub use driver::{start, Finished, Handle, Stopper};
 pub use error::Error;
-pub use live::Live;
+pub use live::{Live, Watch};
 pub use options::{ClientKind, Options, Progress, UserSource, Workload};
 pub use template::{RequestTemplate, TemplateError};

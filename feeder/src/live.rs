@@ -23,6 +23,28 @@ pub struct Live {
     pub last_instance: Option<String>,
     /// Unix ns of the latest 2xx.
     pub last_ok_ns: Option<u64>,
+    /// Latency from the due time over the last whole second (µs), for a
+    /// live view; refreshed once a second.
+    pub p50_us: u64,
+    pub p99_us: u64,
+    /// The longest time without a success so far (see the report's
+    /// `max_gap_ms`); refreshed once a second.
+    pub max_gap_ns: u64,
+    /// The run's first instance change so far: the new instance's first
+    /// reply and the old one's last (Unix ns); refreshed once a second.
+    pub first_new_ns: Option<u64>,
+    pub last_old_ns: Option<u64>,
+}
+
+/// A cloneable reader of a running feeder's [`Live`] totals (for a view
+/// that polls on its own task; see [`crate::Handle::watch`]).
+#[derive(Clone, Debug)]
+pub struct Watch(pub(crate) std::sync::Arc<Shared>);
+
+impl Watch {
+    pub fn live(&self) -> Live {
+        self.0.live()
+    }
 }
 
 /// Counters shared between the pacer, the workers, the collector and callers.

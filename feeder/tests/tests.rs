@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod any_service;
+mod live_view;
 mod util;
 
 use feeder::{Options, Progress, UserSource, Workload};

@@ -11,11 +11,13 @@ use handover_contract::exit;
 
 use crate::demo::DemoArgs;
 use crate::faults::{FaultSpec, Targets};
+use crate::live::Session;
 use crate::plan::{parse_set, Plan, PlanError};
 use crate::process::Reaper;
 use crate::reconcile::{self, Progress, ProgressFn, ReconcileError, ReconcileOptions};
 use crate::report::{self, MigrationReport, StepOutcome, StepTimer};
 use crate::steps::{self, RunError, RunOptions};
+use feeder::view::{ViewArgs, ViewError};
 
 /// Moves a live service from origin A to origin B and proves, order by
 /// order, that nothing acknowledged was lost.
@@ -52,6 +54,9 @@ pub struct RunArgs {
     /// Draw the SVG timeline here.
     #[arg(long)]
     pub plot: Option<PathBuf>,
+    /// Write the self-contained HTML report here (chart, steps, load, reconcile, verdict).
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
     /// Preflight and print the plan; start and change nothing.
     #[arg(long)]
     pub dry_run: bool,
@@ -89,6 +94,8 @@ pub struct RunArgs {
     /// Any plan key: `--set timeouts.converge=90s` (repeatable).
     #[arg(long = "set", value_name = "KEY=VALUE", value_parser = parse_set)]
     pub set: Vec<(String, String)>,
+    #[command(flatten)]
+    pub view: ViewArgs,
 }
 
 impl RunArgs {
@@ -138,6 +145,8 @@ pub enum CliError {
     Demo(#[from] crate::demo::DemoError),
     #[error(transparent)]
     Reconcile(#[from] ReconcileError),
+    #[error(transparent)]
+    View(#[from] ViewError),
     /// The report path given on the command line cannot be written.
     #[error("cannot write report {}: {source}", path.display())]
     Report {
@@ -152,7 +161,8 @@ impl ExitStatus for CliError {
             CliError::Usage(_)
             | CliError::Plan(_)
             | CliError::Run(RunError::Preflight(_))
-            | CliError::Report { .. } => exit::USAGE,
+            | CliError::Report { .. }
+            | CliError::View(_) => exit::USAGE,
             CliError::Demo(e) => e.exit_code(),
             CliError::Reconcile(e) if e.is_usage() => exit::USAGE,
             CliError::Reconcile(_) => exit::FAILED,
@@ -191,21 +201,38 @@ async fn run_command(args: RunArgs) -> Result<i32, CliError> {
         )));
     }
     let plan = Plan::load(args.plan.as_deref(), &overrides)?;
+    args.view.check()?;
+    let cancel = crate::interrupt::token(None);
+    let session = if args.dry_run {
+        None
+    } else {
+        Session::start(
+            &args.view,
+            "handover · migrator run",
+            cancel.clone(),
+            Box::new(|| crate::interrupt::force(None)),
+        )?
+    };
     let outcome = steps::run(RunOptions {
         plan,
         dry_run: args.dry_run,
         report: args.report,
         plot: args.plot,
+        html: args.html,
         workdir: args.workdir,
         style: Style::stdout(),
         reaper: Reaper::default(),
-        cancel: crate::interrupt::token(None),
+        cancel,
         token: None,
         faults: args.faults,
         targets: Targets::default(),
+        view: session.as_ref().map(Session::attach),
     })
-    .await?;
-    Ok(outcome.exit_code)
+    .await;
+    if let Some(s) = session {
+        s.finish();
+    }
+    Ok(outcome?.exit_code)
 }
 
 /// `migrator reconcile`: step 7 alone, against any running instance.

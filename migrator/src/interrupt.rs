@@ -21,10 +21,17 @@ pub fn token(reaper: Option<Reaper>) -> CancellationToken {
         eprintln!("interrupted: finishing the current step safely (Ctrl-C again to force)");
         t.cancel();
         let _ = tokio::signal::ctrl_c().await;
-        if let Some(r) = reaper {
-            r.reap(Duration::from_secs(2));
-        }
-        std::process::exit(FORCED);
+        force(reaper.as_ref());
     });
     token
+}
+
+/// The forced end (a second Ctrl-C, or a second `q` in the live view):
+/// the processes `reaper` tracks are ended, then this one.
+pub fn force(reaper: Option<&Reaper>) -> ! {
+    feeder::view::screen::restore();
+    if let Some(r) = reaper {
+        r.reap(Duration::from_secs(2));
+    }
+    std::process::exit(FORCED);
 }

@@ -9,9 +9,11 @@
 //! - [`host`]: this host's limits against the planned load.
 //! - [`process`]: the plan's shell commands and the processes they leave running.
 //! - [`interrupt`]: Ctrl-C during a cutover: a safe stop first, a forced one second.
+//! - [`live`]: the live terminal view of a run (ratatui), and its `--cast` recording.
 //! - [`demo`]: the whole cutover on one machine (edge, A, B as child processes).
 //! - [`reconcile`]: ack log vs. B's stored orders, per order.
 //! - [`plot`]: the SVG timeline of the handover moment.
+//! - [`html`]: the self-contained HTML report (`--html`).
 //! - [`redact`]: URL passwords masked in everything printed about commands.
 //! - [`report`]: the JSON report, the verdict and the human rendering.
 
@@ -20,7 +22,9 @@ pub mod demo;
 pub mod faults;
 pub mod health;
 pub mod host;
+pub mod html;
 pub mod interrupt;
+pub mod live;
 pub mod plan;
 pub mod plot;
 pub mod process;

@@ -120,6 +120,8 @@ pub struct RunArgs {
     pub fail_on_error: bool,
     #[command(flatten, next_help_heading = "Request template (any service)")]
     pub request: RequestArgs,
+    #[command(flatten)]
+    pub view: crate::view::ViewArgs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -234,6 +236,9 @@ impl RunArgs {
     }
 }
 
+/// The exit code of a run ended by a second `q` in the live view (128 + SIGINT).
+const FORCED: i32 = 130;
+
 /// Runs the command; returns the exit code for a completed command.
 pub async fn run(opts: Opts) -> Result<i32, Error> {
     match opts.command {
@@ -243,14 +248,44 @@ pub async fn run(opts: Opts) -> Result<i32, Error> {
 }
 
 async fn run_feeder(args: &RunArgs) -> Result<i32, Error> {
-    let options = args.options()?;
+    let mut options = args.options()?;
     // Fail on an unwritable report path before sending anything.
     if let Some(path) = &args.report {
         std::fs::File::create(path)
             .map_err(|e| Error::Usage(format!("cannot create report {}: {e}", path.display())))?;
     }
+    args.view.check().map_err(|e| Error::Usage(e.to_string()))?;
+    // The live view takes stdout: the per-second lines would write over it.
+    if args.view.on_screen() && options.progress == Progress::Stdout {
+        options.progress = Progress::Off;
+    }
+    let (target, rate) = (options.target.to_string(), options.rate);
     let handle = crate::start(options).await?;
     let stopper = handle.stopper();
+    let view = {
+        let (stop, force) = (stopper.clone(), stopper.clone());
+        let scene = crate::view::feeder::FeederScene::new(handle.watch(), target.clone(), rate);
+        args.view
+            .open(
+                &format!("feeder {target}"),
+                scene,
+                Box::new(move || stop.stop()),
+                // A second q: the in-flight requests are not waited for.
+                Box::new(move || {
+                    force.stop();
+                    std::process::exit(FORCED)
+                }),
+            )
+            .map_err(|e| Error::Usage(e.to_string()))
+    };
+    let view = match view {
+        Ok(v) => v,
+        Err(e) => {
+            handle.stop();
+            let _ = handle.finish().await;
+            return Err(e);
+        }
+    };
     let signals = tokio::spawn(async move {
         handover_cli::shutdown::signal().await;
         tracing::info!("stopping: in-flight requests finish, then the summary");
@@ -258,6 +293,11 @@ async fn run_feeder(args: &RunArgs) -> Result<i32, Error> {
     });
     let finished = handle.finish_detailed().await;
     signals.abort();
+    if let Some(v) = view {
+        if let Err(e) = v.finish() {
+            tracing::warn!(error = %e, "the live view ended with an error");
+        }
+    }
     let finished = finished?;
     let r = &finished.report;
     let mut out = std::io::stdout().lock();

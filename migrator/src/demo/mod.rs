@@ -58,6 +58,10 @@ pub struct DemoArgs {
     /// Draw the SVG timeline here.
     #[arg(long)]
     pub plot: Option<PathBuf>,
+    /// Write the self-contained HTML report here (also kept as
+    /// DIR/report.html with --workdir).
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
     /// Keep the ack log, store, logs and reports here (default: a temporary
     /// directory, removed at the end).
     #[arg(long)]
@@ -91,6 +95,8 @@ pub struct DemoArgs {
     /// Any key of the demo's plan: `--set timeouts.converge=10s` (repeatable).
     #[arg(long = "set", value_name = "KEY=VALUE", value_parser = crate::plan::parse_set)]
     pub set: Vec<(String, String)>,
+    #[command(flatten)]
+    pub view: feeder::view::ViewArgs,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -125,6 +131,9 @@ pub async fn run(args: DemoArgs) -> Result<i32, DemoError> {
     if args.duration < Duration::from_secs(2) {
         return Err(DemoError::Setup("--duration must be at least 2s".into()));
     }
+    args.view
+        .check()
+        .map_err(|e| DemoError::Setup(e.to_string()))?;
     let bins = bin_dir(args.bin_dir.as_deref())?;
     check_plan(&args, &bins)?;
     let (workdir, _temp) = match &args.workdir {
@@ -150,7 +159,7 @@ pub async fn run(args: DemoArgs) -> Result<i32, DemoError> {
     reaper.reap(Duration::from_secs(10));
     if args.workdir.is_some() {
         println!(
-            "workdir: {} (acks.jsonl, store, logs, report.json)",
+            "workdir: {} (acks.jsonl, store, logs, report.json, report.html)",
             workdir.display()
         );
     }
@@ -194,6 +203,7 @@ const RUN_FILES: &[&str] = &[
     "events.db-shm",
     "acks.jsonl",
     "report.json",
+    "report.html",
     "plan.toml",
     "a.log",
     "b-start.log",
@@ -307,11 +317,25 @@ async fn stage_and_run(
         .report
         .clone()
         .unwrap_or_else(|| workdir.join("report.json"));
+    let html_path = match (&args.html, &args.workdir) {
+        (Some(p), _) => Some(p.clone()),
+        (None, Some(_)) => Some(workdir.join("report.html")),
+        (None, None) => None,
+    };
+    let force_reaper = reaper.clone();
+    let session = crate::live::Session::start(
+        &args.view,
+        "handover · migrator demo",
+        cancel.clone(),
+        Box::new(move || crate::interrupt::force(Some(&force_reaper))),
+    )
+    .map_err(|e| DemoError::Setup(e.to_string()))?;
     let outcome = steps::run(RunOptions {
         plan,
         dry_run: false,
         report: Some(report_path.clone()),
         plot: args.plot.clone(),
+        html: html_path.clone(),
         workdir: workdir.to_path_buf(),
         style,
         reaper: reaper.clone(),
@@ -326,10 +350,18 @@ async fn stage_and_run(
                 admin_token,
             )),
         },
+        view: session.as_ref().map(crate::live::Session::attach),
     })
-    .await?;
+    .await;
+    if let Some(s) = session {
+        s.finish();
+    }
+    let outcome = outcome?;
     if args.report.is_some() && args.workdir.is_some() {
         let _ = std::fs::copy(&report_path, workdir.join("report.json"));
+    }
+    if let (Some(p), Some(_), Some(_)) = (&html_path, &args.html, &args.workdir) {
+        let _ = std::fs::copy(p, workdir.join("report.html"));
     }
     drop(a_child);
     Ok(outcome.exit_code)

@@ -4,7 +4,9 @@
 //! Injected faults are marked where they fired.
 //!
 //! - [`timeline`]: the ack log in 100 ms buckets, bounded in memory.
+//! - [`series`]: those buckets as chart points (also drawn by the HTML report).
 
+pub mod series;
 pub mod timeline;
 
 use std::path::Path;
@@ -15,6 +17,7 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 use crate::faults::FaultEvent;
 use crate::reconcile::acklog::AckLogError;
 use crate::report::{MigrationReport, StepOutcome, StepRecord};
+pub use series::Series;
 pub use timeline::{Bucket, Timeline, BUCKET_NS};
 use timeline::{MAX_BUCKETS, MAX_INSTANCES};
 
@@ -78,7 +81,7 @@ pub fn render_titled(
     })
 }
 
-const PALETTE: [RGBColor; MAX_INSTANCES] = [
+pub(crate) const PALETTE: [RGBColor; MAX_INSTANCES] = [
     RGBColor(31, 119, 180),
     RGBColor(44, 160, 44),
     RGBColor(255, 127, 14),
@@ -88,7 +91,7 @@ const PALETTE: [RGBColor; MAX_INSTANCES] = [
     RGBColor(188, 189, 34),
     RGBColor(127, 127, 127),
 ];
-const FAILURE: RGBColor = RGBColor(214, 39, 40);
+pub(crate) const FAILURE: RGBColor = RGBColor(214, 39, 40);
 const BAND: [RGBColor; 2] = [RGBColor(120, 120, 120), RGBColor(70, 110, 170)];
 const HANDOVER: RGBColor = RGBColor(0, 0, 0);
 
@@ -100,55 +103,14 @@ fn draw(
     out: &Path,
 ) -> Result<(), String> {
     let err = |e: &dyn std::fmt::Display| e.to_string();
-    // The axis starts at the earliest thing drawn: a reply or a step.
-    let first_reply = t.buckets.keys().next().map(|k| k * BUCKET_NS);
-    let first_step = steps.iter().map(|s| s.started_ns).filter(|&n| n > 0).min();
-    let t0 = match (first_reply, first_step) {
-        (Some(a), Some(b)) => a.min(b),
-        (a, b) => a.or(b).unwrap_or(0),
-    };
-    let secs = |ns: u64| ns.saturating_sub(t0) as f64 / 1e9;
-    let last_reply = t.buckets.keys().last().map(|k| (k + 1) * BUCKET_NS);
-    let last_step = steps
-        .iter()
-        .map(|s| s.started_ns + s.duration_ms * 1_000_000)
-        .max();
-    let x_max = secs(last_reply.unwrap_or(0).max(last_step.unwrap_or(0))).max(1.0) * 1.02;
-
-    // Cumulative stacks: instances in order, then failures on top.
+    let series = Series::new(t, steps);
+    let secs = |ns: u64| series.secs(ns);
+    let x_max = series.x_max;
     let n = t.instances.len();
-    let mut peak = 1u32;
-    let mut stacks: Vec<Vec<(f64, f64)>> = vec![Vec::with_capacity(t.buckets.len() * 2); n + 1];
-    let mut p99: Vec<(f64, f64)> = Vec::with_capacity(t.buckets.len());
-    let mut prev_key: Option<u64> = None;
-    for (&key, b) in &t.buckets {
-        // Close gaps with zeros so an outage shows as a drop, not a ramp.
-        if let Some(p) = prev_key {
-            if key > p + 1 {
-                for stack in stacks.iter_mut() {
-                    stack.push((secs((p + 1) * BUCKET_NS), 0.0));
-                    stack.push((secs(key * BUCKET_NS), 0.0));
-                }
-            }
-        }
-        prev_key = Some(key);
-        // Two points per bucket: a flat top over its 100 ms, like a bar.
-        let (x, x_end) = (secs(key * BUCKET_NS), secs((key + 1) * BUCKET_NS));
-        let mut sum = 0u32;
-        for (i, stack) in stacks.iter_mut().enumerate().take(n) {
-            sum += b.ok.get(i).copied().unwrap_or(0);
-            stack.push((x, f64::from(sum)));
-            stack.push((x_end, f64::from(sum)));
-        }
-        sum += b.rejected + b.indeterminate;
-        stacks[n].push((x, f64::from(sum)));
-        stacks[n].push((x_end, f64::from(sum)));
-        peak = peak.max(sum);
-        if let Some(p) = b.p99_ms() {
-            p99.push((x, p));
-        }
-    }
-    let y_max = f64::from(peak) * 1.5;
+    let Series {
+        stacks, p99, peak, ..
+    } = &series;
+    let y_max = peak * 1.5;
     let lat_max = p99.iter().map(|p| p.1).fold(1.0, f64::max) * 2.0;
 
     let root = SVGBackend::new(out, (1400, 860)).into_drawing_area();
@@ -223,7 +185,7 @@ fn draw(
         .map_err(|e| err(&e))?;
     draw_bands(&mut bottom, steps, &secs, lat_max, false)?;
     bottom
-        .draw_series(LineSeries::new(p99, BLACK.stroke_width(2)))
+        .draw_series(LineSeries::new(p99.iter().copied(), BLACK.stroke_width(2)))
         .map_err(|e| err(&e))?;
     draw_handover(&mut bottom, t, &secs, lat_max)?;
     draw_faults(&mut bottom, faults, &secs, lat_max, false)?;

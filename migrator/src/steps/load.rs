@@ -67,6 +67,9 @@ impl Load {
                 let handle = feeder::start(o)
                     .await
                     .map_err(|e| RunError::Preflight(format!("feeder: {e}")))?;
+                if let Some(board) = cx.out.board() {
+                    board.watch(handle.watch());
+                }
                 cx.out
                     .note(&format!("load started: {}/s, run id {run_id}", f.rate));
                 Ok(Load::InProcess {

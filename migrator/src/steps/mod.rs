@@ -59,6 +59,8 @@ pub struct RunOptions {
     pub dry_run: bool,
     pub report: Option<PathBuf>,
     pub plot: Option<PathBuf>,
+    /// The HTML report (`--html`).
+    pub html: Option<PathBuf>,
     /// Where start-command logs (and the default ack log) go.
     pub workdir: PathBuf,
     pub style: Style,
@@ -70,6 +72,8 @@ pub struct RunOptions {
     pub cancel: CancellationToken,
     /// The Cloudflare token when not from `CLOUDFLARE_API_TOKEN` (the demo's own edge).
     pub token: Option<crate::switch::cloudflare::Token>,
+    /// The live view, when one runs (`crate::live`).
+    pub view: Option<crate::live::Attach>,
     /// Faults given on the command line, fired with the plan's `[[faults]]`.
     pub faults: Vec<FaultSpec>,
     /// What the faults reach beyond the plan (the demo's edge admin API).
@@ -134,6 +138,21 @@ fn only_instance(live: &feeder::Live) -> Option<String> {
     }
 }
 
+/// Where traffic goes, for the live view: the record (or the switch) and
+/// the origin it points at.
+fn target_line(plan: &Plan, origin: &str) -> String {
+    let address = if origin == "A" {
+        &plan.a.address
+    } else {
+        &plan.b.address
+    };
+    let what = match &plan.switch {
+        crate::plan::SwitchPlan::Cloudflare(c) => c.record.as_str(),
+        crate::plan::SwitchPlan::Command(_) => "traffic",
+    };
+    format!("{what} → {address} ({origin})")
+}
+
 /// Runs the plan. `Err` only for problems found before anything changed.
 pub async fn run(opts: RunOptions) -> Result<RunOutcome, RunError> {
     let RunOptions {
@@ -141,6 +160,7 @@ pub async fn run(opts: RunOptions) -> Result<RunOutcome, RunError> {
         dry_run,
         report,
         plot,
+        html,
         workdir,
         style,
         reaper,
@@ -148,6 +168,7 @@ pub async fn run(opts: RunOptions) -> Result<RunOutcome, RunError> {
         token,
         faults,
         targets,
+        view,
     } = opts;
     let nemesis = nemesis(&plan, faults, targets)?;
     let switch = switch::from_plan(&plan, token)
@@ -162,11 +183,14 @@ pub async fn run(opts: RunOptions) -> Result<RunOutcome, RunError> {
         cx: Ctx {
             plan,
             health: HealthClient::new(Duration::from_secs(2)),
-            out: Printer::new(style),
+            out: match view {
+                Some(v) => Printer::with_board(style, v.board, v.on_screen),
+                None => Printer::new(style),
+            },
             cancel,
         },
         switch,
-        outputs: Outputs { report, plot },
+        outputs: Outputs { report, plot, html },
         workdir,
         reaper,
         report: MigrationReport {
@@ -195,6 +219,7 @@ pub async fn run(opts: RunOptions) -> Result<RunOutcome, RunError> {
         Ok(pre) => {
             p.a_instance = pre.a_instance.clone();
             p.end(step, StepOutcome::Ok, pre.detail()).await;
+            p.cx.out.target(target_line(&p.cx.plan, "A"));
         }
         Err(e) => {
             let msg = preflight::refusal(&e);
@@ -311,6 +336,7 @@ impl Pipeline {
         match flip::run(self.switch.as_ref(), &self.cx.plan).await {
             Ok(r) => {
                 let d = flip::detail(&self.cx.plan, &r);
+                self.cx.out.target(target_line(&self.cx.plan, "B"));
                 self.end(step, StepOutcome::Ok, d).await;
             }
             Err(e) => {
@@ -418,6 +444,7 @@ impl Pipeline {
         .await;
         match back {
             Ok(d) => {
+                self.cx.out.target(target_line(&self.cx.plan, "A"));
                 self.report.rollback = Some(format!("{why}; traffic sent back to A"));
                 self.end(step, StepOutcome::Ok, d).await;
                 self.finish(load, Some(Against::A)).await

@@ -56,7 +56,8 @@ pub async fn run(
         Against::A => (&plan.a, "A"),
         Against::B => (&plan.b, "B"),
     };
-    let style = cx.out.style;
+    // A copy of the printer: lines go where the run's lines go (the live view too).
+    let out = cx.out.clone();
     let last = Mutex::new(None::<Instant>);
     let progress: ProgressFn = Arc::new(move |p: &Progress| {
         let line = match p {
@@ -74,7 +75,7 @@ pub async fn run(
             }
             Progress::Fetched { orders } => format!("{name}'s orders read: {orders}"),
         };
-        println!("  {}", style.dim(line));
+        out.note_dim(&line);
     });
     let opts = ReconcileOptions {
         apply_timeout: plan.timeouts.reconcile,

@@ -1,8 +1,8 @@
 //! Step 8, verdict: the report's rules ([`crate::report::verdict`]) plus
 //! what the run itself went through (a rollback, a failure outside any
-//! step), then the outputs: the human summary, the JSON report, the plot.
+//! step), then the outputs: the human summary, the JSON report, the plot,
+//! the HTML report.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use handover_contract::exit;
@@ -15,6 +15,8 @@ use crate::report::{self, Budgets, MigrationReport};
 pub struct Outputs {
     pub report: Option<PathBuf>,
     pub plot: Option<PathBuf>,
+    /// The self-contained HTML report (`--html`).
+    pub html: Option<PathBuf>,
 }
 
 /// Judges `report`: a rollback never passes, and `failures` (problems
@@ -52,13 +54,12 @@ pub fn exit_code(report: &MigrationReport) -> i32 {
 
 /// Prints the summary and writes the JSON report and the plot where asked.
 pub fn write_outputs(out: &Printer, report: &MigrationReport, outputs: &Outputs, ack_log: &Path) {
-    let mut stdout = std::io::stdout().lock();
-    let _ = writeln!(stdout);
-    if let Err(e) = report::print_human(report, &mut stdout, out.style.color) {
+    let mut summary = vec![b'\n'];
+    if let Err(e) = report::print_human(report, &mut summary, out.style.color) {
         tracing::warn!(error = %e, "cannot print the report");
     }
-    let _ = stdout.flush();
-    drop(stdout);
+    // Through the printer: after the live view when it has the screen.
+    out.text(&String::from_utf8_lossy(&summary));
     if let Some(path) = &outputs.report {
         let res = serde_json::to_vec_pretty(report)
             .map_err(|e| e.to_string())
@@ -72,6 +73,12 @@ pub fn write_outputs(out: &Printer, report: &MigrationReport, outputs: &Outputs,
         match crate::plot::render_report(ack_log, report, path) {
             Ok(()) => out.note(&format!("plot: {}", path.display())),
             Err(e) => out.warn(&format!("cannot draw plot {}: {e}", path.display())),
+        }
+    }
+    if let Some(path) = &outputs.html {
+        match crate::html::write(ack_log, report, path) {
+            Ok(()) => out.note(&format!("html: {}", path.display())),
+            Err(e) => out.warn(&e.to_string()),
         }
     }
 }
