@@ -10,6 +10,7 @@
 //! - [`process`]: the plan's shell commands and the processes they leave running.
 //! - [`interrupt`]: Ctrl-C during a cutover: a safe stop first, a forced one second.
 //! - [`demo`]: the whole cutover on one machine (edge, A, B as child processes).
+//! - [`fleet`]: many hosts maintained without downtime, each through hold-over runs.
 //! - [`reconcile`]: ack log vs. B's stored orders, per order.
 //! - [`plot`]: the SVG timeline of the handover moment.
 //! - [`redact`]: URL passwords masked in everything printed about commands.
@@ -18,6 +19,7 @@
 pub mod cli;
 pub mod demo;
 pub mod faults;
+pub mod fleet;
 pub mod health;
 pub mod host;
 pub mod interrupt;

@@ -91,6 +91,23 @@ pub struct DemoArgs {
     /// Any key of the demo's plan: `--set timeouts.converge=10s` (repeatable).
     #[arg(long = "set", value_name = "KEY=VALUE", value_parser = crate::plan::parse_set)]
     pub set: Vec<(String, String)>,
+    /// A fleet of N hosts instead of one cutover: each host's service moves
+    /// to a hold-over, the host is maintained and verified, the service
+    /// moves back (see docs/fleet.md; `--set fleet.KEY=…` for its plan).
+    #[arg(long, value_name = "N")]
+    pub fleet: Option<usize>,
+    /// With --fleet: the number of hold-over hosts.
+    #[arg(long, value_name = "H", default_value_t = 2, requires = "fleet")]
+    pub holdover: usize,
+    /// With --fleet: this host's verify always fails (e.g. h2), to show the rollback.
+    #[arg(long, value_name = "NAME", requires = "fleet")]
+    pub fail_host: Option<String>,
+    /// With --fleet: the jitter's seed.
+    #[arg(long, requires = "fleet")]
+    pub seed: Option<u64>,
+    /// With --fleet: serve Prometheus text on http://ADDR/metrics.
+    #[arg(long, value_name = "ADDR", requires = "fleet")]
+    pub metrics: Option<SocketAddr>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -124,6 +141,9 @@ pub async fn run(args: DemoArgs) -> Result<i32, DemoError> {
     }
     if args.duration < Duration::from_secs(2) {
         return Err(DemoError::Setup("--duration must be at least 2s".into()));
+    }
+    if let Some(hosts) = args.fleet {
+        return crate::fleet::demo::run(&args, hosts).await;
     }
     let bins = bin_dir(args.bin_dir.as_deref())?;
     check_plan(&args, &bins)?;

@@ -8,6 +8,12 @@ use handover_cli::{secs, Style};
 
 use crate::report::{StepOutcome, StepRecord};
 
+tokio::task_local! {
+    /// The name a fleet gives the run (its host): every line of the run
+    /// starts with it, so several runs at once stay readable.
+    pub static LABEL: String;
+}
+
 /// How often a waiting step prints its progress line.
 pub const PROGRESS_EVERY: Duration = Duration::from_secs(1);
 
@@ -26,8 +32,9 @@ impl Printer {
     }
 
     pub fn line(&self, s: &str) {
+        let label = LABEL.try_with(|l| format!("[{l}] ")).unwrap_or_default();
         let mut out = std::io::stdout().lock();
-        let _ = writeln!(out, "{s}");
+        let _ = writeln!(out, "{label}{s}");
         let _ = out.flush();
     }
 

@@ -53,9 +53,12 @@ pub fn exit_code(report: &MigrationReport) -> i32 {
 /// Prints the summary and writes the JSON report and the plot where asked.
 pub fn write_outputs(out: &Printer, report: &MigrationReport, outputs: &Outputs, ack_log: &Path) {
     let mut stdout = std::io::stdout().lock();
-    let _ = writeln!(stdout);
-    if let Err(e) = report::print_human(report, &mut stdout, out.style.color) {
-        tracing::warn!(error = %e, "cannot print the report");
+    // A fleet's runs (labelled with their host) are summed up by the fleet.
+    if super::progress::LABEL.try_with(|_| ()).is_err() {
+        let _ = writeln!(stdout);
+        if let Err(e) = report::print_human(report, &mut stdout, out.style.color) {
+            tracing::warn!(error = %e, "cannot print the report");
+        }
     }
     let _ = stdout.flush();
     drop(stdout);
