@@ -14,29 +14,61 @@ use std::time::Duration;
 use common::*;
 use serde_json::Value;
 
-/// The quick fleet demo's flags, then `extra`.
-fn demo_args<'a>(dir: &'a str, report: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
-    let mut a = vec![
-        "demo",
-        "--fleet",
-        "3",
-        "--holdover",
-        "2",
-        "--rate",
-        "20",
-        "--duration",
-        "2s",
-        "--propagation",
-        "200ms",
-        "--idle-timeout",
-        "200ms",
-        "--workdir",
-        dir,
-        "--report",
-        report,
-    ];
-    a.extend_from_slice(extra);
-    a
+/// A quick fleet demo's directory and flags.
+struct Demo {
+    dir: tempfile::TempDir,
+}
+
+impl Demo {
+    fn new() -> Demo {
+        sibling_bin("example-app");
+        Demo {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn report_path(&self) -> std::path::PathBuf {
+        self.dir.path().join("fleet.json")
+    }
+
+    /// Three hosts on two hold-overs, low rate, short runs; then `extra`.
+    fn args(&self, extra: &[&str]) -> Vec<String> {
+        let work = self.dir.path().join("work");
+        let mut a: Vec<String> = [
+            "demo",
+            "--fleet",
+            "3",
+            "--holdover",
+            "2",
+            "--rate",
+            "20",
+            "--duration",
+            "2s",
+            "--propagation",
+            "200ms",
+            "--idle-timeout",
+            "200ms",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        a.extend(["--workdir".into(), work.to_string_lossy().into_owned()]);
+        a.extend([
+            "--report".into(),
+            self.report_path().to_string_lossy().into_owned(),
+        ]);
+        a.extend(extra.iter().map(|s| s.to_string()));
+        a
+    }
+
+    /// Runs the demo with `extra`: its exit code and output, and the report.
+    fn run(&self, extra: &[&str]) -> (Finished, Value) {
+        let args = self.args(extra);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = run_migrator(&args, &[], Duration::from_secs(180));
+        let report = read_report(&self.report_path());
+        (out, report)
+    }
 }
 
 fn read_report(path: &Path) -> Value {
@@ -75,23 +107,16 @@ fn scrape(addr: &str) -> Option<String> {
 
 #[test]
 fn a_fleet_of_three_on_two_holdovers_is_maintained_with_nothing_lost() {
-    sibling_bin("example-app");
-    let dir = tempfile::tempdir().unwrap();
-    let work = dir.path().join("work");
-    let report = dir.path().join("fleet.json");
-    let out_path = dir.path().join("stdout");
-    let args = demo_args(
-        work.to_str().unwrap(),
-        report.to_str().unwrap(),
-        &["--metrics", "127.0.0.1:0"],
-    );
+    let demo = Demo::new();
+    let out_path = demo.dir.path().join("stdout");
+    let args = demo.args(&["--metrics", "127.0.0.1:0"]);
     let mut p = Proc {
         child: Command::new(migrator_bin())
             .args(&args)
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())
             .stdout(std::fs::File::create(&out_path).unwrap())
-            .stderr(std::fs::File::create(dir.path().join("stderr")).unwrap())
+            .stderr(std::fs::File::create(demo.dir.path().join("stderr")).unwrap())
             .spawn()
             .unwrap(),
         name: "migrator".into(),
@@ -137,7 +162,7 @@ fn a_fleet_of_three_on_two_holdovers_is_maintained_with_nothing_lost() {
         .expect("the fleet demo ends");
     assert!(status.success(), "fleet demo failed:\n{}", stdout());
 
-    let r = read_report(&report);
+    let r = read_report(&demo.report_path());
     assert_eq!(r["passed"], true, "{r:#}");
     assert_eq!(r["batches"], serde_json::json!([["h1", "h2"], ["h3"]]));
     for name in ["h1", "h2", "h3"] {
@@ -189,22 +214,12 @@ fn a_fleet_of_three_on_two_holdovers_is_maintained_with_nothing_lost() {
 
 #[test]
 fn a_host_that_never_verifies_stays_on_its_holdover_and_the_fleet_goes_on() {
-    sibling_bin("example-app");
-    let dir = tempfile::tempdir().unwrap();
-    let work = dir.path().join("work");
-    let report = dir.path().join("fleet.json");
-    let args = demo_args(
-        work.to_str().unwrap(),
-        report.to_str().unwrap(),
-        &["--fail-host", "h1"],
-    );
-    let out = run_migrator(&args, &[], Duration::from_secs(180));
+    let (out, r) = Demo::new().run(&["--fail-host", "h1"]);
     assert_eq!(
         out.code, 1,
         "stdout:\n{}\nstderr:\n{}",
         out.stdout, out.stderr
     );
-    let r = read_report(&report);
     assert_eq!(r["passed"], false);
     let reasons = r["reasons"].to_string();
     assert!(
@@ -229,22 +244,12 @@ fn a_host_that_never_verifies_stays_on_its_holdover_and_the_fleet_goes_on() {
 
 #[test]
 fn more_failed_hosts_than_allowed_stop_the_fleet_after_the_hosts_in_progress() {
-    sibling_bin("example-app");
-    let dir = tempfile::tempdir().unwrap();
-    let work = dir.path().join("work");
-    let report = dir.path().join("fleet.json");
-    let args = demo_args(
-        work.to_str().unwrap(),
-        report.to_str().unwrap(),
-        &["--fail-host", "h1", "--set", "fleet.max_failed_hosts=0"],
-    );
-    let out = run_migrator(&args, &[], Duration::from_secs(180));
+    let (out, r) = Demo::new().run(&["--fail-host", "h1", "--set", "fleet.max_failed_hosts=0"]);
     assert_eq!(
         out.code, 1,
         "stdout:\n{}\nstderr:\n{}",
         out.stdout, out.stderr
     );
-    let r = read_report(&report);
     assert!(
         r["stopped"]
             .as_str()

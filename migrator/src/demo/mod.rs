@@ -28,9 +28,7 @@ use crate::steps::{self, RunOptions};
 use crate::switch::cloudflare::Token;
 pub use plan::{demo_plan, edge_toml, DemoStage};
 pub use processes::{bin_dir, shared_free_port};
-use processes::{
-    origin_url, random_token, spawn_listening, wait_healthy, AppListening, EdgeListening,
-};
+use processes::{origin_url, random_token, spawn_listening, wait_healthy, AppListening};
 
 /// The zone and record the demo's edge serves.
 pub const ZONE: &str = "handover.test";
@@ -156,11 +154,8 @@ pub async fn run(args: DemoArgs) -> Result<i32, DemoError> {
             (d, None)
         }
         None => {
-            let t = tempfile::Builder::new()
-                .prefix("handover-demo-")
-                .tempdir()
-                .map_err(|e| DemoError::Setup(format!("cannot create a temp dir: {e}")))?;
-            (t.path().to_path_buf(), Some(t))
+            let (path, t) = processes::temp_workdir("handover-demo-")?;
+            (path, Some(t))
         }
     };
     let reaper = Reaper::owning();
@@ -261,14 +256,8 @@ async fn stage_and_run(
         ),
     )
     .map_err(|e| DemoError::Setup(format!("cannot write {}: {e}", edge_cfg.display())))?;
-    let mut cmd = Command::new(bins.join("edge"));
-    cmd.arg("--config")
-        .arg(&edge_cfg)
-        .env(EDGE_TOKEN_ENV, &token)
-        .env(EDGE_ADMIN_TOKEN_ENV, &admin_token);
-    let (_edge, line) = spawn_listening(cmd, &workdir.join("edge.log"), reaper, "edge").await?;
-    let edge: EdgeListening = serde_json::from_str(&line)
-        .map_err(|e| DemoError::Stage(format!("edge printed {line:?}: {e}")))?;
+    let (_edge, edge) =
+        processes::spawn_edge(bins, &edge_cfg, (&token, &admin_token), workdir, reaper).await?;
 
     // Origin A on the shared store.
     let store = args

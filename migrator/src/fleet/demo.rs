@@ -13,13 +13,10 @@ use std::path::Path;
 use std::time::Duration;
 
 use handover_cli::Style;
-use tokio::process::Command;
 
 use super::{bind_metrics, exit_code, FleetOptions, FleetPlan};
-use crate::demo::processes::{random_token, spawn_listening, wait_healthy, EdgeListening};
-use crate::demo::{
-    bin_dir, edge_toml, DemoArgs, DemoError, EDGE_ADMIN_TOKEN_ENV, EDGE_TOKEN_ENV, ZONE,
-};
+use crate::demo::processes::{self, random_token, wait_healthy};
+use crate::demo::{bin_dir, edge_toml, DemoArgs, DemoError, ZONE};
 use crate::faults::api::EdgeAdmin;
 use crate::faults::Targets;
 use crate::plan::shell_word;
@@ -263,11 +260,8 @@ pub async fn run(args: &DemoArgs, hosts: usize) -> Result<i32, DemoError> {
             (std::fs::canonicalize(d).unwrap_or_else(|_| d.clone()), None)
         }
         None => {
-            let t = tempfile::Builder::new()
-                .prefix("handover-fleet-")
-                .tempdir()
-                .map_err(|e| DemoError::Setup(format!("cannot create a temp dir: {e}")))?;
-            (t.path().to_path_buf(), Some(t))
+            let (path, t) = processes::temp_workdir("handover-fleet-")?;
+            (path, Some(t))
         }
     };
     let reaper = Reaper::owning();
@@ -307,14 +301,8 @@ async fn stage_and_run(
     );
     std::fs::write(&edge_cfg, cfg + &records(hosts))
         .map_err(|e| DemoError::Setup(format!("cannot write {}: {e}", edge_cfg.display())))?;
-    let mut cmd = Command::new(bins.join("edge"));
-    cmd.arg("--config")
-        .arg(&edge_cfg)
-        .env(EDGE_TOKEN_ENV, &token)
-        .env(EDGE_ADMIN_TOKEN_ENV, &admin_token);
-    let (_edge, line) = spawn_listening(cmd, &workdir.join("edge.log"), reaper, "edge").await?;
-    let edge: EdgeListening = serde_json::from_str(&line)
-        .map_err(|e| DemoError::Stage(format!("edge printed {line:?}: {e}")))?;
+    let (_edge, edge) =
+        processes::spawn_edge(bins, &edge_cfg, (&token, &admin_token), workdir, reaper).await?;
 
     let app = bins.join("example-app");
     let text = fleet_toml(&stage(

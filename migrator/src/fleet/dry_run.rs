@@ -141,28 +141,7 @@ mod tests {
 
     #[test]
     fn the_dry_run_shows_batches_jitter_and_every_command() {
-        let text = r#"
-[fleet]
-hosts = ["10.0.0.11", "10.0.0.12", "10.0.0.13"]
-holdover = ["10.0.0.91", "10.0.0.92"]
-batch = 2
-jitter = "30s"
-
-[fleet.host]
-url = "http://{address}:8080/"
-start = "ssh root@{address} start {name}"
-stop = "ssh root@{address} stop {name}"
-maintain = "ssh root@{host} reboot"
-verify = "ssh root@{host} system-check"
-
-[switch]
-kind = "cloudflare"
-zone = "example.com"
-record = "{name}.example.com"
-
-[feeder]
-target = "https://{name}.example.com/"
-"#;
+        let text = crate::fleet::plan::tests::GOOD;
         let plan = FleetPlan::from_table(text.parse().unwrap()).unwrap();
         let mut out = Vec::new();
         print(&plan, 99, Path::new("/w"), &mut out).unwrap();
@@ -172,11 +151,11 @@ target = "https://{name}.example.com/"
             "batch 1",
             "batch 2",
             "10-0-0-13 (10.0.0.13) on hold-over 10.0.0.91",
-            "start B: ssh root@10.0.0.91 start 10-0-0-11",
-            "stop A:  ssh root@10.0.0.91 stop 10-0-0-11",
+            "start B: ssh root@10.0.0.91 docker run -d --name shop",
+            "stop A:  ssh root@10.0.0.91 docker stop shop",
             "maintain: ssh root@10.0.0.12 reboot",
             "verify (up to 3 attempts): ssh root@10.0.0.13 system-check",
-            "record 10-0-0-12.example.com in example.com",
+            "record web2.example.com in example.com",
             &format!(
                 "starts after {}",
                 secs(jitter(99, 2, std::time::Duration::from_secs(30)))

@@ -436,7 +436,7 @@ fn fill_value(v: &toml::Value, vars: &[(&str, &str)]) -> toml::Value {
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     pub const GOOD: &str = r#"
