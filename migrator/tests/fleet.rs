@@ -31,13 +31,13 @@ impl Demo {
         self.dir.path().join("fleet.json")
     }
 
-    /// Three hosts on two hold-overs, low rate, short runs; then `extra`.
-    fn args(&self, extra: &[&str]) -> Vec<String> {
+    /// `hosts` hosts on two hold-overs, low rate, short runs; then `extra`.
+    fn args(&self, hosts: &str, extra: &[&str]) -> Vec<String> {
         let work = self.dir.path().join("work");
         let mut a: Vec<String> = [
             "demo",
             "--fleet",
-            "3",
+            hosts,
             "--holdover",
             "2",
             "--rate",
@@ -61,9 +61,10 @@ impl Demo {
         a
     }
 
-    /// Runs the demo with `extra`: its exit code and output, and the report.
+    /// Runs the demo of three hosts with `extra`: its exit code and output,
+    /// and the report.
     fn run(&self, extra: &[&str]) -> (Finished, Value) {
-        let args = self.args(extra);
+        let args = self.args("3", extra);
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let out = run_migrator(&args, &[], Duration::from_secs(180));
         let report = read_report(&self.report_path());
@@ -106,10 +107,10 @@ fn scrape(addr: &str) -> Option<String> {
 }
 
 #[test]
-fn a_fleet_of_three_on_two_holdovers_is_maintained_with_nothing_lost() {
+fn a_fleet_of_four_on_two_holdovers_is_maintained_in_two_batches_with_nothing_lost() {
     let demo = Demo::new();
     let out_path = demo.dir.path().join("stdout");
-    let args = demo.args(&["--metrics", "127.0.0.1:0"]);
+    let args = demo.args("4", &["--metrics", "127.0.0.1:0"]);
     let mut p = Proc {
         child: Command::new(migrator_bin())
             .args(&args)
@@ -164,8 +165,11 @@ fn a_fleet_of_three_on_two_holdovers_is_maintained_with_nothing_lost() {
 
     let r = read_report(&demo.report_path());
     assert_eq!(r["passed"], true, "{r:#}");
-    assert_eq!(r["batches"], serde_json::json!([["h1", "h2"], ["h3"]]));
-    for name in ["h1", "h2", "h3"] {
+    assert_eq!(
+        r["batches"],
+        serde_json::json!([["h1", "h2"], ["h3", "h4"]])
+    );
+    for name in ["h1", "h2", "h3", "h4"] {
         let h = host(&r, name);
         assert_eq!(h["passed"], true, "{h:#}");
         assert_eq!(h["state"], "done");

@@ -39,12 +39,11 @@ pub fn print(
     )?;
     let batches = Scheduler::planned(f.hosts.len(), f.holdover.len(), f.batch);
     for (n, batch) in batches.iter().enumerate() {
-        writeln!(
-            out,
-            "\nbatch {} (after batch {} has ended)",
-            n + 1,
-            n.max(1)
-        )?;
+        let when = match n {
+            0 => "at once".to_string(),
+            n => format!("after batch {n} has ended"),
+        };
+        writeln!(out, "\nbatch {} ({when})", n + 1)?;
         for &(h, o) in batch {
             let host = &f.hosts[h];
             let holdover = &f.holdover[o];
@@ -148,8 +147,8 @@ mod tests {
         let out = String::from_utf8(out).unwrap();
         for needle in [
             "seed 99 (replay with --seed 99)",
-            "batch 1",
-            "batch 2",
+            "batch 1 (at once)",
+            "batch 2 (after batch 1 has ended)",
             "10-0-0-13 (10.0.0.13) on hold-over 10.0.0.91",
             "start B: ssh root@10.0.0.91 docker run -d --name shop",
             "stop A:  ssh root@10.0.0.91 docker stop shop",

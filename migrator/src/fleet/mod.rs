@@ -225,10 +225,18 @@ pub async fn run(opts: FleetOptions) -> Option<FleetReport> {
     };
     schedule::drive(sched.clone(), seed, max_jitter, &hooks).await;
     watcher.abort();
-    let (batches, stopped) = match sched.lock() {
-        Ok(s) => (s.batches.clone(), s.stopped().map(str::to_string)),
-        Err(_) => (Vec::new(), Some("the scheduler failed".into())),
+    let (batches, stopped, not_started) = match sched.lock() {
+        Ok(s) => (
+            s.batches.clone(),
+            s.stopped().map(str::to_string),
+            s.not_started(),
+        ),
+        Err(_) => (Vec::new(), Some("the scheduler failed".into()), 0..0),
     };
+    for i in not_started {
+        let why = "not started: the fleet stopped, its service never moved";
+        progress.event(i, Phase::Skipped, "skipped", false, why);
+    }
     let reports = hooks.reports.into_inner().unwrap_or_default();
     let fleet = &hooks.fleet;
     let why = stopped

@@ -149,7 +149,7 @@ impl Scheduler {
             self.stopped = Some("a host's service was left in an unknown place".into());
         } else if let Some(max) = self.max_failed.filter(|m| self.failed > *m) {
             self.stopped = Some(format!(
-                "{} hosts failed, more than fleet.max_failed_hosts = {max}",
+                "failed hosts: {}, more than fleet.max_failed_hosts = {max}",
                 self.failed
             ));
         }
