@@ -186,8 +186,7 @@ impl FleetPlan {
         };
         let fleet =
             FleetSection::deserialize(toml::Value::Table(fleet)).map_err(|e| de("fleet", &e))?;
-        if let Some(v) = doc.get("feeder").and_then(|f| f.get("ack_log")) {
-            let _ = v;
+        if doc.get("feeder").and_then(|f| f.get("ack_log")).is_some() {
             return Err(key(
                 "feeder.ack_log",
                 "the fleet writes each run's ack log under --workdir (NAME-out/back.acks.jsonl)",
@@ -266,6 +265,26 @@ impl FleetPlan {
         check_vars("fleet.host.stop", &t.stop, COMMAND_VARS)?;
         check_vars("fleet.host.maintain", &t.maintain, FLEET_VARS)?;
         check_vars("fleet.host.verify", &t.verify, FLEET_VARS)?;
+        // What names a host's record may only use the fleet's placeholders
+        // (other strings may hold a run plan's own, or literal braces).
+        for k in ["record", "zone"] {
+            if let Some(v) = self
+                .rest
+                .get("switch")
+                .and_then(|t| t.get(k))
+                .and_then(|v| v.as_str())
+            {
+                check_vars(&format!("switch.{k}"), v, FLEET_VARS)?;
+            }
+        }
+        let resolve = self
+            .rest
+            .get("feeder")
+            .and_then(|f| f.get("resolve"))
+            .and_then(|r| r.as_table());
+        for name in resolve.into_iter().flat_map(|r| r.keys()) {
+            check_vars("feeder.resolve", name, FLEET_VARS)?;
+        }
         // Every host's runs, both ways, as the fleet will run them.
         let workdir = PathBuf::from(".");
         for h in &f.hosts {
@@ -539,6 +558,8 @@ rate = 50
         assert!(e.contains("fleet.retries"), "{e}");
         let e = err(&format!("{GOOD}\n[a]\nurl = \"http://x/\"\n"));
         assert!(e.contains("`a`"), "{e}");
+        let e = err(&GOOD.replace("{name}.example.com\"\n", "{nmae}.example.com\"\n"));
+        assert!(e.contains("switch.record") && e.contains("{nmae}"), "{e}");
         let e = err(&GOOD.replace("rate = 50", "rate = 50\nack_log = \"a.jsonl\""));
         assert!(e.contains("feeder.ack_log"), "{e}");
     }

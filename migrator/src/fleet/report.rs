@@ -57,6 +57,25 @@ pub struct HostReport {
     pub runs: Vec<MigrationReport>,
 }
 
+impl HostReport {
+    /// A host before its turn.
+    pub fn new(address: &str, name: &str) -> HostReport {
+        HostReport {
+            host: address.to_string(),
+            name: name.to_string(),
+            passed: false,
+            holdover: None,
+            state: Phase::Waiting,
+            attempts: 0,
+            lost: 0,
+            failed: 0,
+            reason: None,
+            steps: Vec::new(),
+            runs: Vec::new(),
+        }
+    }
+}
+
 /// The orders a run lost and the client saw fail.
 pub fn orders(report: &MigrationReport) -> (u64, u64) {
     let lost = report.reconcile.as_ref().map_or(0, |r| r.lost);
@@ -130,8 +149,6 @@ mod tests {
 
     fn host(name: &str, passed: bool, reason: Option<&str>) -> HostReport {
         HostReport {
-            host: "10.0.0.1".into(),
-            name: name.into(),
             passed,
             holdover: Some("10.0.0.9".into()),
             state: if passed {
@@ -140,11 +157,8 @@ mod tests {
                 Phase::OnHoldover
             },
             attempts: 3,
-            lost: 0,
-            failed: 0,
             reason: reason.map(str::to_string),
-            steps: Vec::new(),
-            runs: Vec::new(),
+            ..HostReport::new("10.0.0.1", name)
         }
     }
 

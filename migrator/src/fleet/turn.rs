@@ -35,17 +35,9 @@ impl Fleet {
     pub fn unstarted(&self, i: usize, why: &str) -> HostReport {
         let host = &self.plan.fleet.hosts[i];
         HostReport {
-            host: host.address().to_string(),
-            name: host.name(),
-            passed: false,
-            holdover: None,
             state: Phase::Skipped,
-            attempts: 0,
-            lost: 0,
-            failed: 0,
             reason: Some(format!("not maintained: {why}")),
-            steps: Vec::new(),
-            runs: Vec::new(),
+            ..HostReport::new(host.address(), &host.name())
         }
     }
 
@@ -56,9 +48,8 @@ impl Fleet {
         let holdover = self.plan.fleet.holdover[turn.holdover].as_str();
         let mut rep = HostReport {
             holdover: Some(holdover.to_string()),
-            ..self.unstarted(i, "")
+            ..HostReport::new(host.address(), &host.name())
         };
-        rep.reason = None;
         let mut m = Machine::new(self.plan.fleet.retries);
         self.progress
             .update(i, |h| h.holdover = Some(holdover.to_string()));
