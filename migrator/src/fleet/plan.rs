@@ -241,8 +241,17 @@ impl FleetPlan {
         }
         let mut seen = std::collections::BTreeSet::new();
         for h in &f.hosts {
-            if h.address().trim().is_empty() || h.name().trim().is_empty() {
-                return Err(key("fleet.hosts", "an empty address or name"));
+            if h.address().trim().is_empty() {
+                return Err(key("fleet.hosts", "an empty address"));
+            }
+            // The name goes into file names, record names and metric labels.
+            let name = h.name();
+            let plain = |c: char| c.is_ascii_alphanumeric() || "._-".contains(c);
+            if name.is_empty() || name.len() > 63 || !name.chars().all(plain) {
+                return Err(key(
+                    "fleet.hosts",
+                    format!("name {name:?}: 1 to 63 of A-Z a-z 0-9 . _ -"),
+                ));
             }
             if !seen.insert(h.address().to_string()) || !seen.insert(format!("name:{}", h.name())) {
                 return Err(key(
@@ -556,6 +565,8 @@ rate = 50
             .replace("retries", "x")
             .replace("max_failed_hosts = 1", "retries = 0"));
         assert!(e.contains("fleet.retries"), "{e}");
+        let e = err(&GOOD.replace("name = \"web2\"", "name = \"../web2\""));
+        assert!(e.contains("fleet.hosts") && e.contains("../web2"), "{e}");
         let e = err(&format!("{GOOD}\n[a]\nurl = \"http://x/\"\n"));
         assert!(e.contains("`a`"), "{e}");
         let e = err(&GOOD.replace("{name}.example.com\"\n", "{nmae}.example.com\"\n"));
