@@ -14,6 +14,11 @@ tokio::task_local! {
     pub static LABEL: String;
 }
 
+/// `[NAME] ` inside a labelled run, else nothing: what starts its lines.
+pub fn label() -> String {
+    LABEL.try_with(|l| format!("[{l}] ")).unwrap_or_default()
+}
+
 /// How often a waiting step prints its progress line.
 pub const PROGRESS_EVERY: Duration = Duration::from_secs(1);
 
@@ -32,7 +37,7 @@ impl Printer {
     }
 
     pub fn line(&self, s: &str) {
-        let label = LABEL.try_with(|l| format!("[{l}] ")).unwrap_or_default();
+        let label = label();
         let mut out = std::io::stdout().lock();
         let _ = writeln!(out, "{label}{s}");
         let _ = out.flush();

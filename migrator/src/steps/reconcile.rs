@@ -57,6 +57,8 @@ pub async fn run(
         Against::B => (&plan.b, "B"),
     };
     let style = cx.out.style;
+    // Taken here: the callback may run on another task.
+    let label = super::progress::label();
     let last = Mutex::new(None::<Instant>);
     let progress: ProgressFn = Arc::new(move |p: &Progress| {
         let line = match p {
@@ -74,7 +76,7 @@ pub async fn run(
             }
             Progress::Fetched { orders } => format!("{name}'s orders read: {orders}"),
         };
-        println!("  {}", style.dim(line));
+        println!("{label}  {}", style.dim(line));
     });
     let opts = ReconcileOptions {
         apply_timeout: plan.timeouts.reconcile,
