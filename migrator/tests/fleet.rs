@@ -85,10 +85,13 @@ fn host<'a>(report: &'a Value, name: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no host {name} in {report:#}"))
 }
 
-/// Every run a host made reconciled with nothing lost or failed.
+/// Every run a host made reconciled with nothing lost or failed, and the
+/// probes on its record all fleet long never saw it down.
 fn assert_clean_runs(h: &Value) {
     assert_eq!(h["lost"], 0, "{h:#}");
     assert_eq!(h["failed"], 0, "{h:#}");
+    assert_eq!(h["watch"]["failed"], 0, "{h:#}");
+    assert!(h["watch"]["sent"].as_u64().unwrap() > 10, "{h:#}");
     for run in h["runs"].as_array().unwrap() {
         assert_eq!(run["reconcile"]["lost"], 0, "{run:#}");
         assert_eq!(run["passed"], true, "{run:#}");

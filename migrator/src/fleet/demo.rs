@@ -83,6 +83,8 @@ retries = 3
 verify_timeout = "10s"
 retry_delay = "200ms"
 maintain_timeout = "10s"
+# Every host's record probed all fleet long: was the service ever down?
+watch = {{ path = "/companies", rate = 10 }}
 
 [fleet.host]
 url = "http://{{address}}:{port}/"
@@ -360,7 +362,8 @@ async fn stage_and_run(
             edge_admin: Some(EdgeAdmin::new(admin, admin_token)),
         },
     })
-    .await;
+    .await
+    .map_err(|e| DemoError::Setup(e.to_string()))?;
     drop(started);
     Ok(exit_code(report.as_ref()))
 }

@@ -14,6 +14,7 @@
 //! - [`metrics`]: `--metrics ADDR`, Prometheus text.
 //! - [`dry_run`]: `--dry-run`'s printout.
 //! - [`report`]: the fleet report and its summary.
+//! - [`watch`]: a probe on every host's record all fleet long.
 //! - [`demo`]: `migrator demo --fleet N --holdover H` on loopback.
 
 pub mod demo;
@@ -25,6 +26,7 @@ pub mod progress;
 pub mod report;
 pub mod schedule;
 pub mod turn;
+pub mod watch;
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -122,7 +124,7 @@ pub async fn command(args: FleetArgs) -> Result<i32, FleetError> {
         token: None,
         targets: Targets::default(),
     })
-    .await;
+    .await?;
     Ok(exit_code(report.as_ref()))
 }
 
@@ -148,14 +150,15 @@ pub fn exit_code(report: Option<&FleetReport>) -> i32 {
     }
 }
 
-/// Runs the fleet (or prints its dry run: `None`).
-pub async fn run(opts: FleetOptions) -> Option<FleetReport> {
+/// Runs the fleet (or prints its dry run: `None`). `Err` only before
+/// anything changed (the watch could not start).
+pub async fn run(opts: FleetOptions) -> Result<Option<FleetReport>, FleetError> {
     let seed = opts.seed.unwrap_or_else(schedule::fresh_seed);
     let f = &opts.plan.fleet;
     if opts.dry_run {
         let mut out = std::io::stdout().lock();
         let _ = dry_run::print(&opts.plan, seed, &opts.workdir, &mut out);
-        return None;
+        return Ok(None);
     }
     let started_at = rfc3339_now();
     let snapshot = Snapshot {
@@ -183,6 +186,18 @@ pub async fn run(opts: FleetOptions) -> Option<FleetReport> {
         f.holdover.len(),
         f.batch
     ));
+    let watch = match &f.watch {
+        Some(w) => {
+            let started = watch::Watch::start(&opts.plan, w).await;
+            let started = started.map_err(FleetError::Usage)?;
+            progress.line(&format!(
+                "fleet: watching every host's record: GET {} at {}/s",
+                w.path, w.rate
+            ));
+            Some(started)
+        }
+        None => None,
+    };
     let stop_metrics = CancellationToken::new();
     if let Some(listener) = opts.metrics {
         if let Ok(addr) = listener.local_addr() {
@@ -237,6 +252,10 @@ pub async fn run(opts: FleetOptions) -> Option<FleetReport> {
         let why = "not started: the fleet stopped, its service never moved";
         progress.event(i, Phase::Skipped, "skipped", false, why);
     }
+    let seen = match watch {
+        Some(w) => w.finish().await,
+        None => Vec::new(),
+    };
     let reports = hooks.reports.into_inner().unwrap_or_default();
     let fleet = &hooks.fleet;
     let why = stopped
@@ -263,6 +282,9 @@ pub async fn run(opts: FleetOptions) -> Option<FleetReport> {
         started_at,
         finished_at: rfc3339_now(),
     };
+    for (h, w) in report.hosts.iter_mut().zip(seen) {
+        h.watch = w;
+    }
     report.judge();
     stop_metrics.cancel();
     let mut out = std::io::stdout().lock();
@@ -275,7 +297,7 @@ pub async fn run(opts: FleetOptions) -> Option<FleetReport> {
             );
         }
     }
-    Some(report)
+    Ok(Some(report))
 }
 
 /// The fleet's [`Hooks`]: turns run by [`Fleet`], reports kept per host.

@@ -49,6 +49,9 @@ pub struct FleetSection {
     /// ones in progress finish. Absent: never stop for failures.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_failed_hosts: Option<usize>,
+    /// A probe on every host's record for the whole fleet (absent: none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub watch: Option<super::watch::WatchPlan>,
 }
 
 fn one() -> usize {
@@ -235,6 +238,9 @@ impl FleetPlan {
         }
         if f.retries == 0 {
             return Err(key("fleet.retries", "must be at least 1 (verify attempts)"));
+        }
+        if let Some(Err((k, message))) = f.watch.as_ref().map(|w| w.check()) {
+            return Err(key(k, message));
         }
         if f.verify_timeout.is_zero() {
             return Err(key("fleet.verify_timeout", "must be more than 0s"));
@@ -565,6 +571,8 @@ rate = 50
             .replace("retries", "x")
             .replace("max_failed_hosts = 1", "retries = 0"));
         assert!(e.contains("fleet.retries"), "{e}");
+        let e = err(&GOOD.replace("batch = 2", "batch = 2\nwatch = { path = \"health\" }"));
+        assert!(e.contains("fleet.watch.path"), "{e}");
         let e = err(&GOOD.replace("name = \"web2\"", "name = \"../web2\""));
         assert!(e.contains("fleet.hosts") && e.contains("../web2"), "{e}");
         let e = err(&format!("{GOOD}\n[a]\nurl = \"http://x/\"\n"));

@@ -50,6 +50,9 @@ pub struct HostReport {
     pub failed: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// What the `[fleet.watch]` probes on its record saw, all fleet long.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub watch: Option<super::watch::WatchSummary>,
     /// `to_holdover`, `maintain`, `verify` (one per attempt), `back`, `release`.
     pub steps: Vec<StepRecord>,
     /// The two runs' own reports, as `migrator run` writes them.
@@ -70,6 +73,7 @@ impl HostReport {
             lost: 0,
             failed: 0,
             reason: None,
+            watch: None,
             steps: Vec::new(),
             runs: Vec::new(),
         }
@@ -87,9 +91,23 @@ pub fn orders(report: &MigrationReport) -> (u64, u64) {
 }
 
 impl FleetReport {
-    /// Judges the fleet: every host passed and the fleet was not stopped.
+    /// Judges the fleet: every host passed (its probes too, when watched)
+    /// and the fleet was not stopped.
     pub fn judge(&mut self) {
         self.reasons.clear();
+        for h in &mut self.hosts {
+            if let Some(w) = h.watch.as_ref().filter(|w| w.failed > 0) {
+                let seen = format!(
+                    "{} of {} watch probes failed (longest gap {:.0} ms): the service was not always up",
+                    w.failed, w.sent, w.max_gap_ms
+                );
+                h.passed = false;
+                h.reason = Some(match h.reason.take() {
+                    Some(r) => format!("{r}; {seen}"),
+                    None => seen,
+                });
+            }
+        }
         for h in &self.hosts {
             if !h.passed {
                 let why = h.reason.as_deref().unwrap_or("failed");
@@ -192,5 +210,19 @@ mod tests {
         r.hosts.truncate(1);
         r.judge();
         assert!(r.passed && r.reasons.is_empty());
+        // A probe that failed fails a host that was otherwise fine.
+        r.hosts[0].watch = Some(super::super::watch::WatchSummary {
+            sent: 100,
+            ok: 98,
+            failed: 2,
+            max_gap_ms: 900.0,
+        });
+        r.judge();
+        assert!(!r.passed && !r.hosts[0].passed);
+        assert!(
+            r.reasons[0].contains("2 of 100 watch probes failed"),
+            "{:?}",
+            r.reasons
+        );
     }
 }
