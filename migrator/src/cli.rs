@@ -40,6 +40,9 @@ pub enum Command {
     Demo(DemoArgs),
     /// Reconcile an ack log against an instance's stored orders (step 7 alone).
     Reconcile(ReconcileArgs),
+    /// Maintain many hosts without downtime: each host's service to a
+    /// hold-over and back (two runs), in staggered batches (docs/fleet.md).
+    Fleet(crate::fleet::FleetArgs),
 }
 
 /// `migrator run`. Flags override the plan file's values.
@@ -147,6 +150,8 @@ pub enum CliError {
     Reconcile(#[from] ReconcileError),
     #[error(transparent)]
     View(#[from] ViewError),
+    #[error(transparent)]
+    Fleet(#[from] crate::fleet::FleetError),
     /// The report path given on the command line cannot be written.
     #[error("cannot write report {}: {source}", path.display())]
     Report {
@@ -162,7 +167,8 @@ impl ExitStatus for CliError {
             | CliError::Plan(_)
             | CliError::Run(RunError::Preflight(_))
             | CliError::Report { .. }
-            | CliError::View(_) => exit::USAGE,
+            | CliError::View(_)
+            | CliError::Fleet(_) => exit::USAGE,
             CliError::Demo(e) => e.exit_code(),
             CliError::Reconcile(e) if e.is_usage() => exit::USAGE,
             CliError::Reconcile(_) => exit::FAILED,
@@ -183,6 +189,7 @@ pub async fn run(opts: Opts) -> Result<i32, CliError> {
         Command::Run(args) => run_command(args).await,
         Command::Demo(args) => Ok(crate::demo::run(args).await?),
         Command::Reconcile(args) => reconcile_command(args).await,
+        Command::Fleet(args) => Ok(crate::fleet::command(args).await?),
     }
 }
 

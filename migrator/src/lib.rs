@@ -11,6 +11,7 @@
 //! - [`interrupt`]: Ctrl-C during a cutover: a safe stop first, a forced one second.
 //! - [`live`]: the live terminal view of a run (ratatui), and its `--cast` recording.
 //! - [`demo`]: the whole cutover on one machine (edge, A, B as child processes).
+//! - [`fleet`]: many hosts maintained without downtime, each through hold-over runs.
 //! - [`reconcile`]: ack log vs. B's stored orders, per order.
 //! - [`plot`]: the SVG timeline of the handover moment.
 //! - [`html`]: the self-contained HTML report (`--html`).
@@ -20,6 +21,7 @@
 pub mod cli;
 pub mod demo;
 pub mod faults;
+pub mod fleet;
 pub mod health;
 pub mod host;
 pub mod html;

@@ -28,9 +28,7 @@ use crate::steps::{self, RunOptions};
 use crate::switch::cloudflare::Token;
 pub use plan::{demo_plan, edge_toml, DemoStage};
 pub use processes::{bin_dir, shared_free_port};
-use processes::{
-    origin_url, random_token, spawn_listening, wait_healthy, AppListening, EdgeListening,
-};
+use processes::{origin_url, random_token, spawn_listening, wait_healthy, AppListening};
 
 /// The zone and record the demo's edge serves.
 pub const ZONE: &str = "handover.test";
@@ -97,6 +95,23 @@ pub struct DemoArgs {
     pub set: Vec<(String, String)>,
     #[command(flatten)]
     pub view: feeder::view::ViewArgs,
+    /// A fleet of N hosts instead of one cutover: each host's service moves
+    /// to a hold-over, the host is maintained and verified, the service
+    /// moves back (see docs/fleet.md; `--set fleet.KEY=…` for its plan).
+    #[arg(long, value_name = "N")]
+    pub fleet: Option<usize>,
+    /// With --fleet: the number of hold-over hosts.
+    #[arg(long, value_name = "H", default_value_t = 2, requires = "fleet")]
+    pub holdover: usize,
+    /// With --fleet: this host's verify always fails (e.g. h2), to show the rollback.
+    #[arg(long, value_name = "NAME", requires = "fleet")]
+    pub fail_host: Option<String>,
+    /// With --fleet: the jitter's seed.
+    #[arg(long, requires = "fleet")]
+    pub seed: Option<u64>,
+    /// With --fleet: serve Prometheus text on http://ADDR/metrics.
+    #[arg(long, value_name = "ADDR", requires = "fleet")]
+    pub metrics: Option<SocketAddr>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -134,6 +149,9 @@ pub async fn run(args: DemoArgs) -> Result<i32, DemoError> {
     args.view
         .check()
         .map_err(|e| DemoError::Setup(e.to_string()))?;
+    if let Some(hosts) = args.fleet {
+        return crate::fleet::demo::run(&args, hosts).await;
+    }
     let bins = bin_dir(args.bin_dir.as_deref())?;
     check_plan(&args, &bins)?;
     let (workdir, _temp) = match &args.workdir {
@@ -145,11 +163,8 @@ pub async fn run(args: DemoArgs) -> Result<i32, DemoError> {
             (d, None)
         }
         None => {
-            let t = tempfile::Builder::new()
-                .prefix("handover-demo-")
-                .tempdir()
-                .map_err(|e| DemoError::Setup(format!("cannot create a temp dir: {e}")))?;
-            (t.path().to_path_buf(), Some(t))
+            let (path, t) = processes::temp_workdir("handover-demo-")?;
+            (path, Some(t))
         }
     };
     let reaper = Reaper::owning();
@@ -251,14 +266,8 @@ async fn stage_and_run(
         ),
     )
     .map_err(|e| DemoError::Setup(format!("cannot write {}: {e}", edge_cfg.display())))?;
-    let mut cmd = Command::new(bins.join("edge"));
-    cmd.arg("--config")
-        .arg(&edge_cfg)
-        .env(EDGE_TOKEN_ENV, &token)
-        .env(EDGE_ADMIN_TOKEN_ENV, &admin_token);
-    let (_edge, line) = spawn_listening(cmd, &workdir.join("edge.log"), reaper, "edge").await?;
-    let edge: EdgeListening = serde_json::from_str(&line)
-        .map_err(|e| DemoError::Stage(format!("edge printed {line:?}: {e}")))?;
+    let (_edge, edge) =
+        processes::spawn_edge(bins, &edge_cfg, (&token, &admin_token), workdir, reaper).await?;
 
     // Origin A on the shared store.
     let store = args

@@ -39,6 +39,15 @@ pub fn bin_dir(explicit: Option<&Path>) -> Result<PathBuf, DemoError> {
     Ok(dir)
 }
 
+/// A temporary working directory (removed when dropped) and its path.
+pub fn temp_workdir(prefix: &str) -> Result<(PathBuf, tempfile::TempDir), DemoError> {
+    let t = tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir()
+        .map_err(|e| DemoError::Setup(format!("cannot create a temp dir: {e}")))?;
+    Ok((t.path().to_path_buf(), t))
+}
+
 /// A port free on both origin addresses, so A and B can share `origin_port`.
 pub fn shared_free_port() -> Result<u16, DemoError> {
     for _ in 0..100 {
@@ -137,6 +146,26 @@ pub async fn spawn_listening(
         }
     });
     Ok((child, line))
+}
+
+/// Starts the edge on `config` with its API and admin tokens (from the
+/// environment, never a file), its log in `dir`; the child and where it listens.
+pub async fn spawn_edge(
+    bins: &Path,
+    config: &Path,
+    tokens: (&str, &str),
+    dir: &Path,
+    reaper: &Reaper,
+) -> Result<(Child, EdgeListening), DemoError> {
+    let mut cmd = Command::new(bins.join("edge"));
+    cmd.arg("--config")
+        .arg(config)
+        .env(super::EDGE_TOKEN_ENV, tokens.0)
+        .env(super::EDGE_ADMIN_TOKEN_ENV, tokens.1);
+    let (child, line) = spawn_listening(cmd, &dir.join("edge.log"), reaper, "edge").await?;
+    let edge = serde_json::from_str(&line)
+        .map_err(|e| DemoError::Stage(format!("edge printed {line:?}: {e}")))?;
+    Ok((child, edge))
 }
 
 /// A postgres URL's password is not for the terminal.

@@ -11,6 +11,17 @@ use handover_cli::{secs, Style};
 use crate::live::Board;
 use crate::report::{StepOutcome, StepRecord};
 
+tokio::task_local! {
+    /// The name a fleet gives the run (its host): every line of the run
+    /// starts with it, so several runs at once stay readable.
+    pub static LABEL: String;
+}
+
+/// `[NAME] ` inside a labelled run, else nothing: what starts its lines.
+pub fn label() -> String {
+    LABEL.try_with(|l| format!("[{l}] ")).unwrap_or_default()
+}
+
 /// How often a waiting step prints its progress line.
 pub const PROGRESS_EVERY: Duration = Duration::from_secs(1);
 
@@ -53,8 +64,9 @@ impl Printer {
 
     pub fn line(&self, s: &str) {
         if self.print {
+            let label = label();
             let mut out = std::io::stdout().lock();
-            let _ = writeln!(out, "{s}");
+            let _ = writeln!(out, "{label}{s}");
             let _ = out.flush();
         } else if let Some(b) = &self.board {
             b.line(s);

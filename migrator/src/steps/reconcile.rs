@@ -58,6 +58,8 @@ pub async fn run(
     };
     // A copy of the printer: lines go where the run's lines go (the live view too).
     let out = cx.out.clone();
+    // Taken here: the callback may run on another task, outside a fleet's label.
+    let label = super::progress::LABEL.try_with(String::clone).ok();
     let last = Mutex::new(None::<Instant>);
     let progress: ProgressFn = Arc::new(move |p: &Progress| {
         let line = match p {
@@ -75,7 +77,10 @@ pub async fn run(
             }
             Progress::Fetched { orders } => format!("{name}'s orders read: {orders}"),
         };
-        out.note_dim(&line);
+        match &label {
+            Some(l) => super::progress::LABEL.sync_scope(l.clone(), || out.note_dim(&line)),
+            None => out.note_dim(&line),
+        }
     });
     let opts = ReconcileOptions {
         apply_timeout: plan.timeouts.reconcile,

@@ -54,12 +54,15 @@ pub fn exit_code(report: &MigrationReport) -> i32 {
 
 /// Prints the summary and writes the JSON report and the plot where asked.
 pub fn write_outputs(out: &Printer, report: &MigrationReport, outputs: &Outputs, ack_log: &Path) {
-    let mut summary = vec![b'\n'];
-    if let Err(e) = report::print_human(report, &mut summary, out.style.color) {
-        tracing::warn!(error = %e, "cannot print the report");
+    // A fleet's runs (labelled with their host) are summed up by the fleet.
+    if super::progress::LABEL.try_with(|_| ()).is_err() {
+        let mut summary = vec![b'\n'];
+        if let Err(e) = report::print_human(report, &mut summary, out.style.color) {
+            tracing::warn!(error = %e, "cannot print the report");
+        }
+        // Through the printer: after the live view when it has the screen.
+        out.text(&String::from_utf8_lossy(&summary));
     }
-    // Through the printer: after the live view when it has the screen.
-    out.text(&String::from_utf8_lossy(&summary));
     if let Some(path) = &outputs.report {
         let res = serde_json::to_vec_pretty(report)
             .map_err(|e| e.to_string())
