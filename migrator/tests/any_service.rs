@@ -235,11 +235,12 @@ impl Drop for PidFile {
 }
 
 struct KvStage {
+    /// First: fields drop in order, and B's pid file is in `dir`.
+    _b: PidFile,
     dir: tempfile::TempDir,
     port: u16,
     a: Proc,
     haproxy: Haproxy,
-    _b: PidFile,
 }
 
 impl KvStage {
@@ -422,12 +423,13 @@ enabled = false
 }
 
 struct PgStage {
+    /// First: fields drop in order, and B's pid file is in `dir`.
+    _b: PidFile,
     dir: tempfile::TempDir,
     port: u16,
     pg: Pg,
     edge: EdgeParts,
     a: Proc,
-    _b: PidFile,
 }
 
 impl PgStage {
