@@ -5,6 +5,8 @@ pub mod contract;
 pub mod faults;
 pub mod fuzz;
 pub mod http_api;
+pub mod nats;
+pub mod nats_servers;
 pub mod pg_cluster;
 pub mod postgres;
 pub mod sqlite;
