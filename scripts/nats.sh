@@ -6,7 +6,9 @@
 #   scripts/nats.sh cluster DIR    three servers n1..n3 clustered over loopback
 #                                  (an R3 stream survives one down); prints
 #                                  nats://user:pass@h:p1,h:p2,h:p3
-#   scripts/nats.sh kill DIR N     kill -9 node N (1..3; 1 for a single server)
+#   scripts/nats.sh kill DIR N     kill -9 node N (1..3; 1 for a single server);
+#                                  N may be `leader:STREAM`: the node leading
+#                                  that stream (printed), the one whose loss hurts
 #   scripts/nats.sh restart DIR N  start node N again on its ports and data
 #   scripts/nats.sh stop DIR       stop every node of DIR, by its pid (DIR is
 #                                  left for the caller to remove)
@@ -121,9 +123,31 @@ stop_node() {
   rm -f "$DIR/n$n/pid"
 }
 
+# The node leading STREAM, asked of any node's monitoring port (/jsz).
+leader_of() {
+  local stream="$1" i name
+  for i in $(seq 1 "$(nodes)"); do
+    running "$i" || continue
+    name="$(python3 - "$(cat "$DIR/n$i/http")" "$stream" <<'PY' 2>/dev/null || true
+import json, sys, urllib.request
+port, stream = sys.argv[1], sys.argv[2]
+with urllib.request.urlopen(f"http://127.0.0.1:{port}/jsz?accounts=true&streams=true", timeout=5) as r:
+    jsz = json.load(r)
+for acc in jsz.get("account_details") or []:
+    for s in acc.get("stream_detail") or []:
+        if s.get("name") == stream and (s.get("cluster") or {}).get("leader"):
+            print(s["cluster"]["leader"])
+PY
+)"
+    [ -n "$name" ] && { echo "${name#n}"; return 0; }
+  done
+  die "no node knows a leader of stream $stream"
+}
+
 node_arg() {
   [ $# -ge 3 ] || die "usage: nats.sh $CMD DIR N"
   [ -s "$DIR/nodes" ] || die "$DIR holds no servers"
+  if [[ "$3" == leader:* ]]; then leader_of "${3#leader:}"; return 0; fi
   [[ "$3" =~ ^[0-9]+$ ]] && [ "$3" -ge 1 ] && [ "$3" -le "$(nodes)" ] || die "no node $3 in $DIR"
   echo "$3"
 }
@@ -131,7 +155,7 @@ node_arg() {
 case "$CMD" in
 start) create 1 ;;
 cluster) create 3 ;;
-kill) stop_node "$(node_arg "$@")" KILL ;;
+kill) n="$(node_arg "$@")"; echo "$n"; stop_node "$n" KILL ;;
 restart) n="$(node_arg "$@")"; start_node "$n"; wait_ready "$n" ;;
 stop)
   [ -s "$DIR/nodes" ] || exit 0

@@ -6,6 +6,7 @@ pub mod faults;
 pub mod fuzz;
 pub mod http_api;
 pub mod nats;
+pub mod nats_cluster;
 pub mod nats_servers;
 pub mod pg_cluster;
 pub mod postgres;

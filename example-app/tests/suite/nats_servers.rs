@@ -67,14 +67,14 @@ impl NatsServers {
         format!("{}/t{:016x}", self.url, rand::random::<u64>())
     }
 
-    /// `kill -9` node `n` (1..=3).
-    pub fn kill(&self, n: u32) {
-        script(&["kill", &n.to_string()], &self.data_dir());
+    /// `kill -9` node `n` (`1`..`3`, or `leader:STREAM`); returns its number.
+    pub fn kill(&self, n: &str) -> String {
+        script(&["kill", n], &self.data_dir())
     }
 
     /// Starts node `n` again on its ports and data; returns once it is ready.
-    pub fn restart(&self, n: u32) {
-        script(&["restart", &n.to_string()], &self.data_dir());
+    pub fn restart(&self, n: &str) {
+        script(&["restart", n], &self.data_dir());
     }
 }
 

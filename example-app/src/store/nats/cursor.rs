@@ -62,13 +62,22 @@ impl Cursor {
                 .info()
                 .map_err(|e| StoreError::Corrupt(format!("read: message without metadata: {e}")))?
                 .stream_sequence;
+            if seq < open.next {
+                // A consumer recreated on a new leader that has not yet
+                // applied what the old one delivered starts earlier than
+                // asked (the server moves a start past its last sequence
+                // back to it), and the client's own recreation of a
+                // consumer that delivered nothing starts from 1: repeats of
+                // what was already returned, with the same content.
+                continue;
+            }
             out.push(event_of(
                 seq,
                 msg.message.headers.as_ref(),
                 &msg.message.payload,
             )?);
             if seq != open.next {
-                // A hole or a repeat: the caller sees it in what we return.
+                // A hole: the caller sees it in what we return.
                 return Ok(out);
             }
             open.next = seq + 1;
