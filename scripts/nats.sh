@@ -10,15 +10,18 @@
 #                                  N may be `leader:STREAM`: the node leading
 #                                  that stream (printed), the one whose loss hurts
 #   scripts/nats.sh restart DIR N  start node N again on its ports and data
-#   scripts/nats.sh stop DIR       stop every node of DIR, by its pid (DIR is
-#                                  left for the caller to remove)
+#                                  (N may be `all`: every node that is down)
+#   scripts/nats.sh stop DIR [N]   stop every node of DIR (or node N, which may be
+#                                  `leader:STREAM`) by its pid with SIGTERM: a
+#                                  leader hands its streams over as it goes (DIR
+#                                  is left for the caller to remove)
 # A store URL is the printed URL plus `/STREAM`. If DIR already holds servers,
 # `start`/`cluster` start any stopped node again and print the same URL.
 # Env: NATS_LISTEN (default 127.0.0.1) - the address the servers listen on.
 set -euo pipefail
 
 die() { echo "nats.sh: $*" >&2; exit 1; }
-[ $# -ge 2 ] || die "usage: nats.sh start|cluster|stop DIR | kill|restart DIR N"
+[ $# -ge 2 ] || die "usage: nats.sh start|cluster|stop DIR | kill|restart|stop DIR N"
 CMD="$1"
 DIR="$(mkdir -p "$2" && cd "$2" && pwd)"
 HOST="${NATS_LISTEN:-127.0.0.1}"
@@ -156,10 +159,22 @@ case "$CMD" in
 start) create 1 ;;
 cluster) create 3 ;;
 kill) n="$(node_arg "$@")"; echo "$n"; stop_node "$n" KILL ;;
-restart) n="$(node_arg "$@")"; start_node "$n"; wait_ready "$n" ;;
+restart)
+  if [ "${3:-}" = all ]; then
+    [ -s "$DIR/nodes" ] || die "$DIR holds no servers"
+    for i in $(seq 1 "$(nodes)"); do start_node "$i"; done
+    for i in $(seq 1 "$(nodes)"); do wait_ready "$i"; done
+  else
+    n="$(node_arg "$@")"; start_node "$n"; wait_ready "$n"
+  fi
+  ;;
 stop)
-  [ -s "$DIR/nodes" ] || exit 0
-  for i in $(seq 1 "$(nodes)"); do stop_node "$i" TERM; done
+  if [ $# -ge 3 ]; then
+    n="$(node_arg "$@")"; echo "$n"; stop_node "$n" TERM
+  else
+    [ -s "$DIR/nodes" ] || exit 0
+    for i in $(seq 1 "$(nodes)"); do stop_node "$i" TERM; done
+  fi
   ;;
 *) die "unknown command $CMD (start|cluster|kill|restart|stop)" ;;
 esac

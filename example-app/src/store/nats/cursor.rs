@@ -9,12 +9,20 @@
 //! [`crate::store::Subscription`] find holes; on any surprise it closes, and
 //! the next read opens a fresh consumer where the caller really is.
 
+use std::time::Duration;
+
 use async_nats::jetstream::consumer::{pull, DeliverPolicy};
 use async_nats::jetstream::stream;
 use futures::StreamExt;
 
 use super::event_of;
 use crate::store::{StoreError, StoredEvent};
+
+/// How long a consumer may stay silent while committed events are due.
+const STALL: Duration = Duration::from_secs(1);
+
+/// How far behind the caller the open consumer may be and still be used.
+const SKIP_MAX: u64 = 100_000;
 
 pub(super) struct Cursor {
     stream: stream::Stream,
@@ -42,7 +50,10 @@ impl Cursor {
     pub async fn read(&mut self, after: u64, upto: u64) -> Result<Vec<StoredEvent>, StoreError> {
         let start = after + 1;
         let open = match self.open.take() {
-            Some(open) if open.next == start => open,
+            // Behind by what the caller took from memory (its own
+            // commits): pass over them on this consumer rather than create
+            // another; creating one is a cluster-wide operation.
+            Some(open) if open.next <= start && start - open.next <= SKIP_MAX => open,
             _ => Open {
                 next: start,
                 messages: open_at(&self.stream, start).await?,
@@ -51,7 +62,19 @@ impl Cursor {
         let mut open = open;
         let mut out = Vec::new();
         while open.next <= upto {
-            let msg = match open.messages.next().await {
+            // The caller asks only for committed events, which come in
+            // milliseconds; a consumer that stays silent was lost with its
+            // server (the client notices only after two missed 15 s
+            // heartbeats): drop it, and the next read opens another.
+            let next = tokio::time::timeout(STALL, open.messages.next())
+                .await
+                .map_err(|_| {
+                    StoreError::Unavailable(format!(
+                        "read: position {} not delivered within {STALL:?}",
+                        open.next
+                    ))
+                })?;
+            let msg = match next {
                 Some(Ok(msg)) => msg,
                 Some(Err(e)) => {
                     return Err(StoreError::Unavailable(format!("read: consumer: {e}")));
@@ -62,13 +85,19 @@ impl Cursor {
                 .info()
                 .map_err(|e| StoreError::Corrupt(format!("read: message without metadata: {e}")))?
                 .stream_sequence;
-            if seq < open.next {
-                // A consumer recreated on a new leader that has not yet
+            if seq < start {
+                // Before what the caller asked for (passing over what it
+                // has), or a repeat of what was already returned: a
+                // consumer recreated on a new leader that has not yet
                 // applied what the old one delivered starts earlier than
                 // asked (the server moves a start past its last sequence
                 // back to it), and the client's own recreation of a
-                // consumer that delivered nothing starts from 1: repeats of
-                // what was already returned, with the same content.
+                // consumer that delivered nothing starts from 1.
+                open.next = open.next.max(seq + 1);
+                continue;
+            }
+            if seq < open.next {
+                // A repeat within this read (see above).
                 continue;
             }
             out.push(event_of(

@@ -46,6 +46,9 @@ const KIND: &str = "Handover-Kind";
 /// Header naming an event's key.
 const KEY: &str = "Handover-Key";
 
+/// How long asking the stream for its head may take.
+const HEAD_WAIT: Duration = Duration::from_secs(1);
+
 /// The JetStream event store.
 pub type NatsStore = Store<Nats>;
 
@@ -225,11 +228,13 @@ impl Backend for Nats {
 
     fn read_head(&self) -> BoxFuture<'_, Result<u64, StoreError>> {
         async move {
-            let info = tokio::time::timeout(self.timeout, self.stream.get_info())
+            // A request that reached a leader as it stepped down is never
+            // answered; the follower waiting on it must not stall for the
+            // whole append timeout (a stream info takes milliseconds).
+            let wait = HEAD_WAIT.min(self.timeout);
+            let info = tokio::time::timeout(wait, self.stream.get_info())
                 .await
-                .map_err(|_| {
-                    StoreError::Unavailable(format!("head: no answer within {:?}", self.timeout))
-                })?
+                .map_err(|_| StoreError::Unavailable(format!("head: no answer within {wait:?}")))?
                 .map_err(|e| StoreError::Unavailable(format!("head: {e}")))?;
             Ok(info.state.last_sequence)
         }

@@ -3,6 +3,7 @@
 //! batch costs about one round trip to a quorum, not one per append.
 
 use std::collections::HashMap;
+use std::future::IntoFuture;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,11 +22,20 @@ use crate::store::Task;
 /// How often a writer that lost the servers checks whether they are back.
 const RECHECK: Duration = Duration::from_millis(500);
 
+/// How long a batch waits for its publish acks. An ack takes milliseconds
+/// while the stream has a leader; when the leader dies, the publishes sent
+/// to it are never acked, and a writer that waited the full append timeout
+/// for them would send its next batch (to the new leader) that much later.
+/// A late ack is an unknown outcome (503): a retry finds the event if it
+/// was stored after all.
+const ACK_WAIT: Duration = Duration::from_secs(1);
+
 pub(super) struct Writer {
     js: jetstream::Context,
     stream: stream::Stream,
     prefix: String,
     timeout: Duration,
+    ack_wait: Duration,
 }
 
 /// One request's outcome: its position and, when its key already existed,
@@ -44,6 +54,7 @@ impl Writer {
             stream,
             prefix: format!("{name}.ev"),
             timeout,
+            ack_wait: ACK_WAIT.min(timeout),
         }
     }
 
@@ -87,7 +98,9 @@ impl Writer {
         let acks = join_all(pending.into_iter().zip(&unique).map(
             |(sent, (subject, _))| async move {
                 let ack = match sent {
-                    Ok(ack) => ack.await,
+                    Ok(ack) => tokio::time::timeout(self.ack_wait, ack.into_future())
+                        .await
+                        .unwrap_or_else(|_| Err(PublishErrorKind::TimedOut.into())),
                     Err(e) => Err(e),
                 };
                 match ack {
