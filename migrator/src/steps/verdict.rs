@@ -3,7 +3,7 @@
 //! step), then the outputs: the human summary, the JSON report, the plot.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use handover_contract::exit;
 
@@ -51,7 +51,12 @@ pub fn exit_code(report: &MigrationReport) -> i32 {
 }
 
 /// Prints the summary and writes the JSON report and the plot where asked.
-pub fn write_outputs(out: &Printer, report: &MigrationReport, outputs: &Outputs, ack_log: &Path) {
+pub fn write_outputs(
+    out: &Printer,
+    report: &MigrationReport,
+    outputs: &Outputs,
+    ack_logs: &[PathBuf],
+) {
     let mut stdout = std::io::stdout().lock();
     let _ = writeln!(stdout);
     if let Err(e) = report::print_human(report, &mut stdout, out.style.color) {
@@ -69,7 +74,7 @@ pub fn write_outputs(out: &Printer, report: &MigrationReport, outputs: &Outputs,
         }
     }
     if let Some(path) = &outputs.plot {
-        match crate::plot::render_report(ack_log, report, path) {
+        match crate::plot::render_report_merged(ack_logs, report, path) {
             Ok(()) => out.note(&format!("plot: {}", path.display())),
             Err(e) => out.warn(&format!("cannot draw plot {}: {e}", path.display())),
         }
