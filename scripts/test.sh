@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The test command of the README: installs what the tests need (PostgreSQL,
-# iproute2, HAProxy and socat for the any-service test), builds every binary
+# iproute2, HAProxy and socat for the any-service test, nats-server for the
+# JetStream store: scripts/nats.sh starts it), builds every binary
 # the integration tests start, runs the suite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -9,6 +10,7 @@ need_apt=()
 command -v ip >/dev/null 2>&1 || need_apt+=(iproute2)
 command -v haproxy >/dev/null 2>&1 || need_apt+=(haproxy)
 command -v socat >/dev/null 2>&1 || need_apt+=(socat)
+command -v nats-server >/dev/null 2>&1 || need_apt+=(nats-server)
 if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v initdb >/dev/null 2>&1; then
   need_apt+=(postgresql)
 fi

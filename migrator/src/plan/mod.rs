@@ -329,7 +329,11 @@ run_before_flip = "3s"
         let twice = external.replace("/m2/acks.jsonl", "/m1/acks.jsonl");
         assert!(err(&twice).contains("listed twice"), "{}", err(&twice));
         let in_process = GOOD.replace("rate = 500", "rate = 500\nack_logs = [\"/a\"]");
-        assert!(err(&in_process).contains("mode = \"external\""), "{}", err(&in_process));
+        assert!(
+            err(&in_process).contains("mode = \"external\""),
+            "{}",
+            err(&in_process)
+        );
     }
 
     #[test]
