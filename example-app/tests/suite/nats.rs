@@ -149,3 +149,32 @@ fn nats_auth(url: &str) -> async_nats::ConnectOptions {
         None => async_nats::ConnectOptions::new(),
     }
 }
+
+/// A `nats://` URL that does not parse, or servers that do not answer:
+/// exit 2 naming `--store`, the token never printed.
+#[test]
+fn bad_nats_urls_exit_2_naming_the_flag() {
+    let dead = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        l.local_addr().expect("addr").port()
+    };
+    let unreachable = format!("nats://tok3n-s3cret@127.0.0.1:{dead}/S");
+    for (url, want) in [
+        ("nats://tok3n-s3cret@127.0.0.1:4222", "--store"),
+        ("nats://tok3n-s3cret@127.0.0.1:4222/a.b", "stream name"),
+        ("nats://tok3n-s3cret@h:99999/S", "bad port"),
+        (unreachable.as_str(), "cannot connect"),
+    ] {
+        let (code, err) = super::cli::run_to_exit(&[
+            "--listen",
+            "127.0.0.1:0",
+            "--store",
+            url,
+            "--connect-timeout",
+            "2s",
+        ]);
+        assert_eq!(code, Some(2), "{url}: {err}");
+        assert!(err.contains(want), "{url}: {err}");
+        assert!(!err.contains("s3cret"), "token printed: {err}");
+    }
+}
