@@ -2,7 +2,8 @@
 # The test command of the README: installs what the tests need (PostgreSQL,
 # iproute2, HAProxy and socat for the any-service test, openssh-server,
 # shellcheck, systemd-analyze and python3-venv for the walkthrough, chromium
-# for the HTML report's browser test, tmux for the live view's), builds every binary
+# for the HTML report's browser test, tmux for the live view's, nats-server
+# for the JetStream store: scripts/nats.sh starts it), builds every binary
 # the integration tests start, runs the suite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,6 +20,7 @@ command -v systemd-analyze >/dev/null 2>&1 || need_apt+=(systemd)
 python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || need_apt+=(python3-venv)
 command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
 command -v tmux >/dev/null 2>&1 || need_apt+=(tmux)
+command -v nats-server >/dev/null 2>&1 || need_apt+=(nats-server)
 if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v initdb >/dev/null 2>&1; then
   need_apt+=(postgresql)
 fi

@@ -55,7 +55,9 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), RunError> {
     let instance = opts.instance();
-    let url = StoreUrl::parse(&opts.store)?;
+    // A URL that does not parse names the flag (or HANDOVER_STORE) it came from.
+    let url = StoreUrl::parse(&opts.store)
+        .map_err(|e| RunError::Config(format!("--store (HANDOVER_STORE): {e}")))?;
     let import_text = match &opts.import {
         Some(path) => Some(std::fs::read_to_string(path).map_err(|e| {
             RunError::Config(format!("cannot read import file {}: {e}", path.display()))

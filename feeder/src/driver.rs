@@ -111,7 +111,7 @@ pub async fn start(opts: Options) -> Result<Handle, Error> {
              during a stall, requests wait inside the feeder (see queued_max_ms); raise `ulimit -n`"
         );
     }
-    let schedule = Schedule::new(opts.rate, opts.duration);
+    let schedule = Schedule::new(opts.rate, opts.duration).with_shard(opts.shard);
     let shared = Arc::new(Shared::default());
     let stop = CancellationToken::new();
     let (tx, rx) = mpsc::channel(RECORD_QUEUE);
@@ -119,6 +119,7 @@ pub async fn start(opts: Options) -> Result<Handle, Error> {
     tracing::info!(
         target = %opts.target,
         rate = opts.rate,
+        shard = %opts.shard,
         cap,
         connections,
         run_id = %opts.run_id,
@@ -127,7 +128,7 @@ pub async fn start(opts: Options) -> Result<Handle, Error> {
     let collector = tokio::spawn(collector::collect(
         rx,
         clock,
-        opts.rate,
+        opts.own_rate(),
         shared.clone(),
         ack,
         output,
@@ -153,7 +154,8 @@ pub async fn start(opts: Options) -> Result<Handle, Error> {
         shared,
         pacer: Some(pacer),
         collector: Some(collector),
-        rate: opts.rate,
+        // What this process was asked to send: its shard of the schedule.
+        rate: opts.own_rate(),
         run_id: opts.run_id,
         clock,
     })

@@ -23,7 +23,7 @@
 //! - [`histogram`]: HDR histograms and their mergeable encoding.
 //! - [`ack_log`]: the streamed, fsynced JSON-lines ack log file.
 //! - [`printer`]: per-second lines, events, summary; colour via `handover_cli::Style`.
-//! - [`merge`]: combining reports of several feeders.
+//! - [`merge`]: combining reports of several feeders; [`shard`]: one of several feeders' share of a schedule.
 //! - [`view`]: the live terminal view (ratatui), also under the migrator's steps; `--cast`.
 //! - [`cli`]: the command line (`Opts`) and its `run`.
 //! - [`error`]: the typed [`Error`], split by who has to act; [`clock`]: the run's time base.
@@ -45,6 +45,7 @@ pub mod outcome;
 pub mod pacer;
 pub mod printer;
 pub mod record;
+pub mod shard;
 pub mod template;
 pub mod transport;
 pub mod view;

@@ -13,6 +13,9 @@ pub struct Options {
     pub target: url::Url,
     /// Requests per second; finite and > 0.
     pub rate: f64,
+    /// The share of the schedule this process sends (`--shard I/N`); `rate`
+    /// is the whole schedule's.
+    pub shard: crate::shard::Shard,
     /// `None`: until [`crate::Handle::stop`].
     pub duration: Option<Duration>,
     /// Per request, from the moment it is sent.
@@ -90,6 +93,7 @@ impl Options {
         Options {
             target,
             rate,
+            shard: crate::shard::Shard::WHOLE,
             duration: None,
             timeout: Duration::from_secs(2),
             max_in_flight: None,
@@ -106,12 +110,17 @@ impl Options {
         }
     }
 
+    /// The rate this process sends at: its shard's share of `rate`.
+    pub fn own_rate(&self) -> f64 {
+        self.shard.rate(self.rate)
+    }
+
     /// The in-flight cap actually used.
     pub fn in_flight_cap(&self) -> usize {
         match self.max_in_flight {
             Some(n) => n,
             None => {
-                let n = (self.rate * self.timeout.as_secs_f64()).ceil();
+                let n = (self.own_rate() * self.timeout.as_secs_f64()).ceil();
                 if n.is_finite() && n >= 1.0 {
                     n.min(1_000_000.0) as usize
                 } else {

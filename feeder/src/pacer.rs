@@ -12,6 +12,7 @@
 
 use crate::clock::Clock;
 use crate::live::Shared;
+use crate::shard::Shard;
 use crate::worker::{Slot, Workers};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -24,6 +25,8 @@ pub struct Schedule {
     rate: f64,
     /// Number of slots in the run; `None` until stopped.
     limit: Option<u64>,
+    /// Which of the slots this process sends.
+    shard: Shard,
 }
 
 impl Schedule {
@@ -38,7 +41,16 @@ impl Schedule {
                 n as u64
             }
         });
-        Schedule { rate, limit }
+        Schedule {
+            rate,
+            limit,
+            shard: Shard::WHOLE,
+        }
+    }
+
+    /// Only `shard`'s slots of this schedule.
+    pub fn with_shard(self, shard: Shard) -> Self {
+        Schedule { shard, ..self }
     }
 
     pub fn limit(&self) -> Option<u64> {
@@ -76,7 +88,7 @@ pub async fn pace(
 ) -> Duration {
     let queue = workers.queue().clone();
     workers.grow_to(Workers::INITIAL);
-    let mut next: u64 = 0;
+    let mut next: u64 = schedule.shard.first();
     loop {
         let due = if stop.is_cancelled() {
             next
@@ -98,7 +110,7 @@ pub async fn pace(
                     released,
                 });
             }
-            next += 1;
+            next = schedule.shard.after(next);
         }
         workers.keep_up();
         let done = schedule.limit().is_some_and(|l| next >= l);

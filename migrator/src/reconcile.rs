@@ -12,6 +12,7 @@
 
 pub mod acklog;
 pub mod ledger;
+pub mod merged;
 pub mod wait;
 
 use std::path::{Path, PathBuf};

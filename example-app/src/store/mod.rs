@@ -8,17 +8,18 @@
 //! - an append whose `(kind, key)` already exists appends nothing and returns
 //!   the existing event (one `OrderPlaced` per order id, on every instance).
 //!
-//! - [`sqlite`], [`postgres`]: what differs per backend: the schema, the
+//! - [`sqlite`], [`postgres`], [`nats`]: what differs per backend: the schema, the
 //!   writer's transaction, reads, and how other processes' commits are seen.
 //! - `backend`: [`Store`], the one [`EventStore`] over a backend.
 //! - `group_commit`: the queue of appends to a backend's writer.
 //! - `handoff`: the head and own commits given to local subscribers.
 //! - `status`: each task's last failure ([`TaskStatus`]) and the writer's counters.
-//! - [`url`]: parsing `sqlite:` / `postgres://` URLs.
+//! - [`url`]: parsing `sqlite:` / `postgres://` / `nats://` URLs.
 
 mod backend;
 mod group_commit;
 mod handoff;
+pub mod nats;
 pub mod postgres;
 #[cfg(test)]
 pub(crate) mod scripted;
@@ -167,6 +168,7 @@ pub async fn open(url: &StoreUrl, opts: StoreOptions) -> Result<Arc<dyn EventSto
     match url {
         StoreUrl::Sqlite(path) => Ok(Arc::new(sqlite::SqliteStore::open(path, opts).await?)),
         StoreUrl::Postgres(_) => Ok(Arc::new(postgres::PostgresStore::open(url, opts).await?)),
+        StoreUrl::Nats(nats) => Ok(Arc::new(nats::NatsStore::open(nats, opts).await?)),
     }
 }
 

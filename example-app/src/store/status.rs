@@ -21,7 +21,8 @@ pub enum Task {
     Writer,
     /// SQLite: looks for other processes' commits and checkpoints the WAL.
     Poller,
-    /// PostgreSQL: `LISTEN`s for commits of any instance.
+    /// PostgreSQL: `LISTEN`s for commits of any instance; NATS: follows
+    /// the stream's head with a headers-only consumer.
     Listener,
     /// Reads the log after the projection's position and applies it here.
     Follower,

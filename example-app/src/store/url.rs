@@ -4,6 +4,7 @@
 use std::fmt;
 use std::path::PathBuf;
 
+use super::nats::url::NatsUrl;
 use super::StoreError;
 
 /// A parsed `--store` value.
@@ -14,6 +15,9 @@ pub enum StoreUrl {
     Sqlite(PathBuf),
     /// `postgres://user:pass@host:port/db` (or `postgresql://`).
     Postgres(String),
+    /// `nats://host:4222[,host2…]/STREAM`: a JetStream stream, on one
+    /// server or a cluster.
+    Nats(NatsUrl),
 }
 
 impl StoreUrl {
@@ -35,8 +39,14 @@ impl StoreUrl {
             })?;
             return Ok(StoreUrl::Postgres(raw.to_string()));
         }
+        if let Some(rest) = raw.strip_prefix("nats://") {
+            return NatsUrl::parse(rest)
+                .map(StoreUrl::Nats)
+                .map_err(|e| StoreError::Config(format!("invalid nats URL: {e}")));
+        }
         Err(StoreError::Config(format!(
-            "unsupported store URL {:?}: expected sqlite:PATH or postgres://user:pass@host:port/db",
+            "unsupported store URL {:?}: expected sqlite:PATH, postgres://user:pass@host:port/db \
+             or nats://host:4222[,host2…]/STREAM",
             redact(raw)
         )))
     }
@@ -46,6 +56,8 @@ impl StoreUrl {
         match self {
             StoreUrl::Sqlite(p) => format!("sqlite:{}", p.display()),
             StoreUrl::Postgres(u) => u.clone(),
+            // The NATS client takes the credentials apart from the servers.
+            StoreUrl::Nats(u) => u.to_string(),
         }
     }
 }
@@ -74,6 +86,7 @@ impl fmt::Display for StoreUrl {
         match self {
             StoreUrl::Sqlite(p) => write!(f, "sqlite:{}", p.display()),
             StoreUrl::Postgres(u) => f.write_str(&redact(u)),
+            StoreUrl::Nats(u) => u.fmt(f),
         }
     }
 }
@@ -107,6 +120,20 @@ mod tests {
         let msg = err.to_string();
         assert!(msg.contains("sqlite:PATH"), "{msg}");
         assert!(!msg.contains("hunter2"), "{msg}");
+    }
+
+    #[test]
+    fn nats_urls_parse_and_hide_their_token() {
+        let url =
+            StoreUrl::parse("nats://s3cret@127.0.0.1:4222,127.0.0.1:4223/ORDERS").expect("nats");
+        assert_eq!(
+            url.to_string(),
+            "nats://***@127.0.0.1:4222,127.0.0.1:4223/ORDERS"
+        );
+        assert!(!format!("{url:?}").contains("s3cret"));
+        let err = StoreUrl::parse("nats://s3cret@h:4222").expect_err("no stream");
+        assert!(err.to_string().contains("no stream"), "{err}");
+        assert!(!err.to_string().contains("s3cret"), "{err}");
     }
 
     #[test]

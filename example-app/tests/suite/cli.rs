@@ -5,7 +5,7 @@ use std::process::{Command, Stdio};
 use super::sqlite::temp_store;
 use super::util::*;
 
-fn run_to_exit(args: &[&str]) -> (Option<i32>, String) {
+pub(super) fn run_to_exit(args: &[&str]) -> (Option<i32>, String) {
     let out = Command::new(BIN)
         .args(args)
         .env("RUST_LOG", "off")

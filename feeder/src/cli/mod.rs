@@ -93,6 +93,11 @@ pub struct RunArgs {
     /// Prefix of the order ids, unique per run [default: random].
     #[arg(long, env = "FEEDER_RUN_ID")]
     pub run_id: Option<String>,
+    /// Send only shard I of N of the schedule (1-based, e.g. 2/3): N
+    /// feeders with the same RATE, --run-id and --duration send the slots
+    /// of one feeder at RATE between them, without overlapping ids.
+    #[arg(long, value_name = "I/N", requires = "run_id")]
+    pub shard: Option<crate::shard::Shard>,
     /// Reply header that names the answering instance [default: X-Instance].
     #[arg(long, value_name = "NAME")]
     pub instance_header: Option<String>,
@@ -202,6 +207,9 @@ impl RunArgs {
         o.ack_log.clone_from(&self.ack_log);
         if let Some(id) = &self.run_id {
             o.run_id.clone_from(id);
+        }
+        if let Some(shard) = self.shard {
+            o.shard = shard;
         }
         if let Some(h) = &self.instance_header {
             o.instance_header.clone_from(h);

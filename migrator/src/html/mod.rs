@@ -33,10 +33,11 @@ pub enum HtmlError {
     },
 }
 
-/// Writes the report of `report` to `out`, the chart drawn from the ack log
-/// `acks` (a page without a chart, saying why, when that cannot be read).
-pub fn write(acks: &Path, report: &MigrationReport, out: &Path) -> Result<(), HtmlError> {
-    let timeline = Timeline::from_file(acks);
+/// Writes the report of `report` to `out`, the chart drawn from the ack logs
+/// `acks` (several feeders' merged in completion order; a page without a
+/// chart, saying why, when they cannot be read).
+pub fn write(acks: &[PathBuf], report: &MigrationReport, out: &Path) -> Result<(), HtmlError> {
+    let timeline = Timeline::from_files(acks);
     let page = render(report, timeline.as_ref().map_err(|e| e.to_string()));
     std::fs::write(out, page).map_err(|source| HtmlError::Write {
         path: out.to_path_buf(),

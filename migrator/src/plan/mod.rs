@@ -343,6 +343,28 @@ run_before_flip = "3s"
     }
 
     #[test]
+    fn several_external_feeders_are_listed_once_each() {
+        let external = GOOD.replace(
+            "target = \"https://shop.example.com/\"",
+            "mode = \"external\"\nack_logs = [\"/m1/acks.jsonl\", \"/m2/acks.jsonl\"]\n\
+             reports = [\"/m1/r.json\", \"/m2/r.json\"]",
+        );
+        let p = Plan::from_toml(&external).unwrap();
+        assert_eq!(p.feeder.ack_log_list().len(), 2);
+        assert_eq!(p.feeder.report_list().len(), 2);
+        let both = external.replace("ack_logs", "ack_log = \"/x\"\nack_logs");
+        assert!(err(&both).contains("feeder.ack_logs"), "{}", err(&both));
+        let twice = external.replace("/m2/acks.jsonl", "/m1/acks.jsonl");
+        assert!(err(&twice).contains("listed twice"), "{}", err(&twice));
+        let in_process = GOOD.replace("rate = 500", "rate = 500\nack_logs = [\"/a\"]");
+        assert!(
+            err(&in_process).contains("mode = \"external\""),
+            "{}",
+            err(&in_process)
+        );
+    }
+
+    #[test]
     fn good_plan_parses_with_defaults() {
         let p = Plan::from_toml(GOOD).unwrap();
         assert_eq!(p.feeder.rate, 500.0);

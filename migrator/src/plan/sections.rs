@@ -130,6 +130,14 @@ pub struct FeederPlan {
     /// External mode: the feeder's `--report`, read if present.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub report: Option<PathBuf>,
+    /// External mode, several feeders (`feeder … --shard I/N` on several
+    /// machines): their ack logs, instead of `ack_log`; reconciled as one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ack_logs: Vec<PathBuf>,
+    /// Their reports, instead of `report`: awaited, then merged (counts
+    /// summed, histograms merged) into the migration report's feeder section.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reports: Vec<PathBuf>,
     /// Load on A before the flip (counted from the feeder's start).
     #[serde(default = "default_run_before", with = "duration::serde_str")]
     pub run_before_flip: Duration,
@@ -144,6 +152,27 @@ pub struct FeederPlan {
     /// instance is named). Absent: the example-app order.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request: Option<feeder::RequestTemplate>,
+}
+
+impl FeederPlan {
+    /// The ack logs to read: `ack_logs`, else `ack_log` (empty: the
+    /// in-process feeder's default).
+    pub fn ack_log_list(&self) -> Vec<PathBuf> {
+        if self.ack_logs.is_empty() {
+            self.ack_log.iter().cloned().collect()
+        } else {
+            self.ack_logs.clone()
+        }
+    }
+
+    /// The external feeders' reports: `reports`, else `report`.
+    pub fn report_list(&self) -> Vec<PathBuf> {
+        if self.reports.is_empty() {
+            self.report.iter().cloned().collect()
+        } else {
+            self.reports.clone()
+        }
+    }
 }
 
 fn default_rate() -> f64 {
@@ -170,6 +199,8 @@ impl Default for FeederPlan {
             resolve: BTreeMap::new(),
             ack_log: None,
             report: None,
+            ack_logs: Vec::new(),
+            reports: Vec::new(),
             run_before_flip: default_run_before(),
             run_after_flip: default_run_after(),
             run_id: None,

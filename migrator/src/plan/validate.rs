@@ -112,12 +112,49 @@ impl Plan {
                 if f.timeout.is_zero() {
                     return Err(PlanError::key("feeder.timeout", "must be more than 0"));
                 }
+                if !f.ack_logs.is_empty() || !f.reports.is_empty() {
+                    let key = if f.ack_logs.is_empty() {
+                        "feeder.reports"
+                    } else {
+                        "feeder.ack_logs"
+                    };
+                    return Err(PlanError::key(
+                        key,
+                        "only with mode = \"external\" (several feeders run by you)",
+                    ));
+                }
             }
             FeederMode::External => {
-                if f.ack_log.is_none() {
+                match (&f.ack_log, f.ack_logs.is_empty()) {
+                    (None, true) => {
+                        return Err(PlanError::key(
+                            "feeder.ack_log",
+                            "missing: the external feeder's ack log (or feeder.ack_logs)",
+                        ))
+                    }
+                    (Some(_), false) => {
+                        return Err(PlanError::key(
+                            "feeder.ack_logs",
+                            "give feeder.ack_log or feeder.ack_logs, not both",
+                        ))
+                    }
+                    _ => {}
+                }
+                if f.report.is_some() && !f.reports.is_empty() {
                     return Err(PlanError::key(
-                        "feeder.ack_log",
-                        "missing: the external feeder's ack log",
+                        "feeder.reports",
+                        "give feeder.report or feeder.reports, not both",
+                    ));
+                }
+                let logs = f.ack_log_list();
+                if let Some(dup) = logs
+                    .iter()
+                    .enumerate()
+                    .find(|(i, p)| logs[..*i].contains(p))
+                {
+                    return Err(PlanError::key(
+                        "feeder.ack_logs",
+                        format!("{} is listed twice", dup.1.display()),
                     ));
                 }
             }

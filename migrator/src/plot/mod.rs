@@ -51,6 +51,15 @@ pub fn render(acks: &Path, steps: &[StepRecord], out: &Path) -> Result<(), PlotE
 
 /// [`render`] with the verdict of a finished report in the title.
 pub fn render_report(acks: &Path, report: &MigrationReport, out: &Path) -> Result<(), PlotError> {
+    render_report_merged(&[acks.to_path_buf()], report, out)
+}
+
+/// [`render_report`] for several feeders' ack logs, merged in completion order.
+pub fn render_report_merged(
+    acks: &[std::path::PathBuf],
+    report: &MigrationReport,
+    out: &Path,
+) -> Result<(), PlotError> {
     let title = if report.passed {
         "handover timeline: PASS".to_string()
     } else {
@@ -60,7 +69,7 @@ pub fn render_report(acks: &Path, report: &MigrationReport, out: &Path) -> Resul
         let more = if cut.len() < first.len() { "…" } else { "" };
         format!("handover timeline: FAIL ({cut}{more})")
     };
-    let timeline = Timeline::from_file(acks)?;
+    let timeline = Timeline::from_files(acks)?;
     draw(&timeline, &report.steps, &report.faults, &title, out).map_err(|reason| PlotError::Draw {
         path: out.to_path_buf(),
         reason,

@@ -8,7 +8,6 @@ use std::path::Path;
 use handover_contract::{AckRecord, Outcome};
 
 use super::PlotError;
-use crate::reconcile::acklog;
 
 /// Width of one bucket.
 pub const BUCKET_NS: u64 = 100_000_000;
@@ -158,9 +157,14 @@ impl Timeline {
 
     /// Streams an ack log into a timeline.
     pub fn from_file(acks: &Path) -> Result<Self, PlotError> {
+        Self::from_files(&[acks.to_path_buf()])
+    }
+
+    /// The timeline of several feeders' ack logs, merged in completion order.
+    pub fn from_files(acks: &[std::path::PathBuf]) -> Result<Self, PlotError> {
         let mut t = Timeline::default();
         let mut failure: Option<PlotError> = None;
-        let read = acklog::for_each(acks, |ack| {
+        let read = crate::reconcile::merged::for_each_merged(acks, |ack| {
             t.add(ack).map_err(|e| {
                 let text = e.to_string();
                 failure = Some(e);

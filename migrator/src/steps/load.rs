@@ -115,7 +115,7 @@ impl Load {
 
     /// Ends the load and returns its report (in process) or reads the
     /// external feeder's once its ack log has stopped growing.
-    pub async fn finish(self, cx: &mut Ctx, ack_log: &Path) -> LoadEnd {
+    pub async fn finish(self, cx: &mut Ctx, ack_logs: &[PathBuf]) -> LoadEnd {
         match self {
             Load::InProcess { handle, .. } => {
                 handle.stop();
@@ -130,18 +130,27 @@ impl Load {
                     },
                 }
             }
-            Load::External { since, .. } => match cx.plan.feeder.report.clone() {
-                // The report is written last, after the ack log is flushed:
-                // the one sure sign that the external feeder is done.
-                Some(path) => wait_external_report(cx, &path, since).await,
-                None => {
-                    wait_ack_log_quiet(cx, ack_log).await;
-                    LoadEnd {
+            Load::External { since, .. } => {
+                let reports = cx.plan.feeder.report_list();
+                if reports.is_empty() {
+                    wait_ack_log_quiet(cx, ack_logs).await;
+                    return LoadEnd {
                         report: None,
                         problem: None,
+                    };
+                }
+                // A report is written last, after its ack log is flushed:
+                // the one sure sign that an external feeder is done.
+                let mut got = Vec::with_capacity(reports.len());
+                for path in &reports {
+                    let end = wait_external_report(cx, path, since).await;
+                    match end.report {
+                        Some(r) => got.push((path.display().to_string(), r)),
+                        None => return end,
                     }
                 }
-            },
+                merged(got)
+            }
         }
     }
 }
@@ -218,7 +227,30 @@ async fn wait_external_report(cx: &mut Ctx, path: &PathBuf, since: SystemTime) -
     }
 }
 
-async fn wait_ack_log_quiet(cx: &mut Ctx, ack_log: &Path) {
+/// One feeder's report as it is; several merged (counts summed, histograms
+/// merged, so the percentiles are the whole load's).
+fn merged(mut reports: Vec<(String, FeederReport)>) -> LoadEnd {
+    if reports.len() == 1 {
+        return LoadEnd {
+            report: reports.pop().map(|(_, r)| r),
+            problem: None,
+        };
+    }
+    match feeder::merge::merge(&reports) {
+        Ok(r) => LoadEnd {
+            report: Some(r),
+            problem: None,
+        },
+        Err(e) => LoadEnd {
+            report: None,
+            problem: Some(format!(
+                "the external feeders' reports cannot be merged: {e}"
+            )),
+        },
+    }
+}
+
+async fn wait_ack_log_quiet(cx: &mut Ctx, ack_logs: &[PathBuf]) {
     // Feeders buffer their ack log: only a long silence means "done".
     let quiet = (cx.plan.feeder.timeout * 2 + Duration::from_secs(1)).max(Duration::from_secs(10));
     cx.out.warn(&format!(
@@ -226,12 +258,13 @@ async fn wait_ack_log_quiet(cx: &mut Ctx, ack_log: &Path) {
         secs(quiet)
     ));
     let deadline = Instant::now() + EXTERNAL_WAIT;
-    let mut last = (file_len(ack_log), Instant::now());
+    let total = || ack_logs.iter().map(|p| file_len(p)).sum::<u64>();
+    let mut last = (total(), Instant::now());
     while Instant::now() < deadline && last.1.elapsed() < quiet {
         if cx.tick().await.is_err() {
             break;
         }
-        let len = file_len(ack_log);
+        let len = total();
         if len != last.0 {
             last = (len, Instant::now());
         }

@@ -95,7 +95,9 @@ struct Pipeline {
     workdir: PathBuf,
     reaper: Reaper,
     report: MigrationReport,
-    ack_log: PathBuf,
+    /// The ack logs reconciled: the in-process feeder's, or the external
+    /// feeders' (`feeder.ack_logs`); the first is where an in-process feeder writes.
+    ack_logs: Vec<PathBuf>,
     /// What B's start command left running (stopped on a rollback).
     b_proc: Option<Started>,
     /// Reasons that fail the run whatever the verdict says.
@@ -174,11 +176,10 @@ pub async fn run(opts: RunOptions) -> Result<RunOutcome, RunError> {
     let switch = switch::from_plan(&plan, token)
         .map_err(|e| RunError::Preflight(preflight::refusal(&e.into())))?;
     let converge = sources::converge::from_plan(&plan).map_err(RunError::Preflight)?;
-    let ack_log = plan
-        .feeder
-        .ack_log
-        .clone()
-        .unwrap_or_else(|| workdir.join("acks.jsonl"));
+    let mut ack_logs = plan.feeder.ack_log_list();
+    if ack_logs.is_empty() {
+        ack_logs.push(workdir.join("acks.jsonl"));
+    }
     let mut p = Pipeline {
         cx: Ctx {
             plan,
@@ -197,7 +198,7 @@ pub async fn run(opts: RunOptions) -> Result<RunOutcome, RunError> {
             started_at: rfc3339_now(),
             ..MigrationReport::default()
         },
-        ack_log,
+        ack_logs,
         b_proc: None,
         failures: Vec::new(),
         converge,
@@ -211,7 +212,7 @@ pub async fn run(opts: RunOptions) -> Result<RunOutcome, RunError> {
         &mut p.cx,
         p.switch.as_ref(),
         &p.converge,
-        &p.ack_log,
+        &p.ack_logs[0],
         dry_run,
     )
     .await
@@ -235,7 +236,7 @@ pub async fn run(opts: RunOptions) -> Result<RunOutcome, RunError> {
             exit_code: exit::OK,
         });
     }
-    let load = Load::start(&p.cx, &p.ack_log).await?;
+    let load = Load::start(&p.cx, &p.ack_logs[0]).await?;
     Ok(p.cutover(load).await)
 }
 
@@ -464,7 +465,7 @@ impl Pipeline {
     /// one is), gives the verdict.
     async fn finish(mut self, load: Load, against: Option<Against>) -> RunOutcome {
         let run_id = load.run_id(self.cx.plan.feeder.run_id.as_deref());
-        let ended = load.finish(&mut self.cx, &self.ack_log).await;
+        let ended = load.finish(&mut self.cx, &self.ack_logs).await;
         self.report.feeder = ended.report;
         self.failures.extend(ended.problem);
         if let (true, Some(b), Some(f)) = (self.moved, &self.b_instance, &self.report.feeder) {
@@ -482,7 +483,7 @@ impl Pipeline {
                 self.end(step, StepOutcome::Skipped, why.clone()).await;
                 self.report.unreconciled = Some(why);
             } else {
-                match reconcile::run(&self.cx, &self.ack_log, against, run_id).await {
+                match reconcile::run(&self.cx, &self.ack_logs, against, run_id).await {
                     Ok(r) => {
                         let d = reconcile::detail(&r);
                         self.report.reconcile = Some(r);
@@ -509,7 +510,7 @@ impl Pipeline {
         };
         let d = verdict::detail(&self.report);
         self.end(step, outcome, d).await;
-        verdict::write_outputs(&self.cx.out, &self.report, &self.outputs, &self.ack_log);
+        verdict::write_outputs(&self.cx.out, &self.report, &self.outputs, &self.ack_logs);
         RunOutcome {
             exit_code: verdict::exit_code(&self.report),
             report: self.report,

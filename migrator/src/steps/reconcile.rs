@@ -4,7 +4,7 @@
 //! ([`crate::sources::reconcile`]). The work is [`crate::reconcile`]'s; this
 //! step chooses where to read and prints the progress.
 
-use std::path::Path;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -43,11 +43,11 @@ pub fn source_plan(
     plan
 }
 
-/// Reconciles `ack_log` against what the service stores. `run`: the
+/// Reconciles the ack logs against what the service stores. `run`: the
 /// feeder's run id (what `{run}` stands for), when known.
 pub async fn run(
     cx: &Ctx,
-    ack_log: &Path,
+    ack_logs: &[PathBuf],
     against: Against,
     run: Option<String>,
 ) -> Result<ReconcileReport, ReconcileError> {
@@ -100,13 +100,7 @@ pub async fn run(
         Against::B => source::wait_source(plan).map_err(ReconcileError::Internal)?,
         Against::A => None,
     };
-    reconcile::reconcile_source(
-        &[ack_log.to_path_buf()],
-        stored.as_ref(),
-        wait.as_deref(),
-        &opts,
-    )
-    .await
+    reconcile::reconcile_source(ack_logs, stored.as_ref(), wait.as_deref(), &opts).await
 }
 
 /// The report line of a reconciliation.

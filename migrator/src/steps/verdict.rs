@@ -3,7 +3,7 @@
 //! step), then the outputs: the human summary, the JSON report, the plot,
 //! the HTML report.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use handover_contract::exit;
 
@@ -53,7 +53,12 @@ pub fn exit_code(report: &MigrationReport) -> i32 {
 }
 
 /// Prints the summary and writes the JSON report and the plot where asked.
-pub fn write_outputs(out: &Printer, report: &MigrationReport, outputs: &Outputs, ack_log: &Path) {
+pub fn write_outputs(
+    out: &Printer,
+    report: &MigrationReport,
+    outputs: &Outputs,
+    ack_logs: &[PathBuf],
+) {
     // A fleet's runs (labelled with their host) are summed up by the fleet.
     if super::progress::LABEL.try_with(|_| ()).is_err() {
         let mut summary = vec![b'\n'];
@@ -73,13 +78,13 @@ pub fn write_outputs(out: &Printer, report: &MigrationReport, outputs: &Outputs,
         }
     }
     if let Some(path) = &outputs.plot {
-        match crate::plot::render_report(ack_log, report, path) {
+        match crate::plot::render_report_merged(ack_logs, report, path) {
             Ok(()) => out.note(&format!("plot: {}", path.display())),
             Err(e) => out.warn(&format!("cannot draw plot {}: {e}", path.display())),
         }
     }
     if let Some(path) = &outputs.html {
-        match crate::html::write(ack_log, report, path) {
+        match crate::html::write(ack_logs, report, path) {
             Ok(()) => out.note(&format!("html: {}", path.display())),
             Err(e) => out.warn(&e.to_string()),
         }
