@@ -32,6 +32,21 @@ use super::{StoreError, StoreOptions, StoredEvent};
 /// How long a connection waits for another process's write lock.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Waits for another process's write lock in short, even steps. SQLite's
+/// own handler (`busy_timeout`) sleeps 1, 2, 5, 10 … up to 100 ms between
+/// tries, so while A and B both write (the handover window) an append could
+/// wait tens of milliseconds for a lock that was free after one group
+/// commit (about one fsync). Returns false once [`BUSY_TIMEOUT`] is spent.
+fn wait_for_lock(tries: i32) -> bool {
+    const STEP: Duration = Duration::from_micros(250);
+    let spent = STEP * u32::try_from(tries).unwrap_or(u32::MAX);
+    if spent >= BUSY_TIMEOUT {
+        return false;
+    }
+    std::thread::sleep(STEP);
+    true
+}
+
 /// The SQLite event store.
 pub type SqliteStore = Store<Sqlite>;
 
@@ -55,7 +70,7 @@ fn connect(path: &Path) -> rusqlite::Result<Connection> {
             | OpenFlags::SQLITE_OPEN_CREATE
             | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )?;
-    conn.busy_timeout(BUSY_TIMEOUT)?;
+    conn.busy_handler(Some(wait_for_lock))?;
     let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
     if !mode.eq_ignore_ascii_case("wal") {
         return Err(rusqlite::Error::InvalidParameterName(format!(
@@ -338,5 +353,21 @@ impl Backend for Sqlite {
 
     fn describe(&self) -> String {
         format!("sqlite:{}", self.path.display())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_lock_is_waited_for_in_short_steps_until_the_timeout() {
+        let t = std::time::Instant::now();
+        assert!(wait_for_lock(0), "the first try waits");
+        assert!(t.elapsed() < Duration::from_millis(50), "one step is short");
+        let last = i32::try_from(BUSY_TIMEOUT.as_micros() / 250).unwrap_or(i32::MAX);
+        assert!(wait_for_lock(last - 1));
+        assert!(!wait_for_lock(last), "gives up after BUSY_TIMEOUT");
+        assert!(!wait_for_lock(i32::MAX));
     }
 }
