@@ -27,6 +27,29 @@ pub struct Health {
     pub checks: HealthChecks,
 }
 
+impl Health {
+    /// The document of an idle instance whose store is fine, at `applied`
+    /// of `head` (stand-in servers in tests and benchmarks; the example
+    /// app builds its own from live state).
+    pub fn idle(instance: &str, applied: u64, head: u64) -> Health {
+        Health {
+            healthy: true,
+            instance: instance.to_string(),
+            applied,
+            head,
+            lag: head.saturating_sub(applied),
+            draining: false,
+            in_flight: 0,
+            requests_total: 0,
+            last_request_at: None,
+            checks: HealthChecks {
+                store: "ok".into(),
+                fault: None,
+            },
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HealthChecks {
     /// `"ok"`, or each failing store task and why: `"writer: …; follower: …"`.

@@ -20,7 +20,7 @@ use axum::Router;
 use bytes::Bytes;
 use clap::Parser;
 use handover_contract::order::line_items_digest;
-use handover_contract::{AckRecord, Health, HealthChecks, LineItem, Order, Outcome};
+use handover_contract::{AckRecord, Health, LineItem, Order, Outcome};
 use migrator::reconcile::{reconcile, Progress, ReconcileOptions};
 
 #[derive(Parser)]
@@ -117,21 +117,7 @@ async fn serve(n: u64, acks: PathBuf) {
     }
     log.flush().unwrap();
     let body = Bytes::from(body);
-    let health = Health {
-        healthy: true,
-        instance: "bench".into(),
-        applied: n,
-        head: n,
-        lag: 0,
-        draining: false,
-        in_flight: 0,
-        requests_total: 0,
-        last_request_at: None,
-        checks: HealthChecks {
-            store: "ok".into(),
-            fault: None,
-        },
-    };
+    let health = Health::idle("bench", n, n);
     let app = Router::new()
         .route("/health", get(move || async move { axum::Json(health) }))
         .route(

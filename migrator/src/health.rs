@@ -121,23 +121,11 @@ fn classify(status: u16, health: Option<Health>) -> Probe {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use handover_contract::HealthChecks;
 
     fn doc(healthy: bool) -> Health {
         Health {
             healthy,
-            instance: "a".into(),
-            applied: 1,
-            head: 1,
-            lag: 0,
-            draining: false,
-            in_flight: 0,
-            requests_total: 0,
-            last_request_at: None,
-            checks: HealthChecks {
-                store: "ok".into(),
-                fault: None,
-            },
+            ..Health::idle("a", 1, 1)
         }
     }
 

@@ -17,7 +17,7 @@ use axum::routing::get;
 use axum::Router;
 use bytes::Bytes;
 use handover_contract::order::line_items_digest;
-use handover_contract::{AckRecord, Health, HealthChecks, LineItem, Order, Outcome};
+use handover_contract::{AckRecord, Health, LineItem, Order, Outcome};
 use migrator::reconcile::{reconcile, reconcile_files, Progress, ReconcileError, ReconcileOptions};
 
 mod common;
@@ -47,18 +47,7 @@ async fn health(State(fake): State<Arc<Fake>>) -> Response {
     };
     let doc = Health {
         healthy: applied == head,
-        instance: "b".into(),
-        applied,
-        head,
-        lag: head - applied,
-        draining: false,
-        in_flight: 0,
-        requests_total: 0,
-        last_request_at: None,
-        checks: HealthChecks {
-            store: "ok".into(),
-            fault: None,
-        },
+        ..Health::idle("b", applied, head)
     };
     let status = if applied == head {
         StatusCode::OK

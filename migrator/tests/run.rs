@@ -368,21 +368,7 @@ fn lagging_health(pid_file: std::path::PathBuf) -> std::net::SocketAddr {
         rt.block_on(async move {
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
             tx.send(listener.local_addr().unwrap()).unwrap();
-            let health = handover_contract::Health {
-                healthy: true,
-                instance: "b-lagging".into(),
-                applied: 10,
-                head: 100_000,
-                lag: 99_990,
-                draining: false,
-                in_flight: 0,
-                requests_total: 0,
-                last_request_at: None,
-                checks: handover_contract::HealthChecks {
-                    store: "ok".into(),
-                    fault: None,
-                },
-            };
+            let health = handover_contract::Health::idle("b-lagging", 10, 100_000);
             let app = axum::Router::new().route(
                 "/health",
                 get(move || {

@@ -22,10 +22,11 @@ pub use ssh::HostError;
 
 use crate::plan::{FeederMode, Origin, Plan};
 
-/// Checks every host the plan lets us see; `Err` when one named by an
-/// `ssh` key cannot be read (the run is refused: a host we cannot reach
-/// now is one we cannot stop or start later).
-pub async fn check(plan: &Plan) -> Result<Vec<Finding>, HostError> {
+/// Checks every host the plan lets us see against the load it plans
+/// (returned with the findings); `Err` when one named by an `ssh` key
+/// cannot be read (the run is refused: a host we cannot reach now is one we
+/// cannot stop or start later).
+pub async fn check(plan: &Plan) -> Result<(Load, Vec<Finding>), HostError> {
     let load = load_of(plan);
     let unit = plan.host_checks.unit.clone();
     let mut jobs = Vec::new();
@@ -81,10 +82,11 @@ pub async fn check(plan: &Plan) -> Result<Vec<Finding>, HostError> {
         }
     }
     let read = try_join_all(jobs).await?;
-    Ok(read
+    let findings = read
         .iter()
         .flat_map(|(role, host, facts)| judge::judge(*role, host, facts, &load))
-        .collect())
+        .collect();
+    Ok((load, findings))
 }
 
 type Job<'a> = futures::future::BoxFuture<'a, Result<(Role, String, Facts), HostError>>;
@@ -133,7 +135,7 @@ fn read<'a>(
 }
 
 /// The load the hosts must carry.
-pub fn load_of(plan: &Plan) -> Load {
+fn load_of(plan: &Plan) -> Load {
     let f = &plan.feeder;
     Load {
         rate: f.rate,

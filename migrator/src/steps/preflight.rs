@@ -104,10 +104,9 @@ pub async fn run(
 /// load: fatal findings refuse the run, warnings too with `strict`.
 async fn check_hosts(cx: &Ctx, dry_run: bool) -> Result<(), StepError> {
     let plan = &cx.plan;
-    let findings = host::check(plan)
+    let (load, findings) = host::check(plan)
         .await
         .map_err(|e| StepError::Host(e.to_string()))?;
-    let load = host::load_of(plan);
     if dry_run || !load.loopback {
         cx.out.note(&format!(
             "host checks at {}/s, timeout {}, in flight ≤ {}{}:",

@@ -108,7 +108,6 @@ impl ConvergeSource for HealthPositions {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use handover_contract::HealthChecks;
 
     /// Serves `doc` as `/health` on 127.0.0.1; returns its URL.
     async fn serve(doc: Health) -> Url {
@@ -126,21 +125,7 @@ mod tests {
     }
 
     fn doc(applied: u64, head: u64) -> Health {
-        Health {
-            healthy: true,
-            instance: "x".into(),
-            applied,
-            head,
-            lag: head - applied,
-            draining: false,
-            in_flight: 0,
-            requests_total: 0,
-            last_request_at: None,
-            checks: HealthChecks {
-                store: "ok".into(),
-                fault: None,
-            },
-        }
+        Health::idle("x", applied, head)
     }
 
     /// Blind spot: B whose view of the store stopped at position 10 says
