@@ -23,6 +23,8 @@
 //! - [`store`]: the event-store trait, the one store over its backends
 //!   (`sqlite:`, `postgres://`), group commit, the hand-off to subscribers.
 //! - [`metrics`]: Prometheus text for `/metrics`.
+//! - `steady`: the chunked list and sharded index the projection grows
+//!   without long pauses.
 
 pub mod admin;
 pub mod api;
@@ -37,6 +39,7 @@ pub mod orders;
 pub mod projection;
 pub mod run;
 pub mod server;
+mod steady;
 pub mod store;
 
 pub use opts::Opts;

@@ -19,6 +19,7 @@ use serde::{Serialize, Serializer};
 use tokio::sync::oneshot;
 
 use crate::domain::Event;
+use crate::steady::{ChunkedVec, ShardedMap};
 use crate::store::StoredEvent;
 
 /// One stored order, compact.
@@ -97,9 +98,10 @@ struct State {
     company_index: HashSet<String>,
     users: Vec<User>,
     user_index: HashMap<Arc<str>, usize>,
-    orders: Vec<OrderRec>,
-    /// Order id → index of its first event in `orders`.
-    order_index: HashMap<Arc<str>, u32>,
+    /// Grown a chunk at a time: no copy of every order under the write lock.
+    orders: ChunkedVec<OrderRec>,
+    /// Order id → index of its first event in `orders`; one shard rehashes at a time.
+    order_index: ShardedMap<Arc<str>, u32>,
     /// Shared copies of repeated strings (user ids, products, instance names).
     strings: HashSet<Arc<str>>,
 }
@@ -147,7 +149,7 @@ impl State {
                     placed_by: self.intern(&o.placed_by),
                 };
                 let index = u32::try_from(self.orders.len()).unwrap_or(u32::MAX);
-                self.order_index.entry(rec.id.clone()).or_insert(index);
+                self.order_index.insert_first(rec.id.clone(), index);
                 self.orders.push(rec);
             }
         }
@@ -301,7 +303,9 @@ impl Projection {
                 out.push(b',');
             }
             // Writing to a Vec cannot fail and OrderRec always serializes.
-            let _ = serde_json::to_writer(&mut *out, &st.orders[i]);
+            if let Some(order) = st.orders.get(i) {
+                let _ = serde_json::to_writer(&mut *out, order);
+            }
             if format == ListFormat::Ndjson {
                 out.push(b'\n');
             }
@@ -314,6 +318,7 @@ impl Projection {
 mod tests {
     use super::*;
     use crate::domain::Event;
+    use crate::steady::{ChunkedVec, ShardedMap};
 
     fn order_event(position: u64, id: &str, qty: u32) -> StoredEvent {
         let o = Order {
