@@ -1,8 +1,15 @@
 #!/usr/bin/env bash
-# The README's first command: build every binary, then run the whole cutover on
-# this machine (edge + example-app A and B + feeder), e.g.
+# The README's first command: build the three binaries the demo runs, then run
+# the whole cutover on this machine (edge + example-app A and B + the feeder
+# inside migrator), e.g.
 #   scripts/demo.sh --rate 1000 --duration 20s --plot handover.svg --workdir demo-out
+#
+# It builds the `demo` profile (Cargo.toml): on a fresh machine the first run
+# is mostly this compile, and the demo profile builds in about half the time
+# of `release` (docs/benchmarks.md). For rates past ~10,000/s or numbers to
+# compare with docs/benchmarks.md, build release: HANDOVER_PROFILE=release.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build --release --workspace --bins
-exec "${CARGO_TARGET_DIR:-target}/release/migrator" demo "$@"
+PROFILE=${HANDOVER_PROFILE:-demo}
+cargo build --profile "$PROFILE" --bin migrator --bin example-app --bin edge
+exec "${CARGO_TARGET_DIR:-target}/$PROFILE/migrator" demo "$@"

@@ -5,8 +5,10 @@ use example_app::Opts;
 
 /// glibc malloc spent about a quarter of the request path's CPU (requests
 /// allocate on the runtime threads, the store writer frees on its own).
+/// mimalloc does as well as jemalloc did here and builds in seconds, not a
+/// minute (docs/benchmarks.md).
 #[global_allocator]
-static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
     let opts = Opts::parse();
