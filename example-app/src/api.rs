@@ -526,6 +526,20 @@ async fn metrics_text(State(app): State<Arc<App>>) -> Response {
     );
     metrics::single(
         &mut out,
+        "handover_store_commit_max_seconds",
+        "gauge",
+        "The longest write transaction (lock wait, writes, durable flush).",
+        s.commit_max_us as f64 / 1e6,
+    );
+    metrics::single(
+        &mut out,
+        "handover_store_slow_commits_total",
+        "counter",
+        "Write transactions of 10 ms or more (each is logged).",
+        s.slow_commits,
+    );
+    metrics::single(
+        &mut out,
         "handover_store_handed_over_total",
         "counter",
         "Own commits applied from memory instead of read back from the store.",

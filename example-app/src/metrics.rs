@@ -96,7 +96,7 @@ impl Metrics {
 }
 
 /// Appends one gauge or counter with its help and type lines.
-pub fn single(out: &mut String, name: &str, kind: &str, help: &str, value: u64) {
+pub fn single(out: &mut String, name: &str, kind: &str, help: &str, value: impl std::fmt::Display) {
     let _ = writeln!(
         out,
         "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"

@@ -318,7 +318,6 @@ impl Projection {
 mod tests {
     use super::*;
     use crate::domain::Event;
-    use crate::steady::{ChunkedVec, ShardedMap};
 
     fn order_event(position: u64, id: &str, qty: u32) -> StoredEvent {
         let o = Order {

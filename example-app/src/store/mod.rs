@@ -86,6 +86,10 @@ pub struct StoreStats {
     pub appends: u64,
     /// The most appends one transaction carried: > 1 shows group commit.
     pub max_batch: u64,
+    /// The longest write transaction, µs (lock wait, writes, durable flush).
+    pub commit_max_us: u64,
+    /// Write transactions of 10 ms or more (each is logged).
+    pub slow_commits: u64,
     /// Own commits a subscriber in this process took from memory instead of
     /// reading them back from the store.
     pub handed_over: u64,

@@ -27,7 +27,7 @@
 use std::collections::HashMap;
 use std::str::FromStr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
 use futures::{FutureExt, StreamExt};
@@ -261,6 +261,7 @@ async fn writer_loop(
             }
         };
         gather(&mut batch, first, &mut rx, max_batch);
+        let started = Instant::now();
         // Err((message, the server was away)).
         let result: Result<Committed, (String, bool)> = async {
             if writer.as_ref().is_none_or(|w| w.client.is_closed()) {
@@ -286,7 +287,7 @@ async fn writer_loop(
             writer = None;
             tracing::warn!(error = %msg, batch = batch.len(), "postgres group commit failed");
         }
-        shared.settle(&mut batch, result);
+        shared.settle(&mut batch, result, started);
     }
 }
 

@@ -17,7 +17,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
 use futures::FutureExt;
@@ -202,13 +202,14 @@ fn writer_loop(
             }
         };
         gather(&mut batch, first, &mut rx, max_batch);
+        let started = Instant::now();
         let outcome = commit_batch(&mut conn, &batch);
         unavailable = outcome.as_ref().is_err_and(store_away);
         let outcome = outcome.map_err(|e| {
             tracing::warn!(error = %e, batch = batch.len(), "sqlite group commit failed");
             format!("append failed: {e}")
         });
-        shared.settle(&mut batch, outcome);
+        shared.settle(&mut batch, outcome, started);
     }
 }
 

@@ -8,6 +8,7 @@
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
+use std::time::Duration;
 
 use super::StoreStats;
 
@@ -127,14 +128,30 @@ pub(crate) struct Status {
     commits: AtomicU64,
     appends: AtomicU64,
     max_batch: AtomicU64,
+    /// The longest write transaction so far, µs.
+    commit_max_us: AtomicU64,
+    /// Write transactions that took [`SLOW_COMMIT`] or longer.
+    slow_commits: AtomicU64,
 }
 
+/// A commit this slow is logged: every append in it waited that long, so a
+/// gap in the feeder's replies can be lined up with it (and with the disk).
+pub const SLOW_COMMIT: Duration = Duration::from_millis(10);
+
 impl Status {
-    /// Counts one write transaction that carried `appends` appends.
-    pub fn record_commit(&self, appends: u64) {
+    /// Counts one write transaction that carried `appends` appends and took
+    /// `took` (from taking the batch to the store's answer: lock wait,
+    /// writes, the durable flush).
+    pub fn record_commit(&self, appends: u64, took: Duration) {
         self.commits.fetch_add(1, Ordering::Relaxed);
         self.appends.fetch_add(appends, Ordering::Relaxed);
         self.max_batch.fetch_max(appends, Ordering::Relaxed);
+        let us = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
+        self.commit_max_us.fetch_max(us, Ordering::Relaxed);
+        if took >= SLOW_COMMIT {
+            self.slow_commits.fetch_add(1, Ordering::Relaxed);
+            tracing::info!(commit_ms = us as f64 / 1000.0, appends, "slow store commit");
+        }
     }
 
     /// The counters; `handed_over` is the hand-off's to fill in.
@@ -143,6 +160,8 @@ impl Status {
             commits: self.commits.load(Ordering::Relaxed),
             appends: self.appends.load(Ordering::Relaxed),
             max_batch: self.max_batch.load(Ordering::Relaxed),
+            commit_max_us: self.commit_max_us.load(Ordering::Relaxed),
+            slow_commits: self.slow_commits.load(Ordering::Relaxed),
             handed_over: 0,
         }
     }
@@ -204,9 +223,10 @@ mod tests {
     #[test]
     fn counts_commits_appends_and_the_largest_batch() {
         let s = Status::default();
-        s.record_commit(3);
-        s.record_commit(1);
+        s.record_commit(3, Duration::from_millis(12));
+        s.record_commit(1, Duration::from_micros(300));
         let c = s.counters();
         assert_eq!((c.commits, c.appends, c.max_batch), (2, 4, 3));
+        assert_eq!((c.commit_max_us, c.slow_commits), (12_000, 1));
     }
 }

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::future::IntoFuture;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_nats::jetstream::context::PublishErrorKind;
 use async_nats::jetstream::message::PublishMessage;
@@ -201,6 +201,7 @@ pub(super) async fn run(
             }
         };
         gather(&mut batch, first, &mut rx, max_batch);
+        let started = Instant::now();
         let outcomes = writer.publish(&batch).await;
         // Committed requests are settled as one commit, failed ones with the
         // first failure (their outcome is unknown to them: 503).
@@ -221,12 +222,12 @@ pub(super) async fn run(
             }
         }
         if !done.is_empty() {
-            shared.settle(&mut done, Ok(results));
+            shared.settle(&mut done, Ok(results), started);
         }
         failing = why.is_some();
         if let Some(why) = why {
             tracing::warn!(error = %why, failed = failed.len(), "nats publish failed");
-            shared.settle(&mut failed, Err(why));
+            shared.settle(&mut failed, Err(why), started);
         }
     }
 }
