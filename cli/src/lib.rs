@@ -3,6 +3,7 @@
 //!
 //! - [`main`]: logging on stderr (`RUST_LOG`), the runtime, the error printed
 //!   with its cause chain (`{:#}`), the exit code.
+//! - [`listen`]: the servers' listening socket, with a deep accept queue.
 //! - [`shutdown`]: the one shutdown trigger (SIGTERM or Ctrl-C).
 //! - [`style`]: colour for people, named for meaning, plain under `NO_COLOR`
 //!   or a pipe; durations as people read them.
@@ -10,6 +11,7 @@
 //! Exit codes themselves are part of the wire contract
 //! (`handover_contract::exit`): scripts rely on them.
 
+pub mod listen;
 pub mod shutdown;
 pub mod style;
 

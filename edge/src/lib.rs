@@ -100,9 +100,7 @@ pub async fn run(opts: Opts, shutdown: impl Future<Output = ()>) -> Result<(), E
 }
 
 async fn bind(what: &'static str, addr: SocketAddr) -> Result<TcpListener, Error> {
-    TcpListener::bind(addr)
-        .await
-        .map_err(|source| Error::Bind { what, addr, source })
+    handover_cli::listen::listen(addr).map_err(|source| Error::Bind { what, addr, source })
 }
 
 /// A configured edge, ready to serve on listeners the caller bound.

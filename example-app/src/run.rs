@@ -6,7 +6,6 @@ use std::io::Write;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::{ApiConfig, App};
@@ -121,8 +120,7 @@ pub async fn run(
     }
     let head = follower::catch_up(&*store, &projection, catch_up_limit).await?;
 
-    let listener = TcpListener::bind(opts.listen)
-        .await
+    let listener = handover_cli::listen::listen(opts.listen)
         .map_err(|e| RunError::Config(format!("cannot listen on {}: {e}", opts.listen)))?;
     let addr = listener
         .local_addr()

@@ -37,8 +37,7 @@ impl handover_cli::ExitStatus for RunError {
 
 /// Binds `addr`; a busy or invalid address is the operator's to fix.
 pub async fn bind(addr: std::net::SocketAddr) -> Result<TcpListener, RunError> {
-    TcpListener::bind(addr)
-        .await
+    handover_cli::listen::listen(addr)
         .map_err(|e| RunError::Usage(format!("cannot listen on {addr} (--listen): {e}")))
 }
 
