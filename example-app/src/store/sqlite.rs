@@ -26,7 +26,7 @@ use tokio::sync::mpsc;
 
 use super::backend::{Backend, Shared, Store};
 use super::group_commit::{gather, AppendRequest, Committed};
-use super::status::Task;
+use super::status::{Task, SLOW_COMMIT};
 use super::{StoreError, StoreOptions, StoredEvent};
 
 /// How long a connection waits for another process's write lock.
@@ -203,7 +203,12 @@ fn writer_loop(
         };
         gather(&mut batch, first, &mut rx, max_batch);
         let started = Instant::now();
-        let outcome = commit_batch(&mut conn, &batch);
+        let outcome = commit_batch(&mut conn, &batch).map(|(committed, phases)| {
+            if started.elapsed() >= SLOW_COMMIT {
+                phases.log(batch.len());
+            }
+            committed
+        });
         unavailable = outcome.as_ref().is_err_and(store_away);
         let outcome = outcome.map_err(|e| {
             tracing::warn!(error = %e, batch = batch.len(), "sqlite group commit failed");
@@ -227,10 +232,39 @@ fn store_away(e: &rusqlite::Error) -> bool {
     )
 }
 
+/// Where one commit's time went: a slow commit is the disk's doing (flush)
+/// or the other process's (lock), or neither (this one was not running).
+struct Phases {
+    /// BEGIN IMMEDIATE: waiting for the write lock.
+    lock: Duration,
+    /// The inserts (pages into the WAL, in the page cache).
+    write: Duration,
+    /// COMMIT: the WAL's durable write (fsync).
+    flush: Duration,
+}
+
+impl Phases {
+    fn log(&self, appends: usize) {
+        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+        tracing::info!(
+            lock_ms = ms(self.lock),
+            write_ms = ms(self.write),
+            flush_ms = ms(self.flush),
+            appends,
+            "slow sqlite commit phases"
+        );
+    }
+}
+
 /// One transaction for the whole batch: per event, its position and, when the
-/// key already existed, the stored payload.
-fn commit_batch(conn: &mut Connection, batch: &[AppendRequest]) -> rusqlite::Result<Committed> {
+/// key already existed, the stored payload; and where its time went.
+fn commit_batch(
+    conn: &mut Connection,
+    batch: &[AppendRequest],
+) -> rusqlite::Result<(Committed, Phases)> {
+    let begin = Instant::now();
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let lock = begin.elapsed();
     let mut out = Vec::with_capacity(batch.len());
     {
         let mut insert = tx.prepare_cached(
@@ -253,8 +287,11 @@ fn commit_batch(conn: &mut Connection, batch: &[AppendRequest]) -> rusqlite::Res
             out.push((u64::try_from(row.0).unwrap_or(0), row.1));
         }
     }
+    let write = begin.elapsed() - lock;
+    let flush = Instant::now();
     tx.commit()?;
-    Ok(out)
+    let flush = flush.elapsed();
+    Ok((out, Phases { lock, write, flush }))
 }
 
 /// How often the poller copies the WAL into the database file.
@@ -272,8 +309,22 @@ fn poller_loop(conn: Connection, shared: Arc<Shared>, stop: Arc<AtomicBool>, int
     while !stop.load(Ordering::Relaxed) {
         if last_checkpoint.elapsed() >= CHECKPOINT_EVERY {
             last_checkpoint = std::time::Instant::now();
-            if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
-                tracing::debug!(error = %e, "sqlite checkpoint failed");
+            // (busy, WAL frames, frames copied into the database file)
+            let ran = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+                Ok((r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))
+            });
+            match ran {
+                Err(e) => tracing::debug!(error = %e, "sqlite checkpoint failed"),
+                // A slow one shows whether a slow commit flush ran beside it.
+                Ok((frames, copied)) if last_checkpoint.elapsed() >= SLOW_COMMIT => {
+                    tracing::info!(
+                        checkpoint_ms = last_checkpoint.elapsed().as_secs_f64() * 1000.0,
+                        frames,
+                        copied,
+                        "slow sqlite checkpoint"
+                    );
+                }
+                Ok(_) => {}
             }
         }
         let mut step = || -> rusqlite::Result<Option<u64>> {
