@@ -1,22 +1,24 @@
 //! Counters for `GET /metrics` (Prometheus text format).
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
+use std::fmt::{self, Write as _};
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
 /// Label for replies the edge produced itself before choosing an origin.
-pub const NO_ORIGIN: &str = "none";
+const NO_ORIGIN: &str = "none";
 
 /// Replies counted by (label, status), in a stable order for rendering.
-type ByStatus = Mutex<BTreeMap<(String, u16), u64>>;
+type ByStatus<L> = Mutex<BTreeMap<(L, u16), u64>>;
 
 #[derive(Debug, Default)]
 pub struct Metrics {
-    /// (origin `ip:port` or `none`, status) → replies.
-    proxy: ByStatus,
+    /// (origin, or none for the edge's own replies, status) → replies.
+    /// Keyed by address, not text: counting a proxied reply allocates nothing.
+    proxy: ByStatus<Option<SocketAddr>>,
     /// (method, status) → API replies.
-    api: ByStatus,
+    api: ByStatus<String>,
     /// (origin IP, fault kind) → proxy faults applied (see `origin_faults`).
     proxy_faults: Mutex<BTreeMap<(String, &'static str), u64>>,
     record_changes: AtomicU64,
@@ -26,12 +28,16 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    pub fn proxy_reply(&self, origin: &str, status: u16) {
-        count(&self.proxy, origin, status);
+    /// One proxied reply from `origin` (`None`: the edge's own, before an
+    /// origin was chosen).
+    pub fn proxy_reply(&self, origin: Option<SocketAddr>, status: u16) {
+        let mut m = self.proxy.lock().unwrap_or_else(|p| p.into_inner());
+        *m.entry((origin, status)).or_insert(0) += 1;
     }
 
     pub fn api_reply(&self, method: &str, status: u16) {
-        count(&self.api, method, status);
+        let mut m = self.api.lock().unwrap_or_else(|p| p.into_inner());
+        *m.entry((method.to_string(), status)).or_insert(0) += 1;
     }
 
     /// One proxy fault of `kind` applied to traffic for `origin` (an IP).
@@ -67,6 +73,7 @@ impl Metrics {
             "Proxied requests by origin and reply status.",
             "origin",
             &self.proxy,
+            |origin| OriginLabel(*origin),
         );
         render_by_status(
             &mut out,
@@ -74,6 +81,7 @@ impl Metrics {
             "API requests by method and reply status.",
             "method",
             &self.api,
+            |method| method.clone(),
         );
         let name = "edge_proxy_faults_injected_total";
         let _ = writeln!(
@@ -120,22 +128,30 @@ impl Metrics {
     }
 }
 
-/// Counts one reply under (`label`, `status`).
-fn count(counter: &ByStatus, label: &str, status: u16) {
-    let mut m = counter.lock().unwrap_or_else(|p| p.into_inner());
-    *m.entry((label.to_string(), status)).or_insert(0) += 1;
+/// A proxy counter's origin label: `ip:port`, or `none`.
+struct OriginLabel(Option<SocketAddr>);
+
+impl fmt::Display for OriginLabel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(origin) => origin.fmt(f),
+            None => f.write_str(NO_ORIGIN),
+        }
+    }
 }
 
 /// One counter family labelled by `label_name` and `status`.
-fn render_by_status(
+fn render_by_status<L, D: fmt::Display>(
     out: &mut String,
     name: &str,
     help: &str,
     label_name: &str,
-    counter: &ByStatus,
+    counter: &ByStatus<L>,
+    label: impl Fn(&L) -> D,
 ) {
     let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
-    for ((label, status), n) in counter.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+    for ((key, status), n) in counter.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+        let label = label(key);
         let _ = writeln!(
             out,
             "{name}{{{label_name}=\"{label}\",status=\"{status}\"}} {n}"
@@ -150,9 +166,10 @@ mod tests {
     #[test]
     fn renders_labelled_counters() {
         let m = Metrics::default();
-        m.proxy_reply("127.0.0.2:8080", 200);
-        m.proxy_reply("127.0.0.2:8080", 200);
-        m.proxy_reply(NO_ORIGIN, 530);
+        let origin: SocketAddr = "127.0.0.2:8080".parse().unwrap_or_else(|_| unreachable!());
+        m.proxy_reply(Some(origin), 200);
+        m.proxy_reply(Some(origin), 200);
+        m.proxy_reply(None, 530);
         m.record_changed();
         let text = m.render(3);
         assert!(

@@ -12,6 +12,14 @@ pub const HEADER: &str = "cf-ray";
 static NEXT: AtomicU64 = AtomicU64::new(0);
 static SEED: OnceLock<u64> = OnceLock::new();
 
+/// A new id as a header value: made once per request, shared (not copied)
+/// by the request to the origin, the reply and an error page.
+pub fn next_header() -> http::HeaderValue {
+    // 16 hex digits, '-', 3 letters: always a valid header value.
+    http::HeaderValue::from_maybe_shared(bytes::Bytes::from(next()))
+        .unwrap_or_else(|_| http::HeaderValue::from_static("0-EDG"))
+}
+
 /// A new id, unique within this process and unlikely to repeat across runs.
 pub fn next() -> String {
     let seed = *SEED.get_or_init(rand::random::<u64>);

@@ -11,7 +11,6 @@
 //!   broke the connection after the request was sent: 520.
 
 use super::forward::Failure;
-use crate::metrics::NO_ORIGIN;
 use crate::upstream::{Body, ConnectError};
 use bytes::Bytes;
 use http::{header, HeaderValue, Response, StatusCode};
@@ -69,10 +68,10 @@ impl EdgeError {
     }
 
     /// The `origin` label of the metrics: the origin when one was chosen.
-    pub(super) fn origin_label(&self) -> String {
+    pub(super) fn origin(&self) -> Option<SocketAddr> {
         match self {
-            EdgeError::Origin { origin, .. } => origin.to_string(),
-            _ => NO_ORIGIN.to_string(),
+            EdgeError::Origin { origin, .. } => Some(*origin),
+            _ => None,
         }
     }
 
@@ -167,14 +166,14 @@ mod tests {
     fn where_a_failure_came_from_decides_the_reply() {
         let refused = origin_failure(Failure::Connect(ConnectError::Refused, None));
         assert_eq!(refused.reply().1, 521);
-        assert_eq!(refused.origin_label(), "127.0.0.2:8080");
+        assert_eq!(refused.origin(), "127.0.0.2:8080".parse().ok());
         let slow = origin_failure(Failure::Connect(ConnectError::Timeout, None));
         assert_eq!(slow.status(), 522);
         assert_eq!(origin_failure(Failure::Timeout).status(), 524);
         assert_eq!(EdgeError::UnknownHost.reply().1, 1001);
         assert_eq!(EdgeError::UnknownHost.status(), 530);
         assert_eq!(EdgeError::NotProxied.status(), 403);
-        assert_eq!(EdgeError::NoHost.origin_label(), NO_ORIGIN);
+        assert_eq!(EdgeError::NoHost.origin(), None);
     }
 
     #[test]

@@ -33,7 +33,8 @@ use crate::upstream::{Pool, Sender};
 use client_stream::{Abort, ClientStream};
 use error_page::EdgeError;
 use forward::{Failure, Outgoing};
-use http::{Request, Response};
+use headers::Peer;
+use http::{HeaderValue, Request, Response};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -87,6 +88,7 @@ pub async fn serve(
         tracker.spawn(async move {
             let client = Arc::new(ClientConn::new());
             let abort = Arc::new(Abort::default());
+            let from = Arc::new(Peer::new(peer));
             let svc = {
                 let proxy = Arc::clone(&proxy);
                 let client = Arc::clone(&client);
@@ -95,12 +97,13 @@ pub async fn serve(
                     let proxy = Arc::clone(&proxy);
                     let client = Arc::clone(&client);
                     let abort = Arc::clone(&abort);
+                    let from = Arc::clone(&from);
                     async move {
                         let call = Call {
                             client: &client,
                             abort: &abort,
-                            peer,
-                            ray: crate::ray::next(),
+                            peer: &from,
+                            ray: crate::ray::next_header(),
                             json: headers::wants_json(req.headers()),
                         };
                         Ok::<_, Infallible>(proxy.handle(req, &call).await)
@@ -134,8 +137,8 @@ pub async fn serve(
 struct Call<'a> {
     client: &'a ClientConn,
     abort: &'a Abort,
-    peer: SocketAddr,
-    ray: String,
+    peer: &'a Peer,
+    ray: HeaderValue,
     /// The client asked for JSON error pages.
     json: bool,
 }
@@ -152,7 +155,7 @@ impl Proxy {
 
     /// The origin's reply, or the edge's own for what went wrong.
     async fn respond(&self, req: Request<Incoming>, call: &Call<'_>, turn: Turn) -> Response<Body> {
-        let (ray, json) = (call.ray.as_str(), call.json);
+        let (ray, json) = (&call.ray, call.json);
         let Some(host) = routing::host_of(&req) else {
             return self.refuse(EdgeError::NoHost, "", ray, json);
         };
@@ -191,7 +194,7 @@ impl Proxy {
                     sender,
                 });
                 self.metrics
-                    .proxy_reply(&origin.to_string(), resp.status().as_u16());
+                    .proxy_reply(Some(origin), resp.status().as_u16());
                 headers::prepare_response(resp, ray)
             }
             Err(failure) => self.refuse(EdgeError::Origin { origin, failure }, &host, ray, json),
@@ -204,7 +207,7 @@ impl Proxy {
     /// already waiting on it has its origin connection dropped.
     fn reset(&self, call: &Call<'_>, host: &str, origin: IpAddr) -> Response<Body> {
         call.abort.trip();
-        tracing::info!(%origin, %host, peer = %call.peer, "proxy fault: client connection reset");
+        tracing::info!(%origin, %host, peer = %call.peer.addr, "proxy fault: client connection reset");
         let mut resp = Response::new(http_body_util::Either::Right(http_body_util::Full::new(
             bytes::Bytes::new(),
         )));
@@ -271,10 +274,15 @@ impl Proxy {
     }
 
     /// The edge's own reply: logged when the origin failed, counted, rendered.
-    fn refuse(&self, error: EdgeError, host: &str, ray: &str, json: bool) -> Response<Body> {
+    fn refuse(
+        &self,
+        error: EdgeError,
+        host: &str,
+        ray: &HeaderValue,
+        json: bool,
+    ) -> Response<Body> {
         error.log(host, self.origin_timeout);
-        self.metrics
-            .proxy_reply(&error.origin_label(), error.status());
-        error.page(host, ray, json)
+        self.metrics.proxy_reply(error.origin(), error.status());
+        error.page(host, ray.to_str().unwrap_or_default(), json)
     }
 }
