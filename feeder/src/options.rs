@@ -130,15 +130,16 @@ impl Options {
         }
     }
 
-    /// The number of workers (connections) actually used. By default the
-    /// in-flight cap — a connection for every request in flight, so that
-    /// during a server stall each request still reaches the server at its
-    /// due time rather than queueing inside the feeder — bounded by the
-    /// open-file limit (raised to its hard limit first; see [`fd_budget`]).
-    /// Workers are started on demand, so a fast server still gets few.
+    /// The number of workers (connections) actually used. By default a
+    /// connection for every request in flight, so that during a server
+    /// stall each request still reaches the server at its due time rather
+    /// than queueing inside the feeder — up to [`DEFAULT_MAX_CONNECTIONS`]
+    /// and what the open-file limit allows (raised to its hard limit first;
+    /// see [`fd_budget`]). Workers are started on demand, so a fast server
+    /// still gets few.
     pub fn connection_cap(&self) -> usize {
         self.connections
-            .unwrap_or_else(|| self.in_flight_cap().min(fd_budget()))
+            .unwrap_or_else(|| default_connections(self.in_flight_cap()).min(fd_budget()))
             .max(1)
     }
 
@@ -265,6 +266,24 @@ pub fn seeded_users() -> Vec<String> {
 /// (the ack log, stdio, the runtime, the report).
 const FD_RESERVE: u64 = 64;
 
+/// Connections a run opens at most unless `--connections` says otherwise.
+///
+/// One per request in flight (rate × timeout: 40,000 at 20,000/s) let every
+/// server stall open as many connections as slots came due during it:
+/// `migrator demo --rate 20000` reached 10,000+ connections, the kernel's
+/// search for a free port among the TIME_WAIT sockets took 60 % of the
+/// feeder's CPU (`__inet_check_established`, perf), the edge ran out of file
+/// descriptors and the run collapsed. 1,024 carry a stall of 1,024 / rate
+/// at due time (51 ms at 20,000/s); a longer one queues inside the feeder,
+/// its latency still counted from the due time and its wait reported as
+/// `queued_max_ms`.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
+
+/// The default connection cap for an in-flight cap (before the open-file limit).
+pub fn default_connections(in_flight_cap: usize) -> usize {
+    in_flight_cap.min(DEFAULT_MAX_CONNECTIONS)
+}
+
 /// How many load connections the open-file limit allows. The soft limit is
 /// raised to the hard one once (the usual 1,024 would cap a feeder far below
 /// what a stall at thousands of requests per second needs).
@@ -309,6 +328,20 @@ mod tests {
         let mut o = opts(10.0);
         o.run_id = "has space".into();
         assert!(o.validate().is_err());
+    }
+
+    #[test]
+    fn connections_default_to_the_in_flight_cap_up_to_1024() {
+        // 100/s × 2 s: one connection per request in flight.
+        assert_eq!(default_connections(opts(100.0).in_flight_cap()), 200);
+        // 20,000/s × 2 s = 40,000 in flight, but no connection storm.
+        assert_eq!(
+            default_connections(opts(20_000.0).in_flight_cap()),
+            DEFAULT_MAX_CONNECTIONS
+        );
+        let mut o = opts(20_000.0);
+        o.connections = Some(5000);
+        assert_eq!(o.connection_cap(), 5000);
     }
 
     #[test]

@@ -76,8 +76,8 @@ pub struct RunArgs {
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     pub max_in_flight: Option<u64>,
     /// Workers, each with one keep-alive connection [default: the in-flight
-    /// cap, at most 256]. Extra slots wait for a free worker; their latency
-    /// still counts from the due time.
+    /// cap, at most 1024 and what the open-file limit allows]. Extra slots
+    /// wait for a free worker; their latency still counts from the due time.
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     pub connections: Option<u64>,
     /// HTTP client: auto (the feeder's own HTTP/1.1 client for http, reqwest

@@ -63,7 +63,8 @@ pub struct Load {
     pub rate: f64,
     /// The feeder's request timeout: how long a burst may queue.
     pub timeout: Duration,
-    /// The in-flight cap: at worst one connection each.
+    /// Connections the feeder may open: one per request in flight, up to
+    /// its default cap (`feeder::options::DEFAULT_MAX_CONNECTIONS`).
     pub concurrency: u64,
     /// How long the store takes writes.
     pub duration: Duration,
