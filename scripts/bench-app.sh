@@ -8,6 +8,7 @@ cd "$(dirname "$0")/.."
 DURATION="${1:-20}"
 CONNS="${2:-64}"
 TARGET="${CARGO_TARGET_DIR:-target}"
+LOAD="$(cut -d" " -f1-3 /proc/loadavg)"
 
 if ! command -v wrk >/dev/null 2>&1; then
   echo "== installing wrk"
@@ -107,3 +108,21 @@ printf '%-44s %s MB\n' "RSS holding them (live, after catch-up)" "$RSS_LIVE"
 printf '%-44s %s MB\n' "RSS after streaming the listing" "$RSS_AFTER_LIST"
 printf '%-44s %.2f s\n' "restart: start to listening (catch-up)" "$RESTART_S"
 printf '%-44s %s MB\n' "RSS after restart" "$RSS_RESTART"
+
+# docs/benchmarks.md: this script's section, with the date and load average.
+{
+  printf '## One instance (scripts/bench-app.sh)\n\n'
+  # shellcheck disable=SC2016 # backquotes are Markdown here
+  printf '`scripts/bench-app.sh %s %s` (wrk -t2 POST /orders, unique ids, one SQLite instance,\n' "$DURATION" "$CONNS"
+  printf 'release build), %s cores (%s), %s, load average before: %s.\n\n' "$(nproc)" \
+    "$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)" "$(date -u +%Y-%m-%d)" "$LOAD"
+  printf '| metric | value |\n|:--|--:|\n'
+  printf '| POST /orders per second (c=%s) | %s |\n' "$CONNS" "$RPS"
+  printf '| latency p50 / p99 | %s / %s |\n' "$P50" "$P99"
+  printf '| non-2xx, socket errors | %s, %s |\n' "${NON2XX:-0}" "${ERRS:-none}"
+  printf '| RSS holding 1,000,000 orders (after catch-up) | %s MB |\n' "$RSS_LIVE"
+  printf '| GET /orders NDJSON, all of them | %.2f s |\n' "$LIST_S"
+  printf '| restart: start to listening (catch-up of 1,000,000) | %.2f s, RSS %s MB |\n' "$RESTART_S" "$RSS_RESTART"
+  printf '\nGoal (issue 15): p99 < 20 ms at ≥ 40,000 orders/s.\n'
+} | python3 scripts/lib/doc_section.py docs/benchmarks.md "## One instance (scripts/bench-app.sh)"
+echo "written to docs/benchmarks.md"

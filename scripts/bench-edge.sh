@@ -17,6 +17,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 WORK=$(mktemp -d)
 PIDS=()
+LOAD=$(cut -d" " -f1-3 /proc/loadavg)
 
 cleanup() {
     for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
@@ -140,3 +141,20 @@ printf '\nedge/direct rate: %s %%  (goal >= 50 %%); edge/HAProxy rate: %s %%\n' 
     "$(pct "$E_RPS" "$D_RPS")" "$(pct "$E_RPS" "$H_RPS")"
 printf 'p50 added by the hop: edge %s ms, HAProxy %s ms  (goal < 1 ms)\n' \
     "$(minus "$E_P50" "$D_P50")" "$(minus "$H_P50" "$D_P50")"
+
+# docs/benchmarks.md: this script's section, with the date and load average.
+{
+    printf '## The edge'"'"'s proxy hop (scripts/bench-edge.sh)\n\n'
+    # shellcheck disable=SC2016 # backquotes are Markdown here
+    printf '`scripts/bench-edge.sh` (wrk -t%s -c%s -d%s, release build), %s cores (%s), %s,\n' \
+        "$THREADS" "$CONNECTIONS" "$DURATION" "$(nproc)" \
+        "$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)" "$(date -u +%Y-%m-%d)"
+    printf 'load average before the runs: %s. wrk, the origin and the proxy share the cores.\n\n' "$LOAD"
+    printf '| path | req/s | p50 ms | p99 ms | non-2xx | %% of direct |\n|:--|---:|---:|---:|---:|---:|\n'
+    printf '| direct to origin | %s | %s | %s | %s | 100.0 |\n' "$D_RPS" "$D_P50" "$D_P99" "$D_BAD"
+    printf '| through the edge | %s | %s | %s | %s | %s |\n' "$E_RPS" "$E_P50" "$E_P99" "$E_BAD" "$(pct "$E_RPS" "$D_RPS")"
+    printf '| through HAProxy (Debian) | %s | %s | %s | %s | %s |\n' "$H_RPS" "$H_P50" "$H_P99" "$H_BAD" "$(pct "$H_RPS" "$D_RPS")"
+    printf '\nedge/direct %s %% (goal ≥ 50 %%), edge/HAProxy %s %%; p50 added by the hop: edge %s ms, HAProxy %s ms.\n' \
+        "$(pct "$E_RPS" "$D_RPS")" "$(pct "$E_RPS" "$H_RPS")" "$(minus "$E_P50" "$D_P50")" "$(minus "$H_P50" "$D_P50")"
+} | python3 "$ROOT/scripts/lib/doc_section.py" "$ROOT/docs/benchmarks.md" "## The edge's proxy hop (scripts/bench-edge.sh)"
+echo "written to docs/benchmarks.md" >&2
