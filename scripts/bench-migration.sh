@@ -71,8 +71,8 @@ store_url() {
 }
 
 
-table="| store | rate/s | result | sent | failed | missed | lost | converge ms | overlap ms | p99 ms (all) | p99 ms (handover) | handover/all | max gap ms | commit under the gap ms | machine stall ms | gap goal |
-|:--|---:|:--|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|:--|"
+table="| store | rate/s | result | sent | failed | missed | lost | converge ms | overlap ms | p99 ms (all) | p99 ms (handover) | handover/all | max gap ms | gap at s | commit under the gap ms | machine stall ms | gap goal |
+|:--|---:|:--|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|:--|"
 best=""
 for store in "${STORES[@]}"; do
   best_store="none"
@@ -93,11 +93,11 @@ for store in "${STORES[@]}"; do
     CT_PID=""
     stall="$(awk '/Max:/ {printf "%.1f", $NF / 1000}' "$WORK/ct.txt")"
     if [ ! -f "$dir/report.json" ]; then
-      table+=$'\n'"| $store | $rate | no report (exit $code) | | | | | | | | | | | | | |"
+      table+=$'\n'"| $store | $rate | no report (exit $code) | | | | | | | | | | | | | | |"
       continue
     fi
-    commit="$(python3 scripts/lib/gap_cause.py "$dir" | cut -f2)"
-    row="$(jq -r --arg store "$store" --arg rate "$rate" --arg commit "$commit" --arg stall "${stall:--}" '
+    IFS=$'\t' read -r _ commit gap_at < <(python3 scripts/lib/gap_cause.py "$dir")
+    row="$(jq -r --arg store "$store" --arg rate "$rate" --arg commit "$commit" --arg at "${gap_at:--}" --arg stall "${stall:--}" '
       def r1: if . == null then "-" else (. * 10 | round / 10 | tostring) end;
       def num: tonumber? // 0;
       (.feeder.max_gap_ms // null) as $gap |
@@ -114,7 +114,7 @@ for store in "${STORES[@]}"; do
         (if (.feeder.handover.window_p99_ms // null) != null and (.feeder.latency_ms.p99 // 0) > 0
          then (.feeder.handover.window_p99_ms / .feeder.latency_ms.p99 * 100 | round / 100 | tostring) + "×"
          else "-" end),
-        ($gap | r1),
+        ($gap | r1), $at,
         $commit, $stall,
         (if $gap == null then "-"
          elif $gap <= 10 then "met"
@@ -143,7 +143,8 @@ load average before the runs: $LOAD.
 \"overlap\": both instances answering; \"p99 (handover)\": replies inside that window;
 \"handover/all\": that p99 over the whole run's (goal ≤ 2×, issue 15). \"commit under
 the gap\": the longest store commit (A or B logs each of 10 ms or more) whose time
-overlaps the run's max gap; \"machine stall\": the longest wake-up delay cyclictest saw
+overlaps the run's max gap, which began \"gap at\" seconds after the load started;
+\"machine stall\": the longest wake-up delay cyclictest saw
 during the run. Gap goal: max gap ≤ 10 ms (\"met\"), else ≤ the commit under it + 5 ms
 (\"disk\") or ≤ the machine stall + 5 ms (\"machine\").
 

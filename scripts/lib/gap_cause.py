@@ -5,8 +5,9 @@
 
 Reads the ack log (the longest time between two successful replies) and
 A's and B's logs (each store commit of 10 ms or more is logged when it
-ends, with its duration) and prints, tab-separated: the gap in ms and the
-longest slow commit whose time overlaps the gap ("-" when none did). A gap
+ends, with its duration) and prints, tab-separated: the gap in ms, the
+longest slow commit whose time overlaps the gap ("-" when none did) and
+when the gap began, in seconds after the first due time. A gap
 with such a commit under it waited for the store: for SQLite the log line
 beside it says whether that was the fsync (flush_ms) or the other
 instance's lock (lock_ms).
@@ -40,7 +41,7 @@ def main() -> None:
             if ack.get("outcome") == "ok":
                 done.append(ack["done_ns"])
     if not done:
-        print("-\t-")
+        print("-\t-\t-")
         return
     # As the feeder counts it: from the first due time to the last.
     points = sorted(done)
@@ -60,7 +61,8 @@ def main() -> None:
             began = ended - int(took * 1e6)
             if began < end and ended > start:
                 under.append(took)
-    print(f"{gap / 1e6:.1f}\t{max(under):.1f}" if under else f"{gap / 1e6:.1f}\t-")
+    commit = f"{max(under):.1f}" if under else "-"
+    print(f"{gap / 1e6:.1f}\t{commit}\t{(start - points[0]) / 1e9:.2f}")
 
 
 if __name__ == "__main__":
