@@ -75,8 +75,8 @@ fn preflight_warns_and_strict_refuses_on_a_host_warning() {
     let stage = Stage::start("");
     let mut plan = stage.plan();
     plan.host_checks.enabled = true;
-    // More in flight than any open-file limit allows: a warning, not fatal.
-    plan.feeder.max_in_flight = Some(50_000_000);
+    // More connections than any open-file limit allows: a warning, not fatal.
+    plan.feeder.connections = Some(50_000_000);
     let out = stage.run_plan(&plan, &["--dry-run"]);
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
     let all = format!("{}{}", out.stdout, out.stderr);

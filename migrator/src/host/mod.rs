@@ -141,10 +141,12 @@ fn load_of(plan: &Plan) -> Load {
         rate: f.rate,
         timeout: f.timeout,
         // The feeder opens a connection per request in flight, up to its cap.
-        concurrency: feeder::options::default_connections(
-            f.max_in_flight
-                .unwrap_or_else(|| (f.rate * f.timeout.as_secs_f64()).ceil().max(1.0) as usize),
-        ) as u64,
+        concurrency: f.connections.unwrap_or_else(|| {
+            feeder::options::default_connections(
+                f.max_in_flight
+                    .unwrap_or_else(|| (f.rate * f.timeout.as_secs_f64()).ceil().max(1.0) as usize),
+            )
+        }) as u64,
         duration: f.run_before_flip
             + f.run_after_flip
             + plan.timeouts.drain

@@ -119,6 +119,10 @@ pub struct FeederPlan {
     pub rate: f64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_in_flight: Option<usize>,
+    /// The feeder's connections (`--connections`); default: one per request
+    /// in flight, at most 1,024.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connections: Option<usize>,
     #[serde(default = "default_feeder_timeout", with = "duration::serde_str")]
     pub timeout: Duration,
     /// Connect a host name to a fixed address, like `curl --resolve`.
@@ -195,6 +199,7 @@ impl Default for FeederPlan {
             target: None,
             rate: default_rate(),
             max_in_flight: None,
+            connections: None,
             timeout: default_feeder_timeout(),
             resolve: BTreeMap::new(),
             ack_log: None,

@@ -109,6 +109,9 @@ impl Plan {
                 if f.max_in_flight == Some(0) {
                     return Err(PlanError::key("feeder.max_in_flight", "must be at least 1"));
                 }
+                if f.connections == Some(0) {
+                    return Err(PlanError::key("feeder.connections", "must be at least 1"));
+                }
                 if f.timeout.is_zero() {
                     return Err(PlanError::key("feeder.timeout", "must be more than 0"));
                 }

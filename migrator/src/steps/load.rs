@@ -51,6 +51,7 @@ impl Load {
                 let mut o = feeder::Options::new(target, f.rate);
                 o.timeout = f.timeout;
                 o.max_in_flight = f.max_in_flight;
+                o.connections = f.connections;
                 o.ack_log = Some(ack_log.to_path_buf());
                 if let Some(id) = &f.run_id {
                     o.run_id = id.clone();
