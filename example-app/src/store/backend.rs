@@ -7,7 +7,7 @@
 //! the head is published to them, and the status and counters are reported.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures::future::BoxFuture;
 use futures::FutureExt;
@@ -131,18 +131,17 @@ impl Shared {
     /// the head is published, and the head before anyone is answered; a
     /// failed one is the writer's failure until its next commit, and its
     /// requests get the error (their outcome is unknown to them: 503).
-    /// `started` is when the writer took the batch.
+    /// `took` is how long the store took to answer the batch.
     pub fn settle(
         &self,
         batch: &mut Vec<AppendRequest>,
         outcome: Result<Committed, String>,
-        started: Instant,
+        took: Duration,
     ) {
         match outcome {
             Ok(results) => {
                 let settled = group_commit::pair(batch.drain(..), results);
-                self.status
-                    .record_commit(settled.len() as u64, started.elapsed());
+                self.status.record_commit(settled.len() as u64, took);
                 self.status.tasks.ok(Task::Writer);
                 self.handoff.remember(
                     settled

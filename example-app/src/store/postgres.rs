@@ -278,6 +278,7 @@ async fn writer_loop(
             }
         }
         .await;
+        let took = started.elapsed();
         unavailable = matches!(result, Err((_, true)));
         let result = result.map_err(|(msg, _)| msg);
         if let Err(msg) = &result {
@@ -287,7 +288,7 @@ async fn writer_loop(
             writer = None;
             tracing::warn!(error = %msg, batch = batch.len(), "postgres group commit failed");
         }
-        shared.settle(&mut batch, result, started);
+        shared.settle(&mut batch, result, took);
     }
 }
 

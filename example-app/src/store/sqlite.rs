@@ -203,8 +203,10 @@ fn writer_loop(
         };
         gather(&mut batch, first, &mut rx, max_batch);
         let started = Instant::now();
-        let outcome = commit_batch(&mut conn, &batch).map(|(committed, phases)| {
-            if started.elapsed() >= SLOW_COMMIT {
+        let outcome = commit_batch(&mut conn, &batch);
+        let took = started.elapsed();
+        let outcome = outcome.map(|(committed, phases)| {
+            if took >= SLOW_COMMIT {
                 phases.log(batch.len());
             }
             committed
@@ -214,7 +216,7 @@ fn writer_loop(
             tracing::warn!(error = %e, batch = batch.len(), "sqlite group commit failed");
             format!("append failed: {e}")
         });
-        shared.settle(&mut batch, outcome, started);
+        shared.settle(&mut batch, outcome, took);
     }
 }
 

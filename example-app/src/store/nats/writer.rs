@@ -203,6 +203,7 @@ pub(super) async fn run(
         gather(&mut batch, first, &mut rx, max_batch);
         let started = Instant::now();
         let outcomes = writer.publish(&batch).await;
+        let took = started.elapsed();
         // Committed requests are settled as one commit, failed ones with the
         // first failure (their outcome is unknown to them: 503).
         let mut done = Vec::with_capacity(batch.len());
@@ -222,12 +223,12 @@ pub(super) async fn run(
             }
         }
         if !done.is_empty() {
-            shared.settle(&mut done, Ok(results), started);
+            shared.settle(&mut done, Ok(results), took);
         }
         failing = why.is_some();
         if let Some(why) = why {
             tracing::warn!(error = %why, failed = failed.len(), "nats publish failed");
-            shared.settle(&mut failed, Err(why), started);
+            shared.settle(&mut failed, Err(why), took);
         }
     }
 }
