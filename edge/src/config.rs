@@ -38,6 +38,10 @@ pub struct Config {
     /// No TCP connection to the origin within this: 522.
     #[serde(default = "default_connect_timeout", with = "serde_str")]
     pub connect_timeout: Duration,
+    /// Threads serving proxied connections, each with its own origin pool.
+    /// Absent: one per core.
+    #[serde(default)]
+    pub proxy_threads: Option<usize>,
     /// Where records persist; relative paths are relative to the config file.
     /// Absent: state lives in memory only.
     #[serde(default)]
@@ -99,6 +103,9 @@ pub struct RecordConfig {
     pub priority: Option<u16>,
 }
 
+/// More threads than this is a typo, not a machine.
+const MAX_PROXY_THREADS: usize = 1024;
+
 fn loopback_any() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 0))
 }
@@ -146,9 +153,19 @@ impl Config {
         Ok(config)
     }
 
+    /// The number of proxy threads: `proxy_threads`, or one per core.
+    pub fn proxy_threads(&self) -> usize {
+        self.proxy_threads.unwrap_or_else(|| {
+            std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+        })
+    }
+
     fn validate(&self) -> Result<(), String> {
         if self.origin_port == 0 {
             return Err("origin_port must be 1-65535".into());
+        }
+        if matches!(self.proxy_threads, Some(n) if n == 0 || n > MAX_PROXY_THREADS) {
+            return Err(format!("proxy_threads must be 1-{MAX_PROXY_THREADS}"));
         }
         let mut names = std::collections::HashSet::new();
         for zone in &self.zones {
@@ -278,6 +295,7 @@ mod tests {
         assert_eq!(c.origin_port, 8080);
         assert_eq!(c.propagation, Duration::from_secs(2));
         assert_eq!(c.zones[0].records[0].content, "127.0.0.2");
+        assert!(c.proxy_threads() >= 1, "one per core when absent");
         assert!(
             !format!("{c:?}").contains("tok_"),
             "tokens must be redacted"
@@ -296,6 +314,8 @@ mod tests {
             ),
             ("[[zones]]\nname = \"z.test\"\nid = \"nothex\"\n", "32"),
             ("[faults]\nstatus = 404\ncount = 1\n", "status"),
+            ("proxy_threads = 0\n", "proxy_threads must be 1-1024"),
+            ("proxy_threads = -2\n", "proxy_threads"),
         ] {
             let err = Config::parse(&format!("{base}{extra}")).expect_err(extra);
             assert!(err.contains(needle), "{extra}: {err}");

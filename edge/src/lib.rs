@@ -106,7 +106,7 @@ async fn bind(what: &'static str, addr: SocketAddr) -> Result<TcpListener, Error
 /// A configured edge, ready to serve on listeners the caller bound.
 pub struct Edge {
     api: api::ApiState,
-    proxy: Arc<proxy::Proxy>,
+    proxy: proxy::Proxy,
 }
 
 impl Edge {
@@ -132,7 +132,7 @@ impl Edge {
             origin_faults: Arc::clone(&origin_faults),
             metrics: Arc::clone(&metrics),
         };
-        let proxy = Arc::new(proxy::Proxy {
+        let proxy = proxy::Proxy {
             routes,
             pool: upstream::Pool::new(
                 config.connect_timeout,
@@ -144,7 +144,8 @@ impl Edge {
             origin_port: config.origin_port,
             idle_timeout: config.idle_timeout,
             origin_timeout: config.origin_timeout,
-        });
+            threads: config.proxy_threads(),
+        };
         Ok(Edge { api, proxy })
     }
 
@@ -159,6 +160,12 @@ impl Edge {
     ) -> Result<(), Error> {
         let token = CancellationToken::new();
         let tracker = TaskTracker::new();
+        let proxy_task = tokio::spawn(proxy::start(
+            proxy,
+            &self.proxy,
+            token.clone(),
+            tracker.clone(),
+        )?);
         let api_faults = Arc::clone(&self.api.faults);
         let app = api::router(self.api);
         let api_task = {
@@ -169,12 +176,6 @@ impl Edge {
                     .await
             })
         };
-        let proxy_task = tokio::spawn(proxy::serve(
-            proxy,
-            self.proxy,
-            token.clone(),
-            tracker.clone(),
-        ));
         shutdown.await;
         // Held API calls (a `hang` fault) would otherwise hold up the drain.
         api_faults.close();

@@ -61,6 +61,15 @@ impl Pool {
         }
     }
 
+    /// An empty pool with the same settings (one per proxy thread).
+    pub fn fresh(&self) -> Pool {
+        Pool::new(
+            self.connect_timeout,
+            Arc::clone(&self.metrics),
+            Arc::clone(&self.faults),
+        )
+    }
+
     /// An idle pooled connection to `origin` (true: reused), or a new one.
     pub async fn get(&self, origin: SocketAddr) -> Result<(Sender, bool), ConnectError> {
         if self.faults.blackholed(origin.ip()) {

@@ -12,6 +12,8 @@
 //! - `error_page`: the edge's own replies, by where the failure came from.
 //! - `client_stream`: the client's connection, which a `reset` fault aborts
 //!   with an RST.
+//! - `workers`: the proxy's threads, one single-threaded runtime and origin
+//!   pool each; accepted connections are dealt to them in turn.
 //!
 //! Proxy faults ([`crate::origin_faults`]) are applied once the origin is
 //! chosen: a `reset` aborts the client connection instead of forwarding (or
@@ -25,6 +27,7 @@ mod forward;
 mod headers;
 mod routing;
 mod sticky;
+mod workers;
 
 use crate::metrics::Metrics;
 use crate::origin_faults::OriginFaults;
@@ -53,6 +56,9 @@ pub use crate::upstream::Body;
 #[derive(Debug)]
 pub struct Proxy {
     pub routes: Arc<Routes>,
+    /// Idle origin connections; each proxy thread has its own (see
+    /// [`Proxy::for_thread`]), since a connection's task runs on the thread
+    /// that opened it.
     pub pool: Pool,
     pub metrics: Arc<Metrics>,
     /// Faults armed per origin IP (shared with the admin API and the pool).
@@ -60,12 +66,30 @@ pub struct Proxy {
     pub origin_port: u16,
     pub idle_timeout: Duration,
     pub origin_timeout: Duration,
+    /// Proxy threads (`proxy_threads`).
+    pub threads: usize,
 }
 
-/// Accepts until `shutdown`, then lets every connection finish its request.
-pub async fn serve(
+/// Starts the proxy threads; the returned future accepts until `shutdown`,
+/// deals each connection to a thread in turn, then lets every connection
+/// finish its request (the threads stop when it completes or is dropped).
+pub fn start(
     listener: TcpListener,
-    proxy: Arc<Proxy>,
+    proxy: &Proxy,
+    shutdown: CancellationToken,
+    tracker: TaskTracker,
+) -> std::io::Result<impl std::future::Future<Output = ()> + Send + 'static> {
+    let workers = workers::Workers::start(proxy.threads)?;
+    let proxies: Vec<Arc<Proxy>> = (0..workers.len())
+        .map(|_| Arc::new(proxy.for_thread()))
+        .collect();
+    Ok(serve(listener, workers, proxies, shutdown, tracker))
+}
+
+async fn serve(
+    listener: TcpListener,
+    workers: workers::Workers,
+    proxies: Vec<Arc<Proxy>>,
     shutdown: CancellationToken,
     tracker: TaskTracker,
 ) {
@@ -83,52 +107,78 @@ pub async fn serve(
             },
         };
         let _ = stream.set_nodelay(true);
-        let proxy = Arc::clone(&proxy);
+        // Re-registered with the chosen thread's reactor inside its task.
+        let stream = match stream.into_std() {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::debug!(%peer, error = %e, "accepted connection lost before dispatch");
+                continue;
+            }
+        };
+        let (i, thread) = workers.next();
+        let proxy = Arc::clone(&proxies[i]);
         let shutdown = shutdown.clone();
-        tracker.spawn(async move {
-            let client = Arc::new(ClientConn::new());
-            let abort = Arc::new(Abort::default());
-            let from = Arc::new(Peer::new(peer));
-            let svc = {
-                let proxy = Arc::clone(&proxy);
-                let client = Arc::clone(&client);
-                let abort = Arc::clone(&abort);
-                service_fn(move |req| {
-                    let proxy = Arc::clone(&proxy);
-                    let client = Arc::clone(&client);
-                    let abort = Arc::clone(&abort);
-                    let from = Arc::clone(&from);
-                    async move {
-                        let call = Call {
-                            client: &client,
-                            abort: &abort,
-                            peer: &from,
-                            ray: crate::ray::next_header(),
-                            json: headers::wants_json(req.headers()),
-                        };
-                        Ok::<_, Infallible>(proxy.handle(req, &call).await)
-                    }
-                })
-            };
-            let io = ClientStream::new(stream, abort);
-            let conn = hyper::server::conn::http1::Builder::new()
-                .timer(TokioTimer::new())
-                .serve_connection(TokioIo::new(io), svc);
-            tokio::pin!(conn);
-            let result = tokio::select! {
-                r = conn.as_mut() => r,
-                _ = shutdown.cancelled() => {
-                    conn.as_mut().graceful_shutdown();
-                    conn.await
-                }
-            };
-            if let Err(e) = result {
-                tracing::debug!(%peer, error = %e, "client connection ended with an error");
+        tracker.spawn_on(serve_connection(proxy, stream, peer, shutdown), thread);
+    }
+    tracker.wait().await;
+}
+
+/// One client connection, on its proxy thread, until it closes or the
+/// shutdown has let its request finish.
+async fn serve_connection(
+    proxy: Arc<Proxy>,
+    stream: std::net::TcpStream,
+    peer: SocketAddr,
+    shutdown: CancellationToken,
+) {
+    let stream = match tokio::net::TcpStream::from_std(stream) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(%peer, error = %e, "cannot register a client connection");
+            return;
+        }
+    };
+    let client = Arc::new(ClientConn::new());
+    let abort = Arc::new(Abort::default());
+    let from = Arc::new(Peer::new(peer));
+    let svc = {
+        let proxy = Arc::clone(&proxy);
+        let client = Arc::clone(&client);
+        let abort = Arc::clone(&abort);
+        service_fn(move |req| {
+            let proxy = Arc::clone(&proxy);
+            let client = Arc::clone(&client);
+            let abort = Arc::clone(&abort);
+            let from = Arc::clone(&from);
+            async move {
+                let call = Call {
+                    client: &client,
+                    abort: &abort,
+                    peer: &from,
+                    ray: crate::ray::next_header(),
+                    json: headers::wants_json(req.headers()),
+                };
+                Ok::<_, Infallible>(proxy.handle(req, &call).await)
             }
-            if let Some(held) = client.release() {
-                proxy.pool.put(held.origin, held.sender);
-            }
-        });
+        })
+    };
+    let io = ClientStream::new(stream, abort);
+    let conn = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .serve_connection(TokioIo::new(io), svc);
+    tokio::pin!(conn);
+    let result = tokio::select! {
+        r = conn.as_mut() => r,
+        _ = shutdown.cancelled() => {
+            conn.as_mut().graceful_shutdown();
+            conn.await
+        }
+    };
+    if let Err(e) = result {
+        tracing::debug!(%peer, error = %e, "client connection ended with an error");
+    }
+    if let Some(held) = client.release() {
+        proxy.pool.put(held.origin, held.sender);
     }
 }
 
@@ -144,6 +194,20 @@ struct Call<'a> {
 }
 
 impl Proxy {
+    /// This proxy with an empty pool of its own, for one proxy thread.
+    fn for_thread(&self) -> Proxy {
+        Proxy {
+            routes: Arc::clone(&self.routes),
+            pool: self.pool.fresh(),
+            metrics: Arc::clone(&self.metrics),
+            origin_faults: Arc::clone(&self.origin_faults),
+            origin_port: self.origin_port,
+            idle_timeout: self.idle_timeout,
+            origin_timeout: self.origin_timeout,
+            threads: 1,
+        }
+    }
+
     /// One request: its turn on the client connection (re-resolving after
     /// an idle spell), then route, board, forward and reply.
     async fn handle(&self, req: Request<Incoming>, call: &Call<'_>) -> Response<Body> {
