@@ -273,11 +273,16 @@ const FD_RESERVE: u64 = 64;
 /// `migrator demo --rate 20000` reached 10,000+ connections, the kernel's
 /// search for a free port among the TIME_WAIT sockets took 60 % of the
 /// feeder's CPU (`__inet_check_established`, perf), the edge ran out of file
-/// descriptors and the run collapsed. 1,024 carry a stall of 1,024 / rate
-/// at due time (51 ms at 20,000/s); a longer one queues inside the feeder,
-/// its latency still counted from the due time and its wait reported as
+/// descriptors and the run collapsed. A cap of 1,024 fixed that, but each
+/// open connection still costs every hop cache and wake-ups: at 20,000/s
+/// the edge took 31 % of the machine with 1,024 and 25 % with 256, and the
+/// run's p99 fell from 172–231 ms to 27–28 ms (`migrator demo --rate 20000
+/// --set feeder.connections=N`); 30,000/s passed only with 256. 256 carry a
+/// stall of 256 / rate at due time (26 ms at 10,000/s); a longer one
+/// queues inside the feeder, as behind any client's connection pool, its
+/// latency still counted from the due time and its wait reported as
 /// `queued_max_ms`.
-pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
+pub const DEFAULT_MAX_CONNECTIONS: usize = 256;
 
 /// The default connection cap for an in-flight cap (before the open-file limit).
 pub fn default_connections(in_flight_cap: usize) -> usize {
@@ -331,9 +336,10 @@ mod tests {
     }
 
     #[test]
-    fn connections_default_to_the_in_flight_cap_up_to_1024() {
+    fn connections_default_to_the_in_flight_cap_up_to_256() {
         // 100/s × 2 s: one connection per request in flight.
         assert_eq!(default_connections(opts(100.0).in_flight_cap()), 200);
+        assert_eq!(default_connections(opts(1000.0).in_flight_cap()), 256);
         // 20,000/s × 2 s = 40,000 in flight, but no connection storm.
         assert_eq!(
             default_connections(opts(20_000.0).in_flight_cap()),

@@ -76,7 +76,7 @@ pub struct RunArgs {
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     pub max_in_flight: Option<u64>,
     /// Workers, each with one keep-alive connection [default: the in-flight
-    /// cap, at most 1024 and what the open-file limit allows]. Extra slots
+    /// cap, at most 256 and what the open-file limit allows]. Extra slots
     /// wait for a free worker; their latency still counts from the due time.
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     pub connections: Option<u64>,

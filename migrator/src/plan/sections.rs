@@ -120,7 +120,7 @@ pub struct FeederPlan {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_in_flight: Option<usize>,
     /// The feeder's connections (`--connections`); default: one per request
-    /// in flight, at most 1,024.
+    /// in flight, at most 256.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub connections: Option<usize>,
     #[serde(default = "default_feeder_timeout", with = "duration::serde_str")]
