@@ -85,8 +85,8 @@ impl ConvergeSource for HealthPositions {
 
     fn read(&self) -> BoxFuture<'_, Result<Positions, SourceError>> {
         async move {
-            let b = document(&self.http, "b.health_url", &self.b).await?;
-            // A's view counts while A answers; once it is gone, B's is all there is.
+            // A's view counts while A answers; once it is gone, B's is all
+            // there is. A is read first (see `super` on the order).
             let a_head = match &self.a {
                 Some(a) => document(&self.http, "a.health_url", a)
                     .await
@@ -94,6 +94,7 @@ impl ConvergeSource for HealthPositions {
                     .map(|h| h.head),
                 None => None,
             };
+            let b = document(&self.http, "b.health_url", &self.b).await?;
             Ok(Positions {
                 applied: b.applied,
                 head: b.head.max(a_head.unwrap_or(0)),

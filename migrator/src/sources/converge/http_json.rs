@@ -54,9 +54,11 @@ impl ConvergeSource for JsonPositions {
 
     fn read(&self) -> BoxFuture<'_, Result<Positions, SourceError>> {
         async move {
+            // The head first (see `super` on the order).
+            let head = self.head.read(&self.http, "converge.head").await?;
             Ok(Positions {
                 applied: self.applied.read(&self.http, "converge.applied").await?,
-                head: self.head.read(&self.http, "converge.head").await?,
+                head,
                 ready: true,
             })
         }

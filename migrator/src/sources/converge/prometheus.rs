@@ -66,8 +66,9 @@ impl ConvergeSource for MetricPositions {
 
     fn read(&self) -> BoxFuture<'_, Result<Positions, SourceError>> {
         async move {
-            let applied = self.applied.read(&self.http, "converge.applied").await?;
+            // The head first (see `super` on the order).
             let head = self.head.read(&self.http, "converge.head").await?;
+            let applied = self.applied.read(&self.http, "converge.applied").await?;
             Ok(Positions {
                 applied: position("converge.applied", applied)?,
                 head: position("converge.head", head)?,
