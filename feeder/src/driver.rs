@@ -103,11 +103,13 @@ pub async fn start(opts: Options) -> Result<Handle, Error> {
     let output = Output::new(opts.progress);
     let cap = opts.in_flight_cap() as u64;
     let connections = opts.connection_cap();
-    if opts.connections.is_none() && (connections as u64) < cap {
+    // Only the open-file limit is worth a warning; the default cap is a choice.
+    let wanted = crate::options::default_connections(opts.in_flight_cap());
+    if opts.connections.is_none() && connections < wanted {
         tracing::warn!(
-            in_flight_cap = cap,
+            wanted,
             connections,
-            "the open-file limit allows fewer connections than requests in flight: \
+            "the open-file limit allows fewer connections than the default: \
              during a stall, requests wait inside the feeder (see queued_max_ms); raise `ulimit -n`"
         );
     }
