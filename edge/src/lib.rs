@@ -24,8 +24,9 @@
 //!   the propagation window, or the record as it is now after an idle spell
 //!   longer than `idle_timeout` — and which origin connection it keeps),
 //!   `forward` (sending, with the keep-alive race's retry and replay),
-//!   `headers` (what crosses the hop) and `error_page` (the edge's own
-//!   replies: Cloudflare's 4xx/52x by where the failure came from).
+//!   `headers` (what crosses the hop), `error_page` (the edge's own
+//!   replies: Cloudflare's 4xx/52x by where the failure came from) and
+//!   `workers` (the proxy threads, one runtime and origin pool each).
 //! - [`upstream`]: origin connections and the keep-alive pool.
 //! - [`metrics`]: Prometheus counters.
 //! - [`ray`]: `CF-Ray`-like request ids.
