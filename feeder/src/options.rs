@@ -117,17 +117,8 @@ impl Options {
 
     /// The in-flight cap actually used.
     pub fn in_flight_cap(&self) -> usize {
-        match self.max_in_flight {
-            Some(n) => n,
-            None => {
-                let n = (self.own_rate() * self.timeout.as_secs_f64()).ceil();
-                if n.is_finite() && n >= 1.0 {
-                    n.min(1_000_000.0) as usize
-                } else {
-                    1
-                }
-            }
-        }
+        self.max_in_flight
+            .unwrap_or_else(|| default_in_flight_cap(self.own_rate(), self.timeout))
     }
 
     /// The number of workers (connections) actually used. By default a
@@ -283,6 +274,17 @@ const FD_RESERVE: u64 = 64;
 /// latency still counted from the due time and its wait reported as
 /// `queued_max_ms`.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 256;
+
+/// The default in-flight cap: every request that may be waiting for its
+/// reply, rate × timeout (at least 1, at most 1,000,000).
+pub fn default_in_flight_cap(rate: f64, timeout: Duration) -> usize {
+    let n = (rate * timeout.as_secs_f64()).ceil();
+    if n.is_finite() && n >= 1.0 {
+        n.min(1_000_000.0) as usize
+    } else {
+        1
+    }
+}
 
 /// The default connection cap for an in-flight cap (before the open-file limit).
 pub fn default_connections(in_flight_cap: usize) -> usize {

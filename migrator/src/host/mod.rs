@@ -144,7 +144,7 @@ fn load_of(plan: &Plan) -> Load {
         concurrency: f.connections.unwrap_or_else(|| {
             feeder::options::default_connections(
                 f.max_in_flight
-                    .unwrap_or_else(|| (f.rate * f.timeout.as_secs_f64()).ceil().max(1.0) as usize),
+                    .unwrap_or_else(|| feeder::options::default_in_flight_cap(f.rate, f.timeout)),
             )
         }) as u64,
         duration: f.run_before_flip
