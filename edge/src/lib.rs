@@ -163,7 +163,7 @@ impl Edge {
         let tracker = TaskTracker::new();
         let proxy_task = tokio::spawn(proxy::start(
             proxy,
-            &self.proxy,
+            self.proxy,
             token.clone(),
             tracker.clone(),
         )?);

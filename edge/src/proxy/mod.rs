@@ -56,9 +56,9 @@ pub use crate::upstream::Body;
 #[derive(Debug)]
 pub struct Proxy {
     pub routes: Arc<Routes>,
-    /// Idle origin connections; each proxy thread has its own (see
-    /// [`Proxy::for_thread`]), since a connection's task runs on the thread
-    /// that opened it.
+    /// Idle origin connections. Each proxy thread has its own (the first
+    /// thread this one, the others a [`Proxy::for_thread`] copy), since a
+    /// connection's task runs on the thread that opened it.
     pub pool: Pool,
     pub metrics: Arc<Metrics>,
     /// Faults armed per origin IP (shared with the admin API and the pool).
@@ -75,14 +75,15 @@ pub struct Proxy {
 /// finish its request (the threads stop when it completes or is dropped).
 pub fn start(
     listener: TcpListener,
-    proxy: &Proxy,
+    proxy: Proxy,
     shutdown: CancellationToken,
     tracker: TaskTracker,
 ) -> std::io::Result<impl std::future::Future<Output = ()> + Send + 'static> {
     let workers = workers::Workers::start(proxy.threads)?;
-    let proxies: Vec<Arc<Proxy>> = (0..workers.len())
+    let others: Vec<Arc<Proxy>> = (1..workers.len())
         .map(|_| Arc::new(proxy.for_thread()))
         .collect();
+    let proxies = std::iter::once(Arc::new(proxy)).chain(others).collect();
     Ok(serve(listener, workers, proxies, shutdown, tracker))
 }
 
@@ -194,7 +195,7 @@ struct Call<'a> {
 }
 
 impl Proxy {
-    /// This proxy with an empty pool of its own, for one proxy thread.
+    /// This proxy with an empty pool of its own, for another proxy thread.
     fn for_thread(&self) -> Proxy {
         Proxy {
             routes: Arc::clone(&self.routes),
