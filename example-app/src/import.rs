@@ -112,16 +112,17 @@ pub async fn import(
 ) -> Result<ImportSummary, ImportError> {
     let companies = projection.company_ids();
     let events = parse(text, &companies)?;
-    let (present, new): (Vec<&Event>, Vec<&Event>) = events.iter().partition(|e| match e {
+    let held = |e: &&Event| match e {
         Event::CompanyRegistered(c) => companies.contains(&c.id),
         Event::UserRegistered(u) => projection.has_user(&u.id),
         Event::OrderPlaced(o) => projection.has_order(&o.id),
-    });
-    let results = try_join_all(new.iter().map(|e| store.append(e.to_new_event()))).await?;
+    };
+    let new = events.iter().filter(|e| !held(e));
+    let results = try_join_all(new.map(|e| store.append(e.to_new_event()))).await?;
     let added = results.iter().filter(|a| a.created).count();
     Ok(ImportSummary {
         added,
-        existing: present.len() + results.len() - added,
+        existing: events.len() - added,
     })
 }
 
