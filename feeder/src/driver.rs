@@ -104,7 +104,7 @@ pub async fn start(opts: Options) -> Result<Handle, Error> {
     let cap = opts.in_flight_cap() as u64;
     let connections = opts.connection_cap();
     // Only the open-file limit is worth a warning; the default cap is a choice.
-    let wanted = crate::options::default_connections(opts.in_flight_cap());
+    let wanted = crate::options::default_connections(cap as usize);
     if opts.connections.is_none() && connections < wanted {
         tracing::warn!(
             wanted,
