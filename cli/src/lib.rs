@@ -4,6 +4,7 @@
 //! - [`main`]: logging on stderr (`RUST_LOG`), the runtime, the error printed
 //!   with its cause chain (`{:#}`), the exit code.
 //! - [`listen`]: the servers' listening socket, with a deep accept queue.
+//! - [`memory`]: no transparent huge pages (latency spikes on page faults).
 //! - [`shutdown`]: the one shutdown trigger (SIGTERM or Ctrl-C).
 //! - [`style`]: colour for people, named for meaning, plain under `NO_COLOR`
 //!   or a pipe; durations as people read them.
@@ -12,6 +13,7 @@
 //! (`handover_contract::exit`): scripts rely on them.
 
 pub mod listen;
+pub mod memory;
 pub mod shutdown;
 pub mod style;
 
@@ -40,6 +42,7 @@ where
     E: std::error::Error + ExitStatus + Send + Sync + 'static,
 {
     init_logging(default_log);
+    memory::no_transparent_huge_pages();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
