@@ -21,3 +21,12 @@ pub fn no_transparent_huge_pages() {
         tracing::debug!(error = %e, "cannot opt out of transparent huge pages");
     }
 }
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    #[test]
+    fn the_process_ends_up_without_huge_pages() {
+        super::no_transparent_huge_pages();
+        assert_eq!(nix::sys::prctl::get_thp_disable(), Ok(true));
+    }
+}
