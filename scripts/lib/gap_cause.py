@@ -7,10 +7,14 @@ Reads the ack log (the longest time between two successful replies) and
 A's and B's logs (each store commit of 10 ms or more is logged when it
 ends, with its duration) and prints, tab-separated: the gap in ms, the
 longest slow commit whose time overlaps the gap ("-" when none did) and
-when the gap began, in seconds after the first due time. A gap
+when the gap began, in seconds after the first due time; then, when the
+workdir holds machine-cpu*.jsonl (scripts/lib/machine_probe.py), the
+longest a pinned real-time thread woke late during the gap and the steal
+time its CPUs reported around it ("-" when no wake-up was 2 ms late). A gap
 with such a commit under it waited for the store: for SQLite the log line
 beside it says whether that was the fsync (flush_ms) or the other
-instance's lock (lock_ms).
+instance's lock (lock_ms). A gap with a machine stall as long under it
+waited for the VM's CPU.
 """
 import datetime
 import json
@@ -62,7 +66,21 @@ def main() -> None:
             if began < end and ended > start:
                 under.append(took)
     commit = f"{max(under):.1f}" if under else "-"
-    print(f"{gap / 1e6:.1f}\t{commit}\t{(start - points[0]) / 1e9:.2f}")
+    stalls = []
+    for probe in sorted(work.glob("machine-cpu*.jsonl")):
+        for line in open(probe, encoding="ascii"):
+            s = json.loads(line)
+            woke = s["due_ns"] + int(s["late_ms"] * 1e6)
+            if s["due_ns"] < end and woke > start:
+                stalls.append(s)
+    machine = "-"
+    if stalls:
+        worst = max(stalls, key=lambda s: s["late_ms"])
+        machine = f"{worst['late_ms']:.1f}"
+    steal = sum(s["steal_ms"] for s in stalls)
+    print(
+        f"{gap / 1e6:.1f}\t{commit}\t{(start - points[0]) / 1e9:.2f}\t{machine}\t{steal if stalls else '-'}"
+    )
 
 
 if __name__ == "__main__":
