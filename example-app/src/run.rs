@@ -68,6 +68,7 @@ pub async fn run(
         append_timeout: opts.append_timeout,
         connect_timeout: opts.connect_timeout,
         poll_interval: opts.poll_interval,
+        ..StoreOptions::default()
     };
     let store = tokio::time::timeout(
         opts.connect_timeout + Duration::from_secs(1),

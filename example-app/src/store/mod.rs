@@ -154,6 +154,12 @@ pub struct StoreOptions {
     /// How often another process's commits are looked for (SQLite), and the
     /// safety-net poll of every subscriber.
     pub poll_interval: Duration,
+    /// SQLite: the WAL length (bytes) past which the poller restarts it.
+    /// Readers that never pause (this instance's and the other's) keep
+    /// passive checkpoints from ever restarting the WAL, so without this it
+    /// grows for as long as the load lasts (446 MB in 20 s at 10,000
+    /// orders/s).
+    pub wal_limit: u64,
 }
 
 impl Default for StoreOptions {
@@ -163,6 +169,7 @@ impl Default for StoreOptions {
             append_timeout: Duration::from_secs(5),
             connect_timeout: Duration::from_secs(5),
             poll_interval: Duration::from_millis(2),
+            wal_limit: 64 * 1024 * 1024,
         }
     }
 }
