@@ -100,6 +100,10 @@ for store in "${STORES[@]}"; do
       python3 scripts/lib/machine_probe.py "$cpu" "$dir/machine-cpu$cpu.jsonl" &
       PROBES+=($!)
     done
+    # Started right beside the demo, the probes' own start-up stalled its
+    # first 90 ms (replies of 40-66 ms in 4 of 4 runs at 10,000/s; with a
+    # second's lead, 8-10 ms, as without probes).
+    sleep 1
     set +e
     timeout 600 "$BIN" "${args[@]}" >"$WORK/$store-$rate.out" 2>&1
     code=$?
