@@ -38,13 +38,7 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// wait tens of milliseconds for a lock that was free after one group
 /// commit (about one fsync). Returns false once [`BUSY_TIMEOUT`] is spent.
 fn wait_for_lock(tries: i32) -> bool {
-    const STEP: Duration = Duration::from_micros(250);
-    let spent = STEP * u32::try_from(tries).unwrap_or(u32::MAX);
-    if spent >= BUSY_TIMEOUT {
-        return false;
-    }
-    std::thread::sleep(STEP);
-    true
+    wait_within(BUSY_TIMEOUT, tries)
 }
 
 /// How long a WAL restart waits for the write lock and for readers to move
@@ -55,9 +49,14 @@ const RESTART_WAIT: Duration = Duration::from_millis(20);
 
 /// [`wait_for_lock`], bounded by [`RESTART_WAIT`] instead.
 fn wait_briefly(tries: i32) -> bool {
+    wait_within(RESTART_WAIT, tries)
+}
+
+/// One busy-handler step of 250 µs, unless `limit` is spent after `tries`.
+fn wait_within(limit: Duration, tries: i32) -> bool {
     const STEP: Duration = Duration::from_micros(250);
     let spent = STEP * u32::try_from(tries).unwrap_or(u32::MAX);
-    if spent >= RESTART_WAIT {
+    if spent >= limit {
         return false;
     }
     std::thread::sleep(STEP);

@@ -142,6 +142,21 @@ async fn sqlite_many_appenders_every_subscriber_sees_each_once() {
     contract::many_appenders_every_subscriber_sees_each_once(&url).await;
 }
 
+/// Appends 100 events of ~1 KB at once (keys `k{chunk}-0..99`).
+async fn append_100_kb(store: &dyn example_app::store::EventStore, chunk: u64) {
+    let payload = format!("\"{}\"", "x".repeat(1000));
+    let appends = (0..100).map(|i| {
+        store.append(example_app::store::NewEvent {
+            kind: "TestEvent".into(),
+            key: format!("k{chunk}-{i}"),
+            payload: payload.clone(),
+        })
+    });
+    for r in futures::future::join_all(appends).await {
+        r.expect("append");
+    }
+}
+
 /// The writer leaves checkpoints to the poller thread: the WAL still gets
 /// copied into the database file while appends go on.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -150,18 +165,8 @@ async fn sqlite_wal_is_checkpointed_in_the_background() {
     let store = open_store(&url).await;
     let db = dir.path().join("events.db");
     let initial = std::fs::metadata(&db).expect("db file").len();
-    let payload = format!("\"{}\"", "x".repeat(1000));
     for chunk in 0..20 {
-        let appends = (0..100).map(|i| {
-            store.append(example_app::store::NewEvent {
-                kind: "TestEvent".into(),
-                key: format!("k{chunk}-{i}"),
-                payload: payload.clone(),
-            })
-        });
-        for r in futures::future::join_all(appends).await {
-            r.expect("append");
-        }
+        append_100_kb(store.as_ref(), chunk).await;
     }
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     loop {
@@ -215,21 +220,11 @@ async fn sqlite_wal_stays_near_its_limit_while_readers_keep_reading() {
     };
     // Appends without a pause for 2.5 s (five checkpoint intervals): an idle
     // moment would let a passive checkpoint finish and the WAL restart.
-    let payload = format!("\"{}\"", "x".repeat(1000));
     let (mut biggest, mut appended) = (0, 0u64);
     let started = std::time::Instant::now();
     let mut chunk = 0;
     while started.elapsed() < Duration::from_millis(2500) {
-        let appends = (0..100).map(|i| {
-            store.append(example_app::store::NewEvent {
-                kind: "TestEvent".into(),
-                key: format!("k{chunk}-{i}"),
-                payload: payload.clone(),
-            })
-        });
-        for r in futures::future::join_all(appends).await {
-            r.expect("append");
-        }
+        append_100_kb(store.as_ref(), chunk).await;
         chunk += 1;
         appended += 100 * 1000;
         biggest = biggest.max(std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0));
