@@ -111,7 +111,7 @@ impl Store<Sqlite> {
     pub async fn open(path: &Path, opts: StoreOptions) -> Result<Self, StoreError> {
         let path = path.to_path_buf();
         let p = path.clone();
-        let (writer_conn, reader_conn, poller_conn, head) =
+        let (writer_conn, reader_conn, poller_conn, head, page_size) =
             tokio::task::spawn_blocking(move || -> Result<_, StoreError> {
                 let config = |e: rusqlite::Error| {
                     StoreError::Config(format!("cannot open sqlite store {}: {e}", p.display()))
@@ -128,7 +128,10 @@ impl Store<Sqlite> {
                         r.get(0)
                     })
                     .map_err(config)?;
-                Ok((w, r, poll, head))
+                let page_size: i64 = r
+                    .query_row("PRAGMA page_size", [], |r| r.get(0))
+                    .map_err(config)?;
+                Ok((w, r, poll, head, page_size))
             })
             .await
             .map_err(|e| StoreError::Unavailable(format!("open task failed: {e}")))??;
@@ -143,9 +146,7 @@ impl Store<Sqlite> {
             .spawn(move || writer_loop(writer_conn, rx, s, max_batch))
             .map_err(|e| StoreError::Unavailable(format!("cannot start writer thread: {e}")))?;
         let (s, st) = (shared.clone(), stop.clone());
-        let checkpoints = Checkpoints {
-            limit: opts.wal_limit,
-        };
+        let checkpoints = Checkpoints::new(opts.wal_limit, page_size);
         let interval = opts.poll_interval;
         std::thread::Builder::new()
             .name("sqlite-poller".into())
@@ -320,12 +321,20 @@ const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
 
 /// What the poller needs to keep the WAL bounded.
 struct Checkpoints {
-    /// The WAL length (bytes in use) past which it is restarted
-    /// (`StoreOptions::wal_limit`).
-    limit: u64,
+    /// The WAL length in frames past which it is restarted
+    /// (`StoreOptions::wal_limit` in bytes).
+    limit_frames: i64,
 }
 
 impl Checkpoints {
+    fn new(limit_bytes: u64, page_size: i64) -> Self {
+        // Each WAL frame is a page plus its 24-byte header.
+        let frame = u64::try_from(page_size.max(1) + 24).unwrap_or(4096 + 24);
+        Checkpoints {
+            limit_frames: i64::try_from(limit_bytes / frame).unwrap_or(i64::MAX),
+        }
+    }
+
     /// Copies the WAL into the database file (PASSIVE: never blocks a writer
     /// or reader), and restarts it once it has outgrown the limit.
     ///
@@ -362,12 +371,7 @@ impl Checkpoints {
                 frames
             }
         };
-        let page: i64 = conn
-            .query_row("PRAGMA page_size", [], |r| r.get(0))
-            .unwrap_or(4096);
-        // Each WAL frame is a page plus its 24-byte header.
-        let used = u64::try_from(frames.saturating_mul(page + 24)).unwrap_or(0);
-        if used <= self.limit {
+        if frames <= self.limit_frames {
             return;
         }
         let started = Instant::now();
@@ -379,9 +383,9 @@ impl Checkpoints {
         }
         let took_ms = started.elapsed().as_secs_f64() * 1000.0;
         match restart {
-            Ok(0) => tracing::info!(wal_bytes = used, took_ms, "sqlite WAL restarted"),
+            Ok(0) => tracing::info!(wal_frames = frames, took_ms, "sqlite WAL restarted"),
             // Busy: a reader or writer outlasted the busy handler; next time.
-            Ok(_) => tracing::debug!(wal_bytes = used, took_ms, "sqlite WAL restart was busy"),
+            Ok(_) => tracing::debug!(wal_frames = frames, took_ms, "sqlite WAL restart was busy"),
             Err(e) => tracing::debug!(error = %e, "sqlite WAL restart failed"),
         }
     }

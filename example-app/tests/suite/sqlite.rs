@@ -195,10 +195,7 @@ async fn sqlite_wal_stays_near_its_limit_while_readers_keep_reading() {
         wal_limit: limit,
         ..Default::default()
     };
-    let parsed = example_app::store::StoreUrl::parse(&url).expect("store url");
-    let store = example_app::store::open(&parsed, opts)
-        .await
-        .expect("open store");
+    let store = open_store_with(&url, opts).await;
     let db = dir.path().join("events.db");
     let wal = dir.path().join("events.db-wal");
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));

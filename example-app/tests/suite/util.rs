@@ -199,10 +199,12 @@ pub async fn wait_applied(c: &reqwest::Client, app: &AppProc, position: u64) {
 }
 
 pub async fn open_store(url: &str) -> Arc<dyn EventStore> {
+    open_store_with(url, StoreOptions::default()).await
+}
+
+pub async fn open_store_with(url: &str, opts: StoreOptions) -> Arc<dyn EventStore> {
     let url = StoreUrl::parse(url).expect("store url");
-    store::open(&url, StoreOptions::default())
-        .await
-        .expect("open store")
+    store::open(&url, opts).await.expect("open store")
 }
 
 pub async fn head(store: &dyn EventStore) -> u64 {
