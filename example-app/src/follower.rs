@@ -121,9 +121,12 @@ pub async fn follow_gated(
                     tracing::warn!(error = %e, "reading the store failed; retrying");
                 }
                 store.tasks().failed(Task::Follower, e.to_string());
+                // A commit seen meanwhile (the store is back: after a
+                // JetStream leader election, this process's own append)
+                // ends the wait early; replies wait for the follower.
                 tokio::select! {
                     _ = cancel.cancelled() => return,
-                    _ = tokio::time::sleep(backoff) => {}
+                    _ = sub.wait_at_most(backoff) => {}
                 }
                 backoff = (backoff * 2).min(Duration::from_secs(1));
             }
@@ -221,6 +224,33 @@ mod tests {
         assert_eq!(store.tasks().result(), Ok(()), "a pause is not a failure");
         gate.resume();
         eventually("resumed", || projection.applied() == 3).await;
+        cancel.cancel();
+    }
+
+    /// After a JetStream leader election the store answers again, and a
+    /// reply waits for the follower to apply its order: a follower deep in
+    /// its error backoff (1 s) must not sleep it out once a commit shows the
+    /// store is back. The clock is tokio's paused one, so the figure is exact.
+    #[tokio::test(start_paused = true)]
+    async fn a_commit_ends_the_error_backoff() {
+        let store = ScriptedStore::with_positions([1, 2]);
+        let (projection, cancel) = start(&store, Arc::default());
+        eventually("1 and 2 applied", || projection.applied() == 2).await;
+        store.add([4]);
+        // 5 s of failed reads: the backoff has reached its 1 s ceiling.
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        assert_eq!(projection.applied(), 2);
+        assert!(store.tasks().failure(Task::Follower).is_some());
+
+        let back = tokio::time::Instant::now();
+        // The hole filled and a new commit on top (the head moves).
+        store.add([3, 5]);
+        eventually("caught up", || projection.applied() == 5).await;
+        let waited = back.elapsed();
+        assert!(
+            waited < Duration::from_millis(100),
+            "the follower slept {waited:?} after the store was back"
+        );
         cancel.cancel();
     }
 }

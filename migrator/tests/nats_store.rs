@@ -142,12 +142,16 @@ fn demo_on_a_nats_cluster_restarts_the_stream_leader_and_loses_no_order() {
 }
 
 /// `kill -9`: no leader until the two others elect one, 4 to 9 s (raft
-/// election timeouts of nats-server 2.9), during which appends fail; then
-/// up to 2 s (the feeder's timeout) for the requests caught in it. Measured:
-/// 872 failed, a 4.8 s gap. The budget is the worst case: 200/s × 11 s.
+/// election timeouts of nats-server 2.9), during which appends fail at
+/// once ("no stream found"); a split vote starts another 4 to 9 s round.
+/// Measured: gaps of 4.8 to 8.3 s, at most 1 s longer than the time
+/// without a leader. The budget is two rounds and the feeder's 2 s timeout:
+/// 200/s × 20 s. (Before the follower woke on a commit, replies waited up
+/// to 2 s more for it after the election; with an 11 s budget this failed
+/// all three tries of one CI run.)
 #[test]
 fn demo_on_a_nats_cluster_survives_kill_9_of_the_stream_leader() {
-    let r = demo_losing_the_leader("kill", &["budgets.failed=2200", "budgets.max_gap_ms=11000"]);
+    let r = demo_losing_the_leader("kill", &["budgets.failed=4000", "budgets.max_gap_ms=20000"]);
     let f = r.feeder.expect("feeder report");
     assert!(
         f.rejected + f.indeterminate > 0,

@@ -253,7 +253,13 @@ impl Subscription {
     /// Waits until a commit is seen (by this process or any other), or the
     /// safety-net poll interval passes.
     pub async fn wait(&mut self) {
-        let _ = tokio::time::timeout(self.poll, self.head.changed()).await;
+        self.wait_at_most(self.poll).await;
+    }
+
+    /// [`Subscription::wait`], for at most `limit` instead of the poll
+    /// interval: a reader backing off after an error wakes on a commit.
+    pub async fn wait_at_most(&mut self, limit: Duration) {
+        let _ = tokio::time::timeout(limit, self.head.changed()).await;
     }
 }
 

@@ -203,9 +203,16 @@ impl Backend for Nats {
             // Read only up to a head known committed: then every message up
             // to it is on its way, and waiting for it cannot hang on an
             // empty stream.
-            let mut head = *self.shared.handoff.subscribe().borrow();
+            let mut known = self.shared.handoff.subscribe();
+            let mut head = *known.borrow_and_update();
             if head <= after {
-                head = self.read_head().await?;
+                // While the stream has no leader the question hangs for
+                // HEAD_WAIT; a commit of this process's own meanwhile says
+                // the stream is back, and where its head is, sooner.
+                head = tokio::select! {
+                    asked = self.read_head() => asked?,
+                    Ok(()) = known.changed() => *known.borrow(),
+                };
             }
             let upto = head.min(after.saturating_add(limit));
             if upto <= after {
