@@ -166,6 +166,9 @@ async fn serve_connection(
     let io = ClientStream::new(stream, abort);
     let conn = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
+        // One flat buffer sent with send(2) rather than writev(2) of head
+        // and body: replies are small, and the socket call skips the VFS.
+        .writev(false)
         .serve_connection(TokioIo::new(io), svc);
     tokio::pin!(conn);
     let result = tokio::select! {
