@@ -142,6 +142,7 @@ impl Edge {
             ),
             metrics,
             origin_faults,
+            fault_changes: Arc::default(),
             origin_port: config.origin_port,
             idle_timeout: config.idle_timeout,
             origin_timeout: config.origin_timeout,

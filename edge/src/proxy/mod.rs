@@ -63,6 +63,9 @@ pub struct Proxy {
     pub metrics: Arc<Metrics>,
     /// Faults armed per origin IP (shared with the admin API and the pool).
     pub origin_faults: Arc<OriginFaults>,
+    /// This thread's relay of fault changes, which requests waiting on an
+    /// origin listen to for a `reset` (see [`OriginFaults::relay_changes`]).
+    pub fault_changes: Arc<tokio::sync::Notify>,
     pub origin_port: u16,
     pub idle_timeout: Duration,
     pub origin_timeout: Duration,
@@ -83,7 +86,12 @@ pub fn start(
     let others: Vec<Arc<Proxy>> = (1..workers.len())
         .map(|_| Arc::new(proxy.for_thread()))
         .collect();
-    let proxies = std::iter::once(Arc::new(proxy)).chain(others).collect();
+    let proxies: Vec<Arc<Proxy>> = std::iter::once(Arc::new(proxy)).chain(others).collect();
+    for (i, proxy) in proxies.iter().enumerate() {
+        let relay =
+            Arc::clone(&proxy.origin_faults).relay_changes(Arc::clone(&proxy.fault_changes));
+        workers.handle(i).spawn(relay);
+    }
     Ok(serve(listener, workers, proxies, shutdown, tracker))
 }
 
@@ -205,6 +213,7 @@ impl Proxy {
             pool: self.pool.fresh(),
             metrics: Arc::clone(&self.metrics),
             origin_faults: Arc::clone(&self.origin_faults),
+            fault_changes: Arc::default(),
             origin_port: self.origin_port,
             idle_timeout: self.idle_timeout,
             origin_timeout: self.origin_timeout,
@@ -251,8 +260,10 @@ impl Proxy {
             self.send(ride, &host, call.client, outgoing).await
         };
         let (origin, result) = tokio::select! {
+            // In order: no random draw per request.
+            biased;
             sent = exchange => sent,
-            () = self.origin_faults.reset_armed(ip) => return self.reset(call, &host, ip),
+            () = self.origin_faults.reset_armed(ip, &self.fault_changes) => return self.reset(call, &host, ip),
         };
         match result {
             Ok((resp, sender)) => {

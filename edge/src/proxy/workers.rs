@@ -54,6 +54,11 @@ impl Workers {
         self.handles.len()
     }
 
+    /// Thread `i`'s runtime (`i` < [`Workers::len`]).
+    pub(super) fn handle(&self, i: usize) -> &Handle {
+        &self.handles[i % self.handles.len()]
+    }
+
     /// The next thread in turn: its index and its runtime.
     pub(super) fn next(&self) -> (usize, &Handle) {
         let i = self.next.fetch_add(1, Ordering::Relaxed) % self.handles.len();
