@@ -88,6 +88,10 @@ pub async fn follow_gated(
 ) {
     let mut sub = Subscription::new(store.clone(), projection.applied());
     let mut backoff = Duration::from_millis(50);
+    // Whether a commit may cut the next backoff short: once per failure
+    // streak until a full backoff has passed, so a store that keeps failing
+    // reads while commits go on is not asked at the commit rate.
+    let mut early = true;
     loop {
         if !gate.open(&cancel).await {
             return;
@@ -100,6 +104,7 @@ pub async fn follow_gated(
             Ok(events) => {
                 store.tasks().ok(Task::Follower);
                 backoff = Duration::from_millis(50);
+                early = true;
                 if events.is_empty() {
                     tokio::select! {
                         _ = cancel.cancelled() => return,
@@ -124,10 +129,12 @@ pub async fn follow_gated(
                 // A commit seen meanwhile (the store is back: after a
                 // JetStream leader election, this process's own append)
                 // ends the wait early; replies wait for the follower.
-                tokio::select! {
+                let woken = tokio::select! {
                     _ = cancel.cancelled() => return,
-                    _ = sub.wait_at_most(backoff) => {}
-                }
+                    seen = sub.wait_at_most(backoff), if early => seen,
+                    () = tokio::time::sleep(backoff), if !early => false,
+                };
+                early = !woken;
                 backoff = (backoff * 2).min(Duration::from_secs(1));
             }
         }
@@ -251,6 +258,28 @@ mod tests {
             waited < Duration::from_millis(100),
             "the follower slept {waited:?} after the store was back"
         );
+        cancel.cancel();
+    }
+
+    /// A store that keeps failing reads (here a hole that is never filled)
+    /// while commits go on every millisecond: the follower retries at most
+    /// twice per backoff (one early retry on a commit, one when the backoff
+    /// is over), not once per commit.
+    #[tokio::test(start_paused = true)]
+    async fn commits_do_not_hurry_a_store_that_keeps_failing() {
+        let store = ScriptedStore::with_positions([1]);
+        let (projection, cancel) = start(&store, Arc::default());
+        eventually("1 applied", || projection.applied() == 1).await;
+        let before = store.reads();
+        for position in 3..=3002 {
+            store.add([position]);
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        let reads = store.reads() - before;
+        assert_eq!(projection.applied(), 1, "applied past the hole");
+        // Backoffs of 50, 100, 200, 400, 800 ms, then 1 s: under 20 tries
+        // in 3 s even if each is cut short once; one per commit is 3,000.
+        assert!(reads <= 24, "{reads} reads in 3 s of failures");
         cancel.cancel();
     }
 }

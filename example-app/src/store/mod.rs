@@ -253,13 +253,17 @@ impl Subscription {
     /// Waits until a commit is seen (by this process or any other), or the
     /// safety-net poll interval passes.
     pub async fn wait(&mut self) {
-        self.wait_at_most(self.poll).await;
+        let _ = self.wait_at_most(self.poll).await;
     }
 
     /// [`Subscription::wait`], for at most `limit` instead of the poll
     /// interval: a reader backing off after an error wakes on a commit.
-    pub async fn wait_at_most(&mut self, limit: Duration) {
-        let _ = tokio::time::timeout(limit, self.head.changed()).await;
+    /// True when a commit ended the wait.
+    pub async fn wait_at_most(&mut self, limit: Duration) -> bool {
+        matches!(
+            tokio::time::timeout(limit, self.head.changed()).await,
+            Ok(Ok(()))
+        )
     }
 }
 

@@ -15,6 +15,8 @@ pub(crate) struct ScriptedStore {
     events: Mutex<Vec<StoredEvent>>,
     head: watch::Sender<u64>,
     tasks: TaskStatus,
+    /// Reads asked of the store so far (`read_after`).
+    reads: std::sync::atomic::AtomicU64,
 }
 
 impl ScriptedStore {
@@ -37,9 +39,15 @@ impl ScriptedStore {
             events: Mutex::new(Vec::new()),
             head: watch::channel(0).0,
             tasks: TaskStatus::default(),
+            reads: Default::default(),
         });
         store.add_events(events);
         store
+    }
+
+    /// How many reads the store has answered.
+    pub fn reads(&self) -> u64 {
+        self.reads.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Commits events at these positions (filling holes or leaving new ones).
@@ -73,6 +81,8 @@ impl EventStore for ScriptedStore {
         after: u64,
         limit: usize,
     ) -> BoxFuture<'_, Result<Vec<StoredEvent>, StoreError>> {
+        self.reads
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let events = self.events.lock().unwrap_or_else(|p| p.into_inner());
         let out = events
             .iter()
