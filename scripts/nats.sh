@@ -34,9 +34,28 @@ if ! command -v nats-server >/dev/null 2>&1; then
   apt-get install -y -qq nats-server >/dev/null
 fi
 
+# A port free now, below the kernel's ephemeral range: a port bound to 0
+# comes from that range, where every outgoing connection of a busy test
+# suite also takes its source port, and one took a node's port between
+# this check and nats-server's bind (seen in CI: "address already in use").
 free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])' 2>/dev/null \
-    || echo $((20000 + RANDOM % 40000))
+  python3 - 2>/dev/null <<'PY' || echo $((10000 + RANDOM % 20000))
+import random, socket
+low = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
+for _ in range(200):
+    s = socket.socket()
+    try:
+        port = random.randint(10000, low - 1) if low > 11000 else 0
+        s.bind(("127.0.0.1", port))
+        print(s.getsockname()[1])
+        break
+    except OSError:
+        continue
+    finally:
+        s.close()
+else:
+    raise SystemExit(1)
+PY
 }
 
 # Picks node N's ports: client, monitoring and (in a cluster) route.
@@ -77,40 +96,74 @@ start_node() {
   setsid nats-server -c "$d/server.conf" -P "$d/pid" -l "$d/server.log" </dev/null >/dev/null 2>&1 &
 }
 
-# Waits until node N answers /healthz (JetStream ready: in a cluster, a meta
-# leader is known).
-wait_ready() {
-  local n="$1" port i
+# True once node N answers /healthz (JetStream ready: in a cluster, a meta
+# leader is known), false after 10 s or as soon as the node has exited.
+ready() {
+  local n="$1" port status started=$SECONDS
   port="$(cat "$DIR/n$n/http")"
-  for i in $(seq 1 200); do
+  while (( SECONDS - started < 10 )); do
     if { exec 3<>"/dev/tcp/127.0.0.1/$port"; } 2>/dev/null; then
       printf 'GET /healthz HTTP/1.0\r\n\r\n' >&3
-      if head -1 <&3 | grep -q ' 200'; then exec 3>&-; return 0; fi
+      # Bounded: whatever holds the port may never answer.
+      if read -r -t 2 status <&3 && [[ "$status" == *" 200"* ]]; then exec 3>&-; return 0; fi
       exec 3>&-
     fi
+    # Exited (given at least a second, SECONDS being whole, to write its
+    # pid file): no point waiting on.
+    if (( SECONDS - started >= 2 )) && ! running "$n"; then break; fi
     sleep 0.05
   done
-  tail -20 "$DIR/n$n/server.log" >&2 || true
-  die "node $n not ready within 10s"
+  return 1
 }
+
+wait_ready() {
+  ready "$1" && return 0
+  tail -20 "$DIR/n$1/server.log" >&2 || true
+  die "node $1 not ready within 10s"
+}
+
+# A node of a new cluster that could not bind its ports gets new ones for
+# every node (routes name each other's ports), up to three tries.
+bind_failed() { grep -qs 'address already in use' "$DIR/n$1/server.log"; }
 
 nodes() { cat "$DIR/nodes"; }
 
-create() {
+# Picks ports and writes every node's config and the URL.
+configure() {
   local count="$1" pass i urls=""
-  if [ ! -s "$DIR/nodes" ]; then
-    pass="$(head -c 18 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' | head -c 20)"
-    for i in $(seq 1 "$count"); do write_config "$i"; done
-    for i in $(seq 1 "$count"); do render_config "$i" "$count" "$pass"; done
-    for i in $(seq 1 "$count"); do urls="$urls,$HOST:$(cat "$DIR/n$i/port")"; done
-    printf 'nats://handover:%s@%s\n' "$pass" "${urls#,}" >"$DIR/url"
-    chmod 600 "$DIR/url"
-    echo "$count" >"$DIR/nodes"
-  fi
+  pass="$(head -c 18 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' | head -c 20)"
+  for i in $(seq 1 "$count"); do write_config "$i"; done
+  for i in $(seq 1 "$count"); do render_config "$i" "$count" "$pass"; done
+  for i in $(seq 1 "$count"); do urls="$urls,$HOST:$(cat "$DIR/n$i/port")"; done
+  printf 'nats://handover:%s@%s\n' "$pass" "${urls#,}" >"$DIR/url"
+  chmod 600 "$DIR/url"
+  echo "$count" >"$DIR/nodes"
+}
+
+create() {
+  local count="$1" i try fresh=0 lost
+  if [ ! -s "$DIR/nodes" ]; then configure "$count"; fresh=1; fi
   [ "$(nodes)" = "$count" ] || die "$DIR holds $(nodes) node(s), not $count"
-  for i in $(seq 1 "$count"); do start_node "$i"; done
-  for i in $(seq 1 "$count"); do wait_ready "$i"; done
-  cat "$DIR/url"
+  for try in 1 2 3; do
+    for i in $(seq 1 "$count"); do start_node "$i"; done
+    lost=""
+    for i in $(seq 1 "$count"); do ready "$i" || { lost="$i"; break; }; done
+    [ -z "$lost" ] && { cat "$DIR/url"; return 0; }
+    if [ "$fresh" = 1 ] && [ "$try" -lt 3 ] && bind_failed "$lost"; then
+      echo "nats.sh: node $lost found a port taken; new ports for all (try $((try + 1)))" >&2
+      for i in $(seq 1 "$count"); do stop_node "$i" TERM; done
+      rm -rf "$DIR"/n*
+      configure "$count"
+      continue
+    fi
+    tail -20 "$DIR/n$lost/server.log" >&2 || true
+    # A new cluster that failed is not left running: the caller gets no
+    # URL and so would never stop it.
+    if [ "$fresh" = 1 ]; then
+      for i in $(seq 1 "$count"); do stop_node "$i" TERM; done
+    fi
+    die "node $lost not ready within 10s"
+  done
 }
 
 stop_node() {
