@@ -76,7 +76,7 @@ PROXY_ADDR=$(first_line "$WORK/edge.out" | json_field proxy)
 
 # The peer: one HAProxy hop to the same origin, keep-alive both sides, as
 # the edge does (one process, no threads beyond the edge's own share).
-HAPROXY_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+HAPROXY_PORT=$(python3 "$ROOT/scripts/lib/free_port.py")
 cat >"$WORK/haproxy.cfg" <<CFG
 global
     maxconn 4096

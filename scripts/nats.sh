@@ -25,6 +25,7 @@ die() { echo "nats.sh: $*" >&2; exit 1; }
 CMD="$1"
 DIR="$(mkdir -p "$2" && cd "$2" && pwd)"
 HOST="${NATS_LISTEN:-127.0.0.1}"
+LIB="$(cd "$(dirname "$0")" && pwd)/lib"
 
 if ! command -v nats-server >/dev/null 2>&1; then
   [ "$(id -u)" = 0 ] || die "nats-server is not installed and installing it needs root"
@@ -34,28 +35,9 @@ if ! command -v nats-server >/dev/null 2>&1; then
   apt-get install -y -qq nats-server >/dev/null
 fi
 
-# A port free now, below the kernel's ephemeral range: a port bound to 0
-# comes from that range, where every outgoing connection of a busy test
-# suite also takes its source port, and one took a node's port between
-# this check and nats-server's bind (seen in CI: "address already in use").
+# A port free now (scripts/lib/free_port.py: below the ephemeral range).
 free_port() {
-  python3 - 2>/dev/null <<'PY' || echo $((10000 + RANDOM % 20000))
-import random, socket
-low = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
-for _ in range(200):
-    s = socket.socket()
-    try:
-        port = random.randint(10000, low - 1) if low > 11000 else 0
-        s.bind(("127.0.0.1", port))
-        print(s.getsockname()[1])
-        break
-    except OSError:
-        continue
-    finally:
-        s.close()
-else:
-    raise SystemExit(1)
-PY
+  python3 "$LIB/free_port.py" 2>/dev/null || echo $((10000 + RANDOM % 20000))
 }
 
 # Picks node N's ports: client, monitoring and (in a cluster) route.

@@ -14,6 +14,7 @@ die() { echo "pg.sh: $*" >&2; exit 1; }
 [ $# -eq 2 ] || die "usage: pg.sh start|stop DIR"
 CMD="$1"
 DIR="$(mkdir -p "$2" && cd "$2" && pwd)"
+LIB="$(cd "$(dirname "$0")" && pwd)/lib"
 
 find_bin() {
   if command -v pg_ctl >/dev/null 2>&1 && command -v initdb >/dev/null 2>&1; then
@@ -70,7 +71,7 @@ start)
     done
   fi
   chmod 700 "$DIR"
-  PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])' 2>/dev/null || echo $((20000 + RANDOM % 40000)))"
+  PORT="$(python3 "$LIB/free_port.py" 2>/dev/null || echo $((10000 + RANDOM % 20000)))"
   PASS="$(head -c 18 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' | head -c 20)"
   printf '%s\n' "$PASS" >"$DIR/pwfile"
   if [ "$(id -u)" = 0 ]; then chown postgres "$DIR/pwfile"; fi
