@@ -66,7 +66,7 @@ pub fn router(state: ApiState) -> Router {
 /// Every reply gets a `CF-Ray` id.
 async fn ray_header(req: Request, next: Next) -> Response {
     let mut resp = next.run(req).await;
-    if let Ok(v) = HeaderValue::from_str(&crate::ray::next()) {
+    if let Ok(v) = HeaderValue::from_str(crate::ray::next().as_str()) {
         resp.headers_mut().insert(crate::ray::HEADER, v);
     }
     resp

@@ -140,6 +140,11 @@ impl Edge {
                 Arc::clone(&metrics),
                 Arc::clone(&origin_faults),
             ),
+            h1_pool: upstream::Pool::new(
+                config.connect_timeout,
+                Arc::clone(&metrics),
+                Arc::clone(&origin_faults),
+            ),
             metrics,
             origin_faults,
             fault_changes: Arc::default(),
@@ -147,6 +152,8 @@ impl Edge {
             idle_timeout: config.idle_timeout,
             origin_timeout: config.origin_timeout,
             threads: config.proxy_threads(),
+            stopping: Arc::default(),
+            stop: Arc::default(),
         };
         Ok(Edge { api, proxy })
     }

@@ -11,6 +11,7 @@ use crate::record::RecordType;
 use crate::zone::Zone;
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -60,16 +61,31 @@ impl Viewer {
     }
 }
 
+type Table = HashMap<String, Route>;
+
 #[derive(Debug)]
 pub struct Routes {
-    table: RwLock<Arc<HashMap<String, Route>>>,
+    table: RwLock<Arc<Table>>,
+    /// Bumped with every new table, so a [`RouteCache`] knows when its copy
+    /// is stale without taking the lock.
+    generation: AtomicU64,
     propagation: Duration,
+}
+
+/// One reader's copy of the routing table (a proxy connection's): while the
+/// table has not changed, a decision reads it without the lock and the
+/// reference count both proxy threads would otherwise write per request.
+#[derive(Debug, Default)]
+pub struct RouteCache {
+    generation: u64,
+    table: Option<Arc<Table>>,
 }
 
 impl Routes {
     pub fn new(propagation: Duration) -> Self {
         Routes {
             table: RwLock::new(Arc::new(HashMap::new())),
+            generation: AtomicU64::new(0),
             propagation,
         }
     }
@@ -112,11 +128,33 @@ impl Routes {
             }
         }
         *guard = Arc::new(next);
+        // Under the write lock: a reader that sees the new generation reads
+        // the new table.
+        self.generation.fetch_add(1, Ordering::Release);
     }
 
     /// Picks the target for one routing decision of `viewer`'s at `now`.
     pub fn resolve(&self, host: &str, now: Instant, viewer: Viewer) -> Target {
-        let table = Arc::clone(&self.table.read().unwrap_or_else(|p| p.into_inner()));
+        self.resolve_in(&mut RouteCache::default(), host, now, viewer)
+    }
+
+    /// [`Routes::resolve`] on `cache`, refreshed first if the table changed.
+    pub fn resolve_in(
+        &self,
+        cache: &mut RouteCache,
+        host: &str,
+        now: Instant,
+        viewer: Viewer,
+    ) -> Target {
+        let generation = self.generation.load(Ordering::Acquire);
+        let table = match &cache.table {
+            Some(table) if cache.generation == generation => table,
+            _ => {
+                let fresh = Arc::clone(&self.table.read().unwrap_or_else(|p| p.into_inner()));
+                cache.generation = generation;
+                cache.table.insert(fresh)
+            }
+        };
         let Some(route) = table.get(host) else {
             return Target::Missing;
         };

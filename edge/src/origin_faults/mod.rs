@@ -325,12 +325,21 @@ impl OriginFaults {
             let notified = changed.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            if self.live(ip).is_some_and(|e| e.reset.is_some()) {
-                self.injected(ip, FaultKind::Reset);
+            if self.take_reset(ip) {
                 return;
             }
             notified.await;
         }
+    }
+
+    /// Whether a reset is armed for `ip` now (counted when it is): for a
+    /// caller that keeps its own listener on the changes.
+    pub fn take_reset(&self, ip: IpAddr) -> bool {
+        let armed = self.live(ip).is_some_and(|e| e.reset.is_some());
+        if armed {
+            self.injected(ip, FaultKind::Reset);
+        }
+        armed
     }
 
     /// True when `ip` is black-holed: kept and pooled connections to it are

@@ -3,6 +3,8 @@
 //! set to `SO_LINGER 0`, so when hyper drops the connection the kernel sends
 //! an RST — the client sees "connection reset by peer" and no response, as
 //! behind a middlebox that kills the connection (Toxiproxy's `reset_peer`).
+//! It also gives hyper first what the HTTP/1.1 path had read before it
+//! handed the connection over.
 
 use std::io;
 use std::pin::Pin;
@@ -31,11 +33,20 @@ impl Abort {
 pub(super) struct ClientStream {
     stream: TcpStream,
     abort: Arc<Abort>,
+    /// Read from the socket already; read from here first.
+    read: Vec<u8>,
+    /// How much of `read` has been handed out.
+    used: usize,
 }
 
 impl ClientStream {
-    pub(super) fn new(stream: TcpStream, abort: Arc<Abort>) -> Self {
-        ClientStream { stream, abort }
+    pub(super) fn new(stream: TcpStream, abort: Arc<Abort>, read: Vec<u8>) -> Self {
+        ClientStream {
+            stream,
+            abort,
+            read,
+            used: 0,
+        }
     }
 
     /// `Some(error)` once tripped: the socket will close with an RST.
@@ -59,7 +70,18 @@ impl AsyncRead for ClientStream {
         if let Some(e) = self.reset() {
             return Poll::Ready(Err(e));
         }
-        Pin::new(&mut self.get_mut().stream).poll_read(cx, buf)
+        let this = self.get_mut();
+        if this.used < this.read.len() {
+            let n = buf.remaining().min(this.read.len() - this.used);
+            buf.put_slice(&this.read[this.used..this.used + n]);
+            this.used += n;
+            if this.used == this.read.len() {
+                this.read = Vec::new();
+                this.used = 0;
+            }
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut this.stream).poll_read(cx, buf)
     }
 }
 

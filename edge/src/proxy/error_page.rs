@@ -97,6 +97,58 @@ impl EdgeError {
     /// A small Cloudflare-like error page: HTML, or JSON when `json`
     /// (the client sent `Accept: application/json`).
     pub(super) fn page(&self, host: &str, ray: &str, json: bool) -> Response<Body> {
+        let (status, content_type, body) = self.content(host, ray, json);
+        let mut resp = Response::new(Either::Right(Full::new(Bytes::from(body))));
+        *resp.status_mut() = status;
+        if status.canonical_reason().is_none() {
+            // hyper would otherwise write `<none>` as the reason phrase.
+            resp.extensions_mut()
+                .insert(hyper::ext::ReasonPhrase::from_static(reason(
+                    status.as_u16(),
+                )));
+        }
+        let h = resp.headers_mut();
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+        h.insert(header::SERVER, HeaderValue::from_static("cloudflare"));
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        if let Ok(v) = HeaderValue::from_str(ray) {
+            h.insert(crate::ray::HEADER, v);
+        }
+        resp
+    }
+
+    /// The same page as a whole HTTP/1.1 response appended to `out`, for the
+    /// proxy's own HTTP/1.1 path; `close` adds `Connection: close`.
+    pub(super) fn write_page(
+        &self,
+        host: &str,
+        ray: &str,
+        json: bool,
+        close: bool,
+        out: &mut Vec<u8>,
+    ) {
+        use std::io::Write as _;
+        let (status, content_type, body) = self.content(host, ray, json);
+        let phrase = match status.canonical_reason() {
+            Some(r) => r.as_bytes(),
+            None => reason(status.as_u16()),
+        };
+        // Writes into a Vec cannot fail.
+        let _ = write!(out, "HTTP/1.1 {} ", status.as_u16());
+        out.extend_from_slice(phrase);
+        let _ = write!(
+            out,
+            "\r\ncontent-type: {content_type}\r\nserver: cloudflare\r\ncache-control: no-store\r\n{}: {ray}\r\ndate: {}\r\ncontent-length: {}\r\n{}\r\n",
+            crate::ray::HEADER,
+            httpdate::fmt_http_date(std::time::SystemTime::now()),
+            body.len(),
+            if close { "connection: close\r\n" } else { "" },
+        );
+        out.extend_from_slice(body.as_bytes());
+    }
+
+    /// The page's status, content type and body.
+    fn content(&self, host: &str, ray: &str, json: bool) -> (StatusCode, &'static str, String) {
         let (status, code, title) = self.reply();
         let (content_type, body) = if json {
             (
@@ -118,23 +170,7 @@ impl EdgeError {
                 ),
             )
         };
-        let mut resp = Response::new(Either::Right(Full::new(Bytes::from(body))));
-        *resp.status_mut() = status;
-        if status.canonical_reason().is_none() {
-            // hyper would otherwise write `<none>` as the reason phrase.
-            resp.extensions_mut()
-                .insert(hyper::ext::ReasonPhrase::from_static(reason(
-                    status.as_u16(),
-                )));
-        }
-        let h = resp.headers_mut();
-        h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-        h.insert(header::SERVER, HeaderValue::from_static("cloudflare"));
-        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        if let Ok(v) = HeaderValue::from_str(ray) {
-            h.insert(crate::ray::HEADER, v);
-        }
-        resp
+        (status, content_type, body)
     }
 }
 

@@ -23,7 +23,7 @@ pub(super) enum Failure {
     /// No response head within the origin timeout.
     Timeout,
     /// The origin broke the connection after the request was sent.
-    Broken(hyper::Error),
+    Broken(Box<dyn std::error::Error + Send + Sync>),
 }
 
 impl Failure {
@@ -58,7 +58,7 @@ impl Outgoing {
 /// (the origin closing an idle connection as we wrote to it); an order
 /// POST is never sent twice.
 pub(super) async fn forward(
-    pool: &Pool,
+    pool: &Pool<Sender>,
     origin_timeout: Duration,
     origin: SocketAddr,
     sender: Option<Sender>,
@@ -93,7 +93,7 @@ pub(super) async fn forward(
                             tracing::debug!(%origin, error = %e.error(), "reused origin connection failed; replaying a safe request");
                             req = again;
                         }
-                        _ => return Err(Failure::Broken(e.into_error())),
+                        _ => return Err(Failure::Broken(Box::new(e.into_error()))),
                     },
                 }
             }

@@ -58,14 +58,22 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
 pub(super) struct Peer {
     pub(super) addr: SocketAddr,
     ip: Option<HeaderValue>,
+    ip_text: String,
 }
 
 impl Peer {
     pub(super) fn new(addr: SocketAddr) -> Peer {
+        let ip_text = addr.ip().to_string();
         Peer {
             addr,
-            ip: HeaderValue::from_str(&addr.ip().to_string()).ok(),
+            ip: HeaderValue::from_str(&ip_text).ok(),
+            ip_text,
         }
+    }
+
+    /// The client's IP as text.
+    pub(super) fn ip_str(&self) -> &str {
+        &self.ip_text
     }
 }
 

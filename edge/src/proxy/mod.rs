@@ -10,6 +10,8 @@
 //! - `forward`: sending, with the keep-alive race's retry and replay.
 //! - `headers`: what crosses the hop, both ways.
 //! - `error_page`: the edge's own replies, by where the failure came from.
+//! - `h1`: the proxy's own HTTP/1.1 path, which serves the plain requests
+//!   and hands any other to hyper (the rest of this module).
 //! - `client_stream`: the client's connection, which a `reset` fault aborts
 //!   with an RST.
 //! - `workers`: the proxy's threads, one single-threaded runtime and origin
@@ -24,6 +26,7 @@
 mod client_stream;
 mod error_page;
 mod forward;
+mod h1;
 mod headers;
 mod routing;
 mod sticky;
@@ -31,8 +34,8 @@ mod workers;
 
 use crate::metrics::Metrics;
 use crate::origin_faults::OriginFaults;
-use crate::routes::Routes;
-use crate::upstream::{Pool, Sender};
+use crate::routes::{RouteCache, Routes};
+use crate::upstream::{OriginConn, Pool, Sender, Stream};
 use client_stream::{Abort, ClientStream};
 use error_page::EdgeError;
 use forward::{Failure, Outgoing};
@@ -43,7 +46,8 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use sticky::{ClientConn, Held, Ride, Turn};
 use tokio::net::TcpListener;
@@ -56,10 +60,14 @@ pub use crate::upstream::Body;
 #[derive(Debug)]
 pub struct Proxy {
     pub routes: Arc<Routes>,
-    /// Idle origin connections. Each proxy thread has its own (the first
-    /// thread this one, the others a [`Proxy::for_thread`] copy), since a
-    /// connection's task runs on the thread that opened it.
-    pub pool: Pool,
+    /// Idle origin connections for hyper's requests. Each proxy thread has
+    /// its own (the first thread this one, the others a
+    /// [`Proxy::for_thread`] copy), since a connection's task runs on the
+    /// thread that opened it.
+    pub pool: Pool<Sender>,
+    /// Idle origin connections for the HTTP/1.1 path (`h1`), per thread too:
+    /// a socket is registered with its thread's reactor.
+    pub h1_pool: Pool<Stream>,
     pub metrics: Arc<Metrics>,
     /// Faults armed per origin IP (shared with the admin API and the pool).
     pub origin_faults: Arc<OriginFaults>,
@@ -71,6 +79,12 @@ pub struct Proxy {
     pub origin_timeout: Duration,
     /// Proxy threads (`proxy_threads`).
     pub threads: usize,
+    /// Set once the shutdown has begun (a flag every reply can read without
+    /// the lock `CancellationToken::is_cancelled` takes).
+    pub stopping: Arc<AtomicBool>,
+    /// This thread's relay of the shutdown to idle HTTP/1.1-path connections
+    /// (a lock no other thread takes, unlike the shutdown token's).
+    pub stop: Arc<tokio::sync::Notify>,
 }
 
 /// Starts the proxy threads; the returned future accepts until `shutdown`,
@@ -104,7 +118,14 @@ async fn serve(
 ) {
     loop {
         let (stream, peer) = tokio::select! {
-            _ = shutdown.cancelled() => break,
+            _ = shutdown.cancelled() => {
+                // The flag first: a connection listens, then reads it.
+                proxies[0].stopping.store(true, Ordering::Relaxed);
+                for proxy in &proxies {
+                    proxy.stop.notify_waiters();
+                }
+                break;
+            }
             accepted = listener.accept() => match accepted {
                 Ok(a) => a,
                 Err(e) => {
@@ -140,16 +161,24 @@ async fn serve_connection(
     peer: SocketAddr,
     shutdown: CancellationToken,
 ) {
-    let stream = match tokio::net::TcpStream::from_std(stream) {
+    let mut stream = match tokio::net::TcpStream::from_std(stream) {
         Ok(s) => s,
         Err(e) => {
             tracing::warn!(%peer, error = %e, "cannot register a client connection");
             return;
         }
     };
-    let client = Arc::new(ClientConn::new());
-    let abort = Arc::new(Abort::default());
     let from = Arc::new(Peer::new(peer));
+    let mut plain = ClientConn::<Stream>::new();
+    let outcome = h1::serve(&proxy, &mut stream, &from, &mut plain).await;
+    if let Some(held) = plain.release() {
+        proxy.h1_pool.put(held.origin, held.conn);
+    }
+    let h1::Outcome::Handover(read) = outcome else {
+        return;
+    };
+    let client = Arc::new(Mutex::new(plain.carry_over::<Sender>()));
+    let abort = Arc::new(Abort::default());
     let svc = {
         let proxy = Arc::clone(&proxy);
         let client = Arc::clone(&client);
@@ -171,7 +200,7 @@ async fn serve_connection(
             }
         })
     };
-    let io = ClientStream::new(stream, abort);
+    let io = ClientStream::new(stream, abort, read);
     let conn = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
         // One flat buffer sent with send(2) rather than writev(2) of head
@@ -189,15 +218,28 @@ async fn serve_connection(
     if let Err(e) = result {
         tracing::debug!(%peer, error = %e, "client connection ended with an error");
     }
-    if let Some(held) = client.release() {
-        proxy.pool.put(held.origin, held.sender);
+    let held = lock(&client).release();
+    if let Some(held) = held {
+        proxy.pool.put(held.origin, held.conn);
     }
+}
+
+/// A client connection's stickiness on hyper's path, where its requests
+/// share it. A poisoned lock only means a panic elsewhere; the state is
+/// plain data.
+fn lock<C>(client: &Mutex<ClientConn<C>>) -> std::sync::MutexGuard<'_, ClientConn<C>> {
+    client.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// A `reset` fault applied: logged the same way on both paths.
+fn log_reset(origin: IpAddr, host: &str, peer: &Peer) {
+    tracing::info!(%origin, %host, peer = %peer.addr, "proxy fault: client connection reset");
 }
 
 /// One request on its client connection: what stickiness, a reset and the
 /// edge's own replies need.
 struct Call<'a> {
-    client: &'a ClientConn,
+    client: &'a Mutex<ClientConn<Sender>>,
     abort: &'a Abort,
     peer: &'a Peer,
     ray: HeaderValue,
@@ -211,6 +253,7 @@ impl Proxy {
         Proxy {
             routes: Arc::clone(&self.routes),
             pool: self.pool.fresh(),
+            h1_pool: self.h1_pool.fresh(),
             metrics: Arc::clone(&self.metrics),
             origin_faults: Arc::clone(&self.origin_faults),
             fault_changes: Arc::default(),
@@ -218,15 +261,17 @@ impl Proxy {
             idle_timeout: self.idle_timeout,
             origin_timeout: self.origin_timeout,
             threads: 1,
+            stopping: Arc::clone(&self.stopping),
+            stop: Arc::default(),
         }
     }
 
     /// One request: its turn on the client connection (re-resolving after
     /// an idle spell), then route, board, forward and reply.
     async fn handle(&self, req: Request<Incoming>, call: &Call<'_>) -> Response<Body> {
-        let turn = call.client.start(Instant::now(), self.idle_timeout);
+        let turn = lock(call.client).start(Instant::now(), self.idle_timeout);
         let resp = self.respond(req, call, turn).await;
-        call.client.done(Instant::now());
+        lock(call.client).done(Instant::now());
         resp
     }
 
@@ -237,12 +282,18 @@ impl Proxy {
             return self.refuse(EdgeError::NoHost, "", ray, json);
         };
         let now = Instant::now();
-        let routed =
-            match routing::origin_for(&self.routes, self.origin_port, &host, now, turn.viewer) {
-                Ok(origin) => origin,
-                Err(refusal) => return self.refuse(refusal, &host, ray, json),
-            };
-        let mut ride = self.board(call.client, &host, routed, turn);
+        let routed = match routing::origin_for(
+            &self.routes,
+            &mut RouteCache::default(),
+            self.origin_port,
+            &host,
+            now,
+            turn.viewer,
+        ) {
+            Ok(origin) => origin,
+            Err(refusal) => return self.refuse(refusal, &host, ray, json),
+        };
+        let mut ride = self.board(&self.pool, &mut lock(call.client), &host, routed, turn);
         let ip = ride.origin.ip();
         let fault = self.origin_faults.on_request(ip);
         if fault.reset {
@@ -250,7 +301,7 @@ impl Proxy {
         }
         if fault.blackhole {
             // A black-holed origin's kept connection is as dead as a new one.
-            ride.sender = None;
+            ride.conn = None;
         }
         let outgoing = Outgoing::new(headers::prepare_request(req, ray, call.peer));
         let exchange = async {
@@ -266,12 +317,8 @@ impl Proxy {
             () = self.origin_faults.reset_armed(ip, &self.fault_changes) => return self.reset(call, &host, ip),
         };
         match result {
-            Ok((resp, sender)) => {
-                call.client.hold(Held {
-                    host,
-                    origin,
-                    sender,
-                });
+            Ok((resp, conn)) => {
+                lock(call.client).hold(Held { host, origin, conn });
                 self.metrics
                     .proxy_reply(Some(origin), resp.status().as_u16());
                 headers::prepare_response(resp, ray)
@@ -286,7 +333,7 @@ impl Proxy {
     /// already waiting on it has its origin connection dropped.
     fn reset(&self, call: &Call<'_>, host: &str, origin: IpAddr) -> Response<Body> {
         call.abort.trip();
-        tracing::info!(%origin, %host, peer = %call.peer.addr, "proxy fault: client connection reset");
+        log_reset(origin, host, call.peer);
         let mut resp = Response::new(http_body_util::Either::Right(http_body_util::Full::new(
             bytes::Bytes::new(),
         )));
@@ -296,16 +343,46 @@ impl Proxy {
 
     /// Takes the client connection's origin connection per the stickiness
     /// rule; one it gives up goes back to the pool.
-    fn board(&self, client: &ClientConn, host: &str, routed: SocketAddr, turn: Turn) -> Ride {
+    fn board<C: OriginConn>(
+        &self,
+        pool: &Pool<C>,
+        client: &mut ClientConn<C>,
+        host: &str,
+        routed: SocketAddr,
+        turn: Turn,
+    ) -> Ride<C> {
         let (ride, left) = client.board(host, routed, turn);
         if let Some(left) = left {
             if left.moved {
                 self.metrics.origin_switched();
                 tracing::debug!(%host, from = %left.origin, to = %routed, "client connection re-routed");
             }
-            self.pool.put(left.origin, left.sender);
+            pool.put(left.origin, left.conn);
         }
         ride
+    }
+
+    /// Where a request goes when the origin its connection was stuck to
+    /// refused it unsent: a fresh routing decision, if that lands elsewhere.
+    fn reroute(
+        &self,
+        host: &str,
+        viewer: crate::routes::Viewer,
+        from: SocketAddr,
+        error: &crate::upstream::ConnectError,
+    ) -> Option<SocketAddr> {
+        let next = routing::origin_for(
+            &self.routes,
+            &mut RouteCache::default(),
+            self.origin_port,
+            host,
+            Instant::now(),
+            viewer,
+        );
+        let next = next.ok().filter(|next| *next != from)?;
+        tracing::debug!(%host, %from, to = %next, %error, "sticky origin gone; re-routed");
+        self.metrics.origin_switched();
+        Some(next)
     }
 
     /// Forwards on the ride. The origin a client connection was stuck to
@@ -314,38 +391,31 @@ impl Proxy {
     /// last tried.
     async fn send(
         &self,
-        ride: Ride,
+        ride: Ride<Sender>,
         host: &str,
-        client: &ClientConn,
+        client: &Mutex<ClientConn<Sender>>,
         outgoing: Outgoing,
     ) -> (SocketAddr, Result<(Response<Incoming>, Sender), Failure>) {
         let result = forward::forward(
             &self.pool,
             self.origin_timeout,
             ride.origin,
-            ride.sender,
+            ride.conn,
             outgoing,
         )
         .await;
         match result {
             Err(Failure::Connect(e, Some(unsent))) if ride.sticky => {
-                match routing::origin_for(
-                    &self.routes,
-                    self.origin_port,
-                    host,
-                    Instant::now(),
-                    client.viewer(),
-                ) {
-                    Ok(next) if next != ride.origin => {
-                        tracing::debug!(%host, from = %ride.origin, to = %next, error = %e, "sticky origin gone; re-routed");
-                        self.metrics.origin_switched();
+                let viewer = lock(client).viewer();
+                match self.reroute(host, viewer, ride.origin, &e) {
+                    Some(next) => {
                         let again = Outgoing::once(*unsent);
                         let result =
                             forward::forward(&self.pool, self.origin_timeout, next, None, again)
                                 .await;
                         (next, result)
                     }
-                    _ => (ride.origin, Err(Failure::Connect(e, None))),
+                    None => (ride.origin, Err(Failure::Connect(e, None))),
                 }
             }
             other => (ride.origin, other),

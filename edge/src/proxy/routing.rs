@@ -3,7 +3,7 @@
 //! Hosts the edge cannot route are refused here, as DNS-side errors.
 
 use super::error_page::EdgeError;
-use crate::routes::{Routes, Target, Viewer};
+use crate::routes::{RouteCache, Routes, Target, Viewer};
 use http::{header, Request};
 use std::net::SocketAddr;
 use std::time::Instant;
@@ -14,29 +14,34 @@ pub(super) fn host_of<B>(req: &Request<B>) -> Option<String> {
         .headers()
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
-        .map(str::to_string)
-        .or_else(|| req.uri().host().map(str::to_string))?;
+        .or_else(|| req.uri().host())?;
+    normalize_host(raw)
+}
+
+/// A Host header's value as routing matches it: lowercased, port and a
+/// trailing dot stripped, IPv6 brackets removed; `None` when empty.
+pub(super) fn normalize_host(raw: &str) -> Option<String> {
     let host = if let Some(rest) = raw.strip_prefix('[') {
-        rest.split(']').next().unwrap_or_default().to_string()
+        rest.split(']').next().unwrap_or_default()
     } else {
-        raw.rsplit_once(':')
-            .map(|(h, _)| h.to_string())
-            .unwrap_or(raw)
+        raw.rsplit_once(':').map(|(h, _)| h).unwrap_or(raw)
     };
     let host = host.trim().trim_end_matches('.').to_ascii_lowercase();
     (!host.is_empty()).then_some(host)
 }
 
 /// The origin for `host` in one routing decision (`viewer`: how the client
-/// connection sees record changes), or why there is none.
+/// connection sees record changes; `cache`: its copy of the table), or why
+/// there is none.
 pub(super) fn origin_for(
     routes: &Routes,
+    cache: &mut RouteCache,
     origin_port: u16,
     host: &str,
     now: Instant,
     viewer: Viewer,
 ) -> Result<SocketAddr, EdgeError> {
-    match routes.resolve(host, now, viewer) {
+    match routes.resolve_in(cache, host, now, viewer) {
         Target::Origin(ip) => Ok(SocketAddr::new(ip, origin_port)),
         Target::NotProxied => Err(EdgeError::NotProxied),
         Target::Unroutable => Err(EdgeError::Unroutable),
@@ -71,8 +76,16 @@ mod tests {
     #[test]
     fn unknown_hosts_are_refused() {
         let routes = Routes::new(std::time::Duration::ZERO);
-        let err =
-            origin_for(&routes, 8080, "nope.test", Instant::now(), Viewer::at(0.5)).unwrap_err();
+        let mut cache = RouteCache::default();
+        let err = origin_for(
+            &routes,
+            &mut cache,
+            8080,
+            "nope.test",
+            Instant::now(),
+            Viewer::at(0.5),
+        )
+        .unwrap_err();
         assert!(matches!(err, EdgeError::UnknownHost));
     }
 }

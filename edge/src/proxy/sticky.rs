@@ -25,27 +25,26 @@
 //! does that; see `Ride::sticky`).
 
 use crate::routes::Viewer;
-use crate::upstream::Sender;
+use crate::upstream::OriginConn;
 use std::net::SocketAddr;
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// The origin connection one client connection holds between requests.
-pub(super) struct Held {
+pub(super) struct Held<C> {
     pub(super) host: String,
     pub(super) origin: SocketAddr,
-    pub(super) sender: Sender,
+    pub(super) conn: C,
 }
 
-/// One client connection's side of stickiness.
-pub(super) struct ClientConn {
+/// One client connection's side of stickiness, owned by the task serving
+/// the connection (hyper's path shares it between requests behind a lock).
+pub(super) struct ClientConn<C> {
     coin: f64,
-    state: Mutex<ConnState>,
+    state: ConnState<C>,
 }
 
-#[derive(Default)]
-struct ConnState {
-    held: Option<Held>,
+struct ConnState<C> {
+    held: Option<Held<C>>,
     /// When its last request was answered (by the origin or the edge): the
     /// start of its idle time. `None` before its first request.
     last_done: Option<Instant>,
@@ -62,23 +61,37 @@ pub(super) struct Turn {
     pub(super) rested: bool,
 }
 
-impl ClientConn {
+impl<C: OriginConn> ClientConn<C> {
     /// A new client connection draws its moment in every propagation window.
-    pub(super) fn new() -> ClientConn {
+    pub(super) fn new() -> ClientConn<C> {
         ClientConn {
             coin: rand::random(),
-            state: Mutex::new(ConnState::default()),
+            state: ConnState {
+                held: None,
+                last_done: None,
+                resolved_at: None,
+            },
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, ConnState> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    /// The same client connection, from now on holding connections of
+    /// another kind (the HTTP/1.1 path handing it to hyper): its moment,
+    /// idle time and re-resolve carry over; what it held does not.
+    pub(super) fn carry_over<D: OriginConn>(&self) -> ClientConn<D> {
+        ClientConn {
+            coin: self.coin,
+            state: ConnState {
+                held: None,
+                last_done: self.state.last_done,
+                resolved_at: self.state.resolved_at,
+            },
+        }
     }
 
     /// A request starts at `now`: after an idle spell longer than
     /// `idle_timeout` the connection re-resolves (sees every change up to now).
-    pub(super) fn start(&self, now: Instant, idle_timeout: Duration) -> Turn {
-        let mut s = self.lock();
+    pub(super) fn start(&mut self, now: Instant, idle_timeout: Duration) -> Turn {
+        let s = &mut self.state;
         let rested = s
             .last_done
             .is_some_and(|done| now.saturating_duration_since(done) > idle_timeout);
@@ -99,54 +112,59 @@ impl ClientConn {
     pub(super) fn viewer(&self) -> Viewer {
         Viewer {
             coin: self.coin,
-            resolved_at: self.lock().resolved_at,
+            resolved_at: self.state.resolved_at,
         }
     }
 
     /// A request of this connection was answered at `now`.
-    pub(super) fn done(&self, now: Instant) {
-        self.lock().last_done = Some(now);
+    pub(super) fn done(&mut self, now: Instant) {
+        self.state.last_done = Some(now);
     }
 
     /// Keeps the connection a reply just came back on.
-    pub(super) fn hold(&self, held: Held) {
-        self.lock().held = Some(held);
+    pub(super) fn hold(&mut self, held: Held<C>) {
+        self.state.held = Some(held);
     }
 
     /// Gives up what is held (the client connection ended, or a request takes it).
-    pub(super) fn release(&self) -> Option<Held> {
-        self.lock().held.take()
+    pub(super) fn release(&mut self) -> Option<Held<C>> {
+        self.state.held.take()
     }
 
     /// Takes the origin connection for a request to `host` that routing sends
     /// to `routed` (in `turn`). What is held and not ridden on comes back as
     /// [`Left`], for the pool.
-    pub(super) fn board(&self, host: &str, routed: SocketAddr, turn: Turn) -> (Ride, Option<Left>) {
+    pub(super) fn board(
+        &mut self,
+        host: &str,
+        routed: SocketAddr,
+        turn: Turn,
+    ) -> (Ride<C>, Option<Left<C>>) {
         let fresh = Ride {
             origin: routed,
-            sender: None,
+            conn: None,
             sticky: false,
         };
-        let Some(held) = self.release() else {
+        let Some(mut held) = self.release() else {
             return (fresh, None);
         };
         let view = HeldView {
             host: &held.host,
             origin: held.origin,
-            open: !held.sender.is_closed(),
+            open: !held.conn.is_closed(),
         };
         match stick(&view, host, routed, turn.rested) {
             Stick::Stay => (
                 Ride {
                     origin: held.origin,
-                    sender: Some(held.sender),
+                    conn: Some(held.conn),
                     sticky: true,
                 },
                 None,
             ),
             Stick::Reuse => (
                 Ride {
-                    sender: Some(held.sender),
+                    conn: Some(held.conn),
                     ..fresh
                 },
                 None,
@@ -155,7 +173,7 @@ impl ClientConn {
                 fresh,
                 Some(Left {
                     origin: held.origin,
-                    sender: held.sender,
+                    conn: held.conn,
                     moved,
                 }),
             ),
@@ -164,19 +182,19 @@ impl ClientConn {
 }
 
 /// The origin connection a request goes out on.
-pub(super) struct Ride {
+pub(super) struct Ride<C> {
     pub(super) origin: SocketAddr,
     /// The held connection when it is ridden on; else a pooled or new one.
-    pub(super) sender: Option<Sender>,
+    pub(super) conn: Option<C>,
     /// Stuck to the held origin: if that origin is gone before it saw the
     /// request, the request gets a fresh routing decision.
     pub(super) sticky: bool,
 }
 
 /// A held connection given up for another origin.
-pub(super) struct Left {
+pub(super) struct Left<C> {
     pub(super) origin: SocketAddr,
-    pub(super) sender: Sender,
+    pub(super) conn: C,
     /// The same host now goes elsewhere: a switch worth counting.
     pub(super) moved: bool,
 }
@@ -263,7 +281,7 @@ mod tests {
 
     #[test]
     fn only_an_idle_spell_longer_than_the_timeout_re_resolves() {
-        let conn = ClientConn::new();
+        let mut conn = ClientConn::<crate::upstream::Sender>::new();
         let t0 = Instant::now();
         let timeout = Duration::from_secs(5);
         let first = conn.start(t0, timeout);

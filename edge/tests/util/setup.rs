@@ -74,6 +74,14 @@ impl EdgeBuilder {
         (TestEdge::start(self.config(port), Some(lb)), a)
     }
 
+    /// The record on 127.0.0.2 with the bound listener handed to the test,
+    /// which answers on it by hand (a scripted origin).
+    pub async fn with_listener(&self) -> (TestEdge, TcpListener) {
+        let (la, lb) = twin_listeners().await;
+        let port = la.local_addr().unwrap().port();
+        (TestEdge::start(self.config(port), Some(lb)), la)
+    }
+
     /// Origin `a` on 127.0.0.2 behind the record and `b` on 127.0.0.3, the
     /// same port, for the record to be moved to.
     pub async fn with_origins(&self, a: Behaviour, b: Behaviour) -> (TestEdge, Origin, Origin) {
