@@ -19,6 +19,8 @@ use tokio::net::{TcpListener, TcpStream};
 #[derive(Default)]
 struct Seen {
     conns: Vec<Vec<String>>,
+    /// Connections the origin has closed (its side dropped).
+    closed: usize,
 }
 
 /// What a scripted origin does with one request (`conn`: accepted
@@ -50,29 +52,48 @@ fn scripted(listener: TcpListener, script: Script) -> Arc<Mutex<Seen>> {
             };
             let record = Arc::clone(&record);
             tokio::spawn(async move {
-                let mut buf = Vec::new();
-                for n in 0.. {
-                    let Some(head) = read_request(&mut stream, &mut buf).await else {
-                        return;
-                    };
-                    record.lock().unwrap().conns[conn].push(head.clone());
-                    match script(conn, n, &head) {
-                        Reply::Bytes(b) => {
-                            if stream.write_all(&b).await.is_err() {
-                                return;
-                            }
-                        }
-                        Reply::ThenClose(b) => {
-                            let _ = stream.write_all(&b).await;
-                            return;
-                        }
-                        Reply::Close => return,
-                    }
-                }
+                serve_one(&mut stream, conn, &record, script).await;
+                drop(stream);
+                record.lock().unwrap().closed += 1;
             });
         }
     });
     seen
+}
+
+/// One origin connection, by `script`, until it says close or the peer does.
+async fn serve_one(stream: &mut TcpStream, conn: usize, record: &Mutex<Seen>, script: Script) {
+    let mut buf = Vec::new();
+    for n in 0.. {
+        let Some(head) = read_request(stream, &mut buf).await else {
+            return;
+        };
+        record.lock().unwrap().conns[conn].push(head.clone());
+        match script(conn, n, &head) {
+            Reply::Bytes(b) => {
+                if stream.write_all(&b).await.is_err() {
+                    return;
+                }
+            }
+            Reply::ThenClose(b) => {
+                let _ = stream.write_all(&b).await;
+                return;
+            }
+            Reply::Close => return,
+        }
+    }
+}
+
+/// Waits until the scripted origin has closed `n` connections.
+async fn closed(seen: &Mutex<Seen>, n: usize) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while seen.lock().unwrap().closed < n {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the origin never closed"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
 }
 
 /// One request's head (its Content-Length body read and dropped).
@@ -212,11 +233,14 @@ async fn a_kept_connection_the_origin_closed_while_idle_carries_no_request() {
     let (edge, listener) = EdgeBuilder::new().with_listener().await;
     let seen = scripted(listener, |_, _, _| Reply::ThenClose(ok("done")));
     let mut c = client_conn(&edge).await;
-    for _ in 0..3 {
+    for round in 0..3 {
         let (status, _, body) = exchange(&mut c, get("/")).await;
         assert_eq!((status, &body[..]), (200, &b"done"[..]));
-        // The edge must see the close before the next request is sent.
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        // The close must reach the edge (idle, it sees it at once) before
+        // the next request: else this is the keep-alive race proper, where
+        // an order may not be sent twice.
+        closed(&seen, 2 * round + 1).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
         let post = http::Request::post("/orders")
             .header("host", HOST)
             .body(Full::new(Bytes::from_static(b"{}")))
@@ -226,7 +250,8 @@ async fn a_kept_connection_the_origin_closed_while_idle_carries_no_request() {
             status, 200,
             "an order on a closed kept connection is sent on a new one"
         );
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        closed(&seen, 2 * round + 2).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let seen = seen.lock().unwrap();
     assert_eq!(seen.conns.len(), 6);

@@ -52,10 +52,14 @@ impl Origin {
                 let counter = Arc::clone(&counter);
                 let stopping = stopping.clone();
                 conns.spawn(async move {
-                    let svc = service_fn(move |_req| {
+                    let svc = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
                         let counter = Arc::clone(&counter);
                         async move {
                             counter.fetch_add(1, Ordering::Relaxed);
+                            // The whole request first, as an app that parses
+                            // it does: answering before a streamed body is in
+                            // closes the connection under the sender's writes.
+                            let _ = http_body_util::BodyExt::collect(req.into_body()).await;
                             match behaviour {
                                 Behaviour::Stall => {
                                     tokio::time::sleep(Duration::from_secs(3600)).await

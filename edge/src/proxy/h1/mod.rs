@@ -29,6 +29,7 @@ use crate::routes::{RouteCache, Viewer};
 use crate::upstream::{OriginConn, Pool, Stream, STREAM_BUF};
 use body::Framing;
 use head::{Parsed, RequestHead, ResponseHead};
+use std::io::ErrorKind;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -444,11 +445,12 @@ struct Exchange<'a> {
 /// Why one try on one connection got no response head.
 #[derive(Debug, thiserror::Error)]
 enum Trip {
-    /// The write failed: the origin had already reset the connection, so it
-    /// cannot have acted on the request.
+    /// The first write failed: the origin had already closed the
+    /// connection, so it cannot have seen the request.
     #[error("origin connection closed before the request was sent: {0}")]
     Unsent(std::io::Error),
-    /// Sent, and the connection ended with no byte of a response.
+    /// Sent (or part of it), and the connection ended with no byte of a
+    /// response: the origin may have acted on it.
     #[error("origin closed the connection without a response")]
     NoReply,
     #[error("origin connection broke mid-response: {0}")]
@@ -461,7 +463,7 @@ impl Exchange<'_> {
     /// Sends on the given connection (or a pooled or new one) and reads the
     /// response head, with the keep-alive race handled as in
     /// `forward::forward`: a kept connection the origin closed while idle,
-    /// or one that fails the write, gets the request on a new connection;
+    /// or one whose first write fails, gets the request on a new connection;
     /// one that ends with no response replays only a safe bodiless request
     /// (`replay`), and only when the connection was a reused one.
     async fn forward(
@@ -484,7 +486,7 @@ impl Exchange<'_> {
         loop {
             attempts += 1;
             let tried = if reused && self.delayed && conn.is_closed() {
-                Err(Trip::Unsent(std::io::ErrorKind::ConnectionReset.into()))
+                Err(Trip::Unsent(ErrorKind::ConnectionReset.into()))
             } else {
                 tokio::select! {
                     biased;
@@ -517,10 +519,18 @@ impl Exchange<'_> {
         response: &mut Vec<u8>,
     ) -> Result<ResponseHead, Trip> {
         conn.buf.clear();
-        conn.io
-            .write_all(self.request)
-            .await
-            .map_err(Trip::Unsent)?;
+        // Only a write that fails before any byte went out is "unsent": a
+        // request larger than the socket's buffer goes out in parts, and an
+        // origin may answer from its head and close before the rest.
+        let mut written = 0;
+        while written < self.request.len() {
+            match conn.io.write(&self.request[written..]).await {
+                Ok(n) if n > 0 => written += n,
+                Ok(_) if written == 0 => return Err(Trip::Unsent(ErrorKind::WriteZero.into())),
+                Err(e) if written == 0 => return Err(Trip::Unsent(e)),
+                _ => return Err(Trip::NoReply),
+            }
+        }
         let mut seen = false;
         loop {
             if !conn.buf.is_empty() {
