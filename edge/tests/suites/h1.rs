@@ -178,6 +178,14 @@ fn get(path: &str) -> http::Request<Full<Bytes>> {
         .unwrap()
 }
 
+/// An order POST with a small JSON body.
+fn order() -> http::Request<Full<Bytes>> {
+    http::Request::post("/orders")
+        .header("host", HOST)
+        .body(Full::new(Bytes::from_static(b"{}")))
+        .unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bodies_pass_through_as_the_origin_framed_them_on_one_kept_connection() {
     let (edge, listener) = EdgeBuilder::new().with_listener().await;
@@ -241,11 +249,7 @@ async fn a_kept_connection_the_origin_closed_while_idle_carries_no_request() {
         // an order may not be sent twice.
         closed(&seen, 2 * round + 1).await;
         tokio::time::sleep(Duration::from_millis(100)).await;
-        let post = http::Request::post("/orders")
-            .header("host", HOST)
-            .body(Full::new(Bytes::from_static(b"{}")))
-            .unwrap();
-        let (status, _, _) = exchange(&mut c, post).await;
+        let (status, _, _) = exchange(&mut c, order()).await;
         assert_eq!(
             status, 200,
             "an order on a closed kept connection is sent on a new one"
@@ -277,11 +281,7 @@ async fn a_reused_connection_dying_unanswered_replays_a_get_and_fails_a_post_onc
         (200, &b"first"[..]),
         "a GET is replayed on a new connection"
     );
-    let post = http::Request::post("/orders")
-        .header("host", HOST)
-        .body(Full::new(Bytes::from_static(b"{}")))
-        .unwrap();
-    let (status, _, _) = exchange(&mut c, post).await;
+    let (status, _, _) = exchange(&mut c, order()).await;
     assert_eq!(
         status, 520,
         "an order the origin may have seen is not sent twice"

@@ -48,18 +48,9 @@ pub(super) struct RequestHead {
 /// Hop-by-hop headers the request and response drop (`connection` is read
 /// for its tokens, `transfer-encoding` is handled as framing).
 fn hop_by_hop(name: &str) -> bool {
-    [
-        "connection",
-        "keep-alive",
-        "proxy-connection",
-        "proxy-authenticate",
-        "proxy-authorization",
-        "te",
-        "trailer",
-        "upgrade",
-    ]
-    .iter()
-    .any(|h| name.eq_ignore_ascii_case(h))
+    crate::proxy::headers::HOP_BY_HOP
+        .iter()
+        .any(|h| name.eq_ignore_ascii_case(h))
 }
 
 /// Headers the edge sets on the request itself (the client's are replaced).
