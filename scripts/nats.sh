@@ -79,11 +79,12 @@ start_node() {
 }
 
 # True once node N answers /healthz (JetStream ready: in a cluster, a meta
-# leader is known), false after 10 s or as soon as the node has exited.
+# leader is known and the node's streams are current), false after LIMIT
+# seconds (default 10) or as soon as the node has exited.
 ready() {
-  local n="$1" port status started=$SECONDS
+  local n="$1" limit="${2:-10}" port status started=$SECONDS
   port="$(cat "$DIR/n$n/http")"
-  while (( SECONDS - started < 10 )); do
+  while (( SECONDS - started < limit )); do
     if { exec 3<>"/dev/tcp/127.0.0.1/$port"; } 2>/dev/null; then
       printf 'GET /healthz HTTP/1.0\r\n\r\n' >&3
       # Bounded: whatever holds the port may never answer.
@@ -98,10 +99,14 @@ ready() {
   return 1
 }
 
+# A restarted node is current once its streams have caught up (after a lost
+# quorum, once their leader is elected again): a CI run saw that take over
+# 10 s ("stream ... is not current"), so a restart waits up to 30 s.
+RESTART_LIMIT=30
 wait_ready() {
-  ready "$1" && return 0
+  ready "$1" "$RESTART_LIMIT" && return 0
   tail -20 "$DIR/n$1/server.log" >&2 || true
-  die "node $1 not ready within 10s"
+  die "node $1 not ready within ${RESTART_LIMIT}s"
 }
 
 # A node of a new cluster that could not bind its ports gets new ones for
