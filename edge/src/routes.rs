@@ -133,12 +133,14 @@ impl Routes {
         self.generation.fetch_add(1, Ordering::Release);
     }
 
-    /// Picks the target for one routing decision of `viewer`'s at `now`.
-    pub fn resolve(&self, host: &str, now: Instant, viewer: Viewer) -> Target {
+    /// One decision without a kept copy of the table (the tests' view).
+    #[cfg(test)]
+    fn resolve(&self, host: &str, now: Instant, viewer: Viewer) -> Target {
         self.resolve_in(&mut RouteCache::default(), host, now, viewer)
     }
 
-    /// [`Routes::resolve`] on `cache`, refreshed first if the table changed.
+    /// Picks the target for one routing decision of `viewer`'s at `now`, on
+    /// `cache`, refreshed first if the table changed.
     pub fn resolve_in(
         &self,
         cache: &mut RouteCache,

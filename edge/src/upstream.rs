@@ -99,8 +99,8 @@ impl OriginConn for Stream {
     }
 }
 
-/// What a [`Stream`] reads at a time.
-pub const STREAM_BUF: usize = 16 * 1024;
+/// A [`Stream`]'s buffer to begin with.
+const STREAM_BUF: usize = 16 * 1024;
 
 /// Why no connection to the origin could be made; decides 521/522/523.
 #[derive(Debug, thiserror::Error)]

@@ -30,9 +30,11 @@ use serde::Serialize;
 use spec::{Latency, OriginFaultSpec};
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use tokio::sync::futures::Notified;
 use tokio::sync::{watch, Notify};
 
 /// One kind of proxy fault, as `/metrics` labels it.
@@ -320,21 +322,11 @@ impl OriginFaults {
     /// request waiting on that origin then resets its client. `changed` is
     /// the calling thread's relay of changes ([`OriginFaults::relay_changes`]).
     pub async fn reset_armed(&self, ip: IpAddr, changed: &Notify) {
-        loop {
-            // Listening before looking: a change in between still wakes us.
-            let notified = changed.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            if self.take_reset(ip) {
-                return;
-            }
-            notified.await;
-        }
+        ResetWatch::new(changed).armed(self, ip).await
     }
 
-    /// Whether a reset is armed for `ip` now (counted when it is): for a
-    /// caller that keeps its own listener on the changes.
-    pub fn take_reset(&self, ip: IpAddr) -> bool {
+    /// Whether a reset is armed for `ip` now (counted when it is).
+    fn take_reset(&self, ip: IpAddr) -> bool {
         let armed = self.live(ip).is_some_and(|e| e.reset.is_some());
         if armed {
             self.injected(ip, FaultKind::Reset);
@@ -387,6 +379,37 @@ fn draw(latency: Latency) -> Duration {
         rand::rng().random_range(latency.ms - jitter..=latency.ms + jitter)
     };
     Duration::from_millis(ms)
+}
+
+/// A listener on one proxy thread's relay of fault changes
+/// ([`OriginFaults::relay_changes`]) for resets. A client connection on the
+/// proxy's HTTP/1.1 path keeps one across its requests, rather than
+/// registering and dropping a listener per request as
+/// [`OriginFaults::reset_armed`] does.
+pub struct ResetWatch<'a> {
+    changes: &'a Notify,
+    listening: Pin<Box<Notified<'a>>>,
+}
+
+impl<'a> ResetWatch<'a> {
+    pub fn new(changes: &'a Notify) -> ResetWatch<'a> {
+        let mut listening = Box::pin(changes.notified());
+        listening.as_mut().enable();
+        ResetWatch { changes, listening }
+    }
+
+    /// Completes (counting the reset) once a reset is armed for `ip`.
+    pub async fn armed(&mut self, faults: &OriginFaults, ip: IpAddr) {
+        loop {
+            // Listening before looking: a change in between still wakes us.
+            if faults.take_reset(ip) {
+                return;
+            }
+            self.listening.as_mut().await;
+            self.listening.set(self.changes.notified());
+            self.listening.as_mut().enable();
+        }
+    }
 }
 
 #[cfg(test)]

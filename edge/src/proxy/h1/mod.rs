@@ -24,20 +24,18 @@ use super::forward::Failure;
 use super::headers::Peer;
 use super::sticky::{ClientConn, Held, Ride, Turn};
 use super::{routing, Proxy};
-use crate::origin_faults::OriginFaults;
+use crate::origin_faults::ResetWatch;
 use crate::routes::{RouteCache, Viewer};
-use crate::upstream::{OriginConn, Pool, Stream, STREAM_BUF};
+use crate::upstream::{OriginConn, Pool, Stream};
 use body::Framing;
 use head::{Parsed, RequestHead, ResponseHead};
 use std::io::ErrorKind;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::sync::futures::Notified;
-use tokio::sync::Notify;
 
 /// A request head must arrive within this once it has begun (hyper's
 /// default, the slowloris guard); an idle keep-alive connection has no limit.
@@ -164,36 +162,6 @@ struct Kept {
     watchdog: Watchdog,
 }
 
-/// A client connection's listener on its thread's relay of fault changes,
-/// kept across its requests: a request waiting on its origin is reset when a
-/// `reset` is armed for that origin (as `OriginFaults::reset_armed` does
-/// per request, which registers and drops a listener each time).
-struct ResetWatch<'a> {
-    changes: &'a Notify,
-    listening: Pin<Box<Notified<'a>>>,
-}
-
-impl<'a> ResetWatch<'a> {
-    fn new(changes: &'a Notify) -> ResetWatch<'a> {
-        let mut listening = Box::pin(changes.notified());
-        listening.as_mut().enable();
-        ResetWatch { changes, listening }
-    }
-
-    /// Completes (counting the reset) once a reset is armed for `ip`.
-    async fn armed(&mut self, faults: &OriginFaults, ip: IpAddr) {
-        loop {
-            // Listening before looking: a change in between still wakes us.
-            if faults.take_reset(ip) {
-                return;
-            }
-            self.listening.as_mut().await;
-            self.listening.set(self.changes.notified());
-            self.listening.as_mut().enable();
-        }
-    }
-}
-
 /// Buffer capacity a connection keeps between requests.
 const KEPT_BUF: usize = 16 * 1024;
 
@@ -260,7 +228,8 @@ impl Watchdog {
     }
 }
 
-/// Reads what is there (at least one byte, or 0 at end of file).
+/// Reads what is there into `buf`'s spare room, made if short (at least one
+/// byte, or 0 at end of file): the client's buffer and an origin's.
 async fn read_more(io: &mut TcpStream, buf: &mut Vec<u8>) -> std::io::Result<usize> {
     if buf.capacity() - buf.len() < 1024 {
         buf.reserve(4096);
@@ -545,10 +514,7 @@ impl Exchange<'_> {
                     Parsed::Partial | Parsed::Unfit => {}
                 }
             }
-            if conn.buf.capacity() - conn.buf.len() < 1024 {
-                conn.buf.reserve(STREAM_BUF);
-            }
-            match conn.io.read_buf(&mut conn.buf).await {
+            match read_more(&mut conn.io, &mut conn.buf).await {
                 Ok(n) if n > 0 => {}
                 Ok(_) if !seen => return Err(Trip::NoReply),
                 Err(_) if !seen => return Err(Trip::NoReply),
@@ -586,10 +552,7 @@ async fn relay(
     conn.buf.clear();
     io.write_all(out).await.map_err(RelayError::Client)?;
     while !done {
-        if conn.buf.capacity() < STREAM_BUF {
-            conn.buf.reserve(STREAM_BUF);
-        }
-        match conn.io.read_buf(&mut conn.buf).await {
+        match read_more(&mut conn.io, &mut conn.buf).await {
             Ok(0) if framing == Framing::UntilClose => break,
             Ok(0) => return Err(RelayError::Origin("end of file".into())),
             Err(e) => return Err(RelayError::Origin(e.to_string())),
