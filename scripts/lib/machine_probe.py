@@ -12,10 +12,10 @@ how much steal time (the hypervisor running someone else on this CPU, from
 
 One process per CPU, not a thread per CPU: Python's threads share one lock,
 so a stall on one CPU would show on the other too. A benchmark starts one
-per CPU beside its run; scripts/lib/gap_cause.py puts the longest delay
-that overlaps the run's max gap next to it. A SCHED_FIFO thread woken late
-by as long as the gap means the whole CPU was gone for that long, whatever
-was running on it: the stall is the machine's, not the programs'.
+per CPU beside its run; scripts/lib/gap_cause.py adds up each CPU's
+delays inside the run's max gap. A SCHED_FIFO thread woken late by as long
+as the gap means the whole CPU was gone for that long, whatever was
+running on it: the stall is the machine's, not the programs'.
 """
 import json
 import os
