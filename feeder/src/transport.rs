@@ -157,6 +157,29 @@ impl Transport {
         self.timeout
     }
 
+    /// Up to `n` connections dialled ahead of the run (plain http only; a
+    /// reqwest client dials on its first request). A dial that fails or
+    /// outlasts the timeout ends the warm-up: the workers without a
+    /// connection dial on their first request, and a server that cannot be
+    /// reached shows there, counted, as in any run.
+    pub async fn open(&self, n: usize) -> Vec<Conn> {
+        let Client::Direct { host, port } = &self.client else {
+            return Vec::new();
+        };
+        let mut conns = Vec::with_capacity(n);
+        for _ in 0..n {
+            match tokio::time::timeout(self.timeout, Conn::open(host, *port)).await {
+                Ok(Ok(conn)) => conns.push(conn),
+                Ok(Err(e)) => {
+                    tracing::debug!(error = %e, "dialling ahead failed");
+                    break;
+                }
+                Err(_) => break,
+            }
+        }
+        conns
+    }
+
     /// The target's base path without its trailing `/` (`""` for the root):
     /// what a template's path goes under.
     pub fn base_path(&self) -> &str {

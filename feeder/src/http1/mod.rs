@@ -57,6 +57,15 @@ pub enum Fail {
 }
 
 impl Conn {
+    /// A connection dialled ahead of its first request, so that request does
+    /// not also pay for the connect.
+    pub async fn open(host: &str, port: u16) -> Result<Conn, Fail> {
+        Ok(Conn {
+            stream: Some(dial(host, port).await?),
+            ..Conn::default()
+        })
+    }
+
     /// Sends `req` (a body as JSON) and reads the reply head; the body is
     /// then drained by [`Conn::drain`]. A reused connection the server has
     /// already closed is noticed before the request is written (or when

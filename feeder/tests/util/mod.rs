@@ -85,6 +85,10 @@ pub struct Arrived {
 #[derive(Default)]
 pub struct Seen {
     pub count: AtomicU64,
+    /// Connections accepted so far.
+    pub connections: AtomicU64,
+    /// How many had been accepted when the first request came in.
+    pub connections_at_first_request: AtomicU64,
     pub hosts: Mutex<Vec<String>>,
     pub orders: Mutex<HashMap<String, Received>>,
     pub paths: Mutex<Vec<String>>,
@@ -138,6 +142,7 @@ where
                 continue;
             };
             let _ = stream.set_nodelay(true);
+            seen2.connections.fetch_add(1, Ordering::SeqCst);
             let (behave, seen) = (behave.clone(), seen2.clone());
             tokio::spawn(async move {
                 let svc = service_fn(move |req: Request<Incoming>| {
@@ -169,6 +174,11 @@ where
     F: Fn(&Ctx) -> Reply,
 {
     let n = seen.count.fetch_add(1, Ordering::SeqCst);
+    if n == 0 {
+        let open = seen.connections.load(Ordering::SeqCst);
+        seen.connections_at_first_request
+            .store(open, Ordering::SeqCst);
+    }
     let ctx = Ctx {
         n,
         elapsed: t0.elapsed(),
