@@ -6,7 +6,8 @@
 //! adds one when slots wait and no worker is idle) up to a cap, so a fast
 //! server is driven over few connections (cheapest) and a slow one gets as
 //! many as it needs, never a connection storm: beyond the cap slots queue,
-//! their latency measured from the due time.
+//! their latency measured from the due time. A fast run starts with
+//! [`Workers::dial_ahead`] of them already connected.
 
 use crate::clock::Clock;
 use crate::live::Shared;
