@@ -3,6 +3,8 @@
 //!
 //! - [`main`]: logging on stderr (`RUST_LOG`), the runtime, the error printed
 //!   with its cause chain (`{:#}`), the exit code.
+//! - [`fd_table`]: the descriptor table grown once at start (no RCU waits
+//!   when connections come and go).
 //! - [`listen`]: the servers' listening socket, with a deep accept queue.
 //! - [`memory`]: no transparent huge pages (latency spikes on page faults).
 //! - [`shutdown`]: the one shutdown trigger (SIGTERM or Ctrl-C).
@@ -12,6 +14,7 @@
 //! Exit codes themselves are part of the wire contract
 //! (`handover_contract::exit`): scripts rely on them.
 
+pub mod fd_table;
 pub mod listen;
 pub mod memory;
 pub mod shutdown;
@@ -43,6 +46,7 @@ where
 {
     init_logging(default_log);
     memory::no_transparent_huge_pages();
+    fd_table::grow();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
