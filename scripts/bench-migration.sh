@@ -16,7 +16,9 @@
 #     woke during the max gap, its late wake-ups there added up, for the CPU
 #     that lost most (scripts/lib/machine_probe.py, SCHED_FIFO every 1 ms:
 #     only interrupts and the hypervisor delay it, so it sees the CPU taken
-#     from the whole VM, not our own processes competing for it).
+#     from the whole VM, not our own processes competing for it). Not for
+#     HIGH_RATES: there the probes' own 4-5 % of each CPU would be part of
+#     what is measured.
 # Gap goal (issue 15): <= 10 ms, or, where the store's commit under the gap
 # or the CPU lost under it was longer, <= that + 5 ms ("disk" / "machine"
 # in the last column).
@@ -96,14 +98,22 @@ for store in "${STORES[@]}"; do
     [ -n "$url" ] && args+=(--store "$url")
     echo "== migrator demo --rate $rate --duration $DURATION ($store)" >&2
     mkdir -p "$dir"
-    for ((cpu = 0; cpu < $(nproc); cpu++)); do
-      python3 scripts/lib/machine_probe.py "$cpu" "$dir/machine-cpu$cpu.jsonl" &
-      PROBES+=($!)
-    done
-    # Started right beside the demo, the probes' own start-up stalled its
-    # first 90 ms (replies of 40-66 ms in 4 of 4 runs at 10,000/s; with a
-    # second's lead, 8-10 ms, as without probes).
-    sleep 1
+    # The probes cost 4-5 % of each CPU (1,000 wake-ups a second at 30-50 us
+    # each: /proc/PID/schedstat), taken from the run at real-time priority.
+    # The gap goal is for RATES; a HIGH rate (throughput, the machine
+    # saturated) runs without them, its CPU column "not probed".
+    probed=1
+    for high in "${HIGH[@]}"; do [ "$rate" = "$high" ] && [ "$store" = sqlite ] && probed=0; done
+    if [ "$probed" = 1 ]; then
+      for ((cpu = 0; cpu < $(nproc); cpu++)); do
+        python3 scripts/lib/machine_probe.py "$cpu" "$dir/machine-cpu$cpu.jsonl" &
+        PROBES+=($!)
+      done
+      # Started right beside the demo, the probes' own start-up stalled its
+      # first 90 ms (replies of 40-66 ms in 4 of 4 runs at 10,000/s; with a
+      # second's lead, 8-10 ms, as without probes).
+      sleep 1
+    fi
     set +e
     timeout 600 "$BIN" "${args[@]}" >"$WORK/$store-$rate.out" 2>&1
     code=$?
@@ -114,6 +124,7 @@ for store in "${STORES[@]}"; do
       continue
     fi
     IFS=$'\t' read -r _ commit gap_at stall _ < <(python3 scripts/lib/gap_cause.py "$dir")
+    [ "$probed" = 1 ] || stall="not probed"
     row="$(jq -r --arg store "$store" --arg rate "$rate" --arg commit "$commit" --arg at "${gap_at:--}" --arg stall "${stall:--}" '
       def r1: if . == null then "-" else (. * 10 | round / 10 | tostring) end;
       def num: tonumber? // 0;
@@ -163,7 +174,8 @@ the gap\": the longest store commit (A or B logs each of 10 ms or more) whose ti
 overlaps the run's max gap, which began \"gap at\" seconds after the load started;
 \"CPU lost under the gap\": how late a real-time thread pinned to a CPU woke
 during that gap, its late wake-ups added up, for the CPU that lost most
-(scripts/lib/machine_probe.py; \"-\": never 2 ms late). Gap goal: max gap ≤ 10 ms
+(scripts/lib/machine_probe.py; \"-\": never 2 ms late; \"not probed\": 20,000/s and
+up run without the probes, which cost 4–5 % of each CPU). Gap goal: max gap ≤ 10 ms
 (\"met\"), else ≤ the commit under it + 5 ms (\"disk\") or ≤ the CPU lost under it
 + 5 ms (\"machine\").
 
