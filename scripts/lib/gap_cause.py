@@ -12,7 +12,9 @@ workdir holds machine-cpu*.jsonl (scripts/lib/machine_probe.py), the CPU
 time the machine took from our programs during the gap (each CPU's late
 wake-ups of a pinned real-time thread inside the gap, added up; the CPU
 that lost most) and the steal time its CPUs reported around them ("-" when
-no wake-up in the gap was 2 ms late). A gap with such a commit under it
+no wake-up in the gap was 2 ms late); last, how much of the gap those slow
+commits and one CPU's late wake-ups covered together, overlaps counted once
+(the CPU that gives the most; "-" when nothing did). A gap with such a commit under it
 waited for the store: for SQLite the log line beside it says whether that
 was the fsync (flush_ms) or the other instance's lock (lock_ms). A gap
 with as much CPU time lost under it waited for the VM's CPU. It counts
@@ -54,7 +56,7 @@ def main() -> None:
     points = sorted(done)
     points = [min(first_due, points[0])] + points + [max(last_due, points[-1])]
     gap, start, end = max((b - a, a, b) for a, b in zip(points, points[1:]))
-    under = []
+    under, spans = [], []
     for log in ("a.log", "b-start.log"):
         path = work / log
         if not path.exists():
@@ -68,11 +70,12 @@ def main() -> None:
             began = ended - int(took * 1e6)
             if began < end and ended > start:
                 under.append(took)
+                spans.append((began, ended))
     commit = f"{max(under):.1f}" if under else "-"
     # Each CPU's late wake-ups inside the gap, added up: a stall comes in
     # bursts (five of 4-7 ms within 40 ms on one CPU), and a CPU gone for
     # 4 + 6 ms of a 13 ms gap held up all that was queued on it.
-    lost = {}
+    lost, late = {}, {}
     steal = 0
     for probe in sorted(work.glob("machine-cpu*.jsonl")):
         for line in open(probe, encoding="ascii"):
@@ -81,11 +84,30 @@ def main() -> None:
             inside = min(woke, end) - max(s["due_ns"], start)
             if inside > 0:
                 lost[s["cpu"]] = lost.get(s["cpu"], 0) + inside
+                late.setdefault(s["cpu"], []).append((s["due_ns"], woke))
                 steal += s["steal_ms"]
     machine = f"{max(lost.values()) / 1e6:.1f}" if lost else "-"
-    print(
-        f"{gap / 1e6:.1f}\t{commit}\t{(start - points[0]) / 1e9:.2f}\t{machine}\t{steal if lost else '-'}"
+    # Slow commits and one CPU's late wake-ups together, overlaps counted
+    # once: a 25 ms gap can be a 17 ms fsync and then 7 ms with the CPU gone.
+    held = max(
+        (covered(spans + cpu_late, start, end) for cpu_late in late.values()),
+        default=covered(spans, start, end),
     )
+    print(
+        f"{gap / 1e6:.1f}\t{commit}\t{(start - points[0]) / 1e9:.2f}\t{machine}\t"
+        f"{steal if lost else '-'}\t{f'{held / 1e6:.1f}' if held else '-'}"
+    )
+
+
+def covered(spans, start: int, end: int) -> int:
+    """How much of start..end the spans cover, overlaps counted once (ns)."""
+    total, reach = 0, start
+    for a, b in sorted(spans):
+        a, b = max(a, reach), min(b, end)
+        if b > a:
+            total += b - a
+            reach = b
+    return total
 
 
 if __name__ == "__main__":
