@@ -87,8 +87,12 @@ pub struct Seen {
     pub count: AtomicU64,
     /// Connections accepted so far.
     pub connections: AtomicU64,
-    /// How many had been accepted when the first request came in.
+    /// How many were open when the first request came in: the kernel's
+    /// count of established connections to the server's port, since the
+    /// accept loop can lag behind a client that dialled them all.
     pub connections_at_first_request: AtomicU64,
+    /// The server's port, for that count.
+    pub port: std::sync::atomic::AtomicU16,
     pub hosts: Mutex<Vec<String>>,
     pub orders: Mutex<HashMap<String, Received>>,
     pub paths: Mutex<Vec<String>>,
@@ -133,6 +137,7 @@ where
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     let seen = Arc::new(Seen::default());
+    seen.port.store(addr.port(), Ordering::SeqCst);
     let behave = Arc::new(behave);
     let t0 = Instant::now();
     let seen2 = seen.clone();
@@ -164,6 +169,26 @@ where
     TestServer { addr, seen, task }
 }
 
+/// Server-side TCP connections in ESTABLISHED state on `port`, accepted or
+/// still in the listen queue (/proc/net/tcp: local address, then state 01).
+fn established_to(port: u16) -> u64 {
+    let local = format!(":{port:04X}");
+    let n: usize = ["/proc/net/tcp", "/proc/net/tcp6"]
+        .iter()
+        .filter_map(|f| std::fs::read_to_string(f).ok())
+        .map(|t| {
+            t.lines()
+                .skip(1)
+                .filter(|l| {
+                    let cols: Vec<&str> = l.split_whitespace().collect();
+                    cols.len() > 3 && cols[1].ends_with(&local) && cols[3] == "01"
+                })
+                .count()
+        })
+        .sum();
+    u64::try_from(n).unwrap_or(u64::MAX)
+}
+
 async fn handle<F>(
     req: Request<Incoming>,
     behave: &F,
@@ -175,7 +200,8 @@ where
 {
     let n = seen.count.fetch_add(1, Ordering::SeqCst);
     if n == 0 {
-        let open = seen.connections.load(Ordering::SeqCst);
+        let accepted = seen.connections.load(Ordering::SeqCst);
+        let open = established_to(seen.port.load(Ordering::SeqCst)).max(accepted);
         seen.connections_at_first_request
             .store(open, Ordering::SeqCst);
     }
