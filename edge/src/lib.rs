@@ -59,7 +59,7 @@ pub use config::Config;
 pub use error::Error;
 pub use opts::Opts;
 
-use std::future::Future;
+use handover_cli::shutdown::Shutdown;
 use std::io::Write;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -70,7 +70,7 @@ use tokio_util::task::TaskTracker;
 
 /// Loads the config, binds both listeners, prints the listening line, and
 /// serves until `shutdown` (in the binary: SIGTERM or Ctrl-C).
-pub async fn run(opts: Opts, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
+pub async fn run(opts: Opts, shutdown: Shutdown) -> Result<(), Error> {
     let mut config = Config::load(&opts.config)?;
     if let Some(a) = opts.api_listen {
         config.api_listen = a;
@@ -164,7 +164,7 @@ impl Edge {
         self,
         api: TcpListener,
         proxy: TcpListener,
-        shutdown: impl Future<Output = ()>,
+        shutdown: Shutdown,
         drain: Duration,
     ) -> Result<(), Error> {
         let token = CancellationToken::new();

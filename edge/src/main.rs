@@ -10,7 +10,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 fn main() -> ExitCode {
     let opts = edge::Opts::parse();
     handover_cli::main("edge", "info", async {
-        edge::run(opts, handover_cli::shutdown::signal())
+        edge::run(opts, handover_cli::shutdown::on_signal())
             .await
             .map(|()| handover_contract::exit::OK)
     })

@@ -13,7 +13,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 fn main() -> ExitCode {
     let opts = Opts::parse();
     handover_cli::main("example-app", "info", async {
-        example_app::run(opts, handover_cli::shutdown::signal())
+        example_app::run(opts, handover_cli::shutdown::on_signal())
             .await
             .map(|()| handover_contract::exit::OK)
     })

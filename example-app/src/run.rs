@@ -1,7 +1,7 @@
 //! Start-up and the life of one instance: open the store, catch up, seed,
 //! bind, announce, serve until shutdown.
 
-use std::future::Future;
+use handover_cli::shutdown::Shutdown;
 use std::io::Write;
 use std::sync::Arc;
 use std::time::Duration;
@@ -49,10 +49,7 @@ impl From<StoreError> for RunError {
 }
 
 /// Runs one instance until `shutdown` resolves.
-pub async fn run(
-    opts: Opts,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<(), RunError> {
+pub async fn run(opts: Opts, shutdown: Shutdown) -> Result<(), RunError> {
     let instance = opts.instance();
     // A URL that does not parse names the flag (or HANDOVER_STORE) it came from.
     let url = StoreUrl::parse(&opts.store)

@@ -1,10 +1,10 @@
 //! Serving the API on a bound listener until a shutdown future resolves,
 //! then draining in-flight requests within a grace period.
 
-use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use handover_cli::shutdown::Shutdown;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
@@ -23,7 +23,7 @@ pub enum ServeError {
 pub async fn serve(
     listener: TcpListener,
     app: Arc<App>,
-    shutdown: impl Future<Output = ()> + Send + 'static,
+    shutdown: Shutdown,
     grace: Duration,
 ) -> Result<(), ServeError> {
     let (begun_tx, begun_rx) = oneshot::channel::<()>();

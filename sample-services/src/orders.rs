@@ -12,7 +12,7 @@
 //! The database URL comes from `PG_ORDERS_DATABASE_URL`, never from a flag
 //! (a flag shows in `ps`); it may hold a password, which is never printed.
 
-use std::future::Future;
+use handover_cli::shutdown::Shutdown;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -96,10 +96,7 @@ struct Service {
 }
 
 /// Runs one instance until `shutdown` resolves.
-pub async fn run(
-    opts: Opts,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<(), RunError> {
+pub async fn run(opts: Opts, shutdown: Shutdown) -> Result<(), RunError> {
     let instance = match crate::name::problem("--instance", &opts.instance) {
         None => HeaderValue::from_str(&opts.instance)
             .map_err(|e| RunError::Usage(format!("--instance: {e}")))?,

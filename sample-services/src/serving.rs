@@ -2,13 +2,14 @@
 //! serve until SIGTERM and then let in-flight requests finish, answer errors
 //! as JSON, and exit 0 / 1 / 2.
 
-use std::future::{Future, IntoFuture};
+use std::future::IntoFuture;
 use std::io::Write;
 use std::time::Duration;
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::{Json, Router};
+use handover_cli::shutdown::Shutdown;
 use tokio::net::TcpListener;
 
 /// How long in-flight requests may take after SIGTERM before the process
@@ -63,7 +64,7 @@ pub fn announce(listener: &TcpListener, instance: &str) -> Result<(), RunError> 
 pub async fn serve(
     listener: TcpListener,
     router: Router,
-    shutdown: impl Future<Output = ()> + Send + 'static,
+    shutdown: Shutdown,
 ) -> Result<(), RunError> {
     let (began_tx, began_rx) = tokio::sync::oneshot::channel::<()>();
     let signal = async move {

@@ -94,7 +94,7 @@ impl Target {
             tokio::spawn(example_app::server::serve(
                 listener,
                 Arc::new(app),
-                std::future::pending(),
+                Box::pin(std::future::pending()),
                 Duration::from_secs(10),
             ));
             (store, base)

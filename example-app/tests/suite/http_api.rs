@@ -237,9 +237,9 @@ async fn health_is_503_while_lagging_or_draining() {
     let server = tokio::spawn(example_app::server::serve(
         listener,
         app.clone(),
-        async move {
+        Box::pin(async move {
             let _ = stop_rx.await;
-        },
+        }),
         Duration::from_secs(10),
     ));
     let c = client();

@@ -6,7 +6,7 @@ use sample_services::kv;
 fn main() -> ExitCode {
     let opts = kv::Opts::parse();
     handover_cli::main("kv-service", "info", async {
-        kv::run(opts, handover_cli::shutdown::signal())
+        kv::run(opts, handover_cli::shutdown::on_signal())
             .await
             .map(|()| 0)
     })

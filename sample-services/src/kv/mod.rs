@@ -20,7 +20,7 @@ pub mod api;
 pub mod log;
 pub mod replica;
 
-use std::future::Future;
+use handover_cli::shutdown::Shutdown;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
@@ -60,10 +60,7 @@ pub struct Opts {
 }
 
 /// Runs one instance until `shutdown` resolves.
-pub async fn run(
-    opts: Opts,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<(), RunError> {
+pub async fn run(opts: Opts, shutdown: Shutdown) -> Result<(), RunError> {
     if let Some(problem) = crate::name::problem("--instance", &opts.instance) {
         return Err(RunError::Usage(problem));
     }
