@@ -12,5 +12,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PROFILE=${HANDOVER_PROFILE:-demo}
-cargo build --profile "$PROFILE" --bin migrator --bin example-app --bin edge
+# SQLite only unless --store names PostgreSQL or NATS: their drivers are
+# about a tenth of the compile (docs/benchmarks.md).
+FEATURES=(--no-default-features)
+for arg in "$@"; do
+  case "$arg" in
+    *postgres://* | *postgresql://* | *nats://*) FEATURES=() ;;
+  esac
+done
+cargo build --profile "$PROFILE" "${FEATURES[@]}" --bin migrator --bin example-app --bin edge
 exec "${CARGO_TARGET_DIR:-target}/$PROFILE/migrator" demo "$@"

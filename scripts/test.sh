@@ -38,6 +38,9 @@ echo "== running tests"
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --profile ci "$@"
   cargo test --workspace --doc
+  # The demo build (scripts/demo.sh): SQLite only, other stores refused.
+  cargo nextest run -p example-app -p migrator --no-default-features --lib --profile ci "$@"
 else
   cargo test --workspace "$@"
+  cargo test -p example-app -p migrator --no-default-features --lib "$@"
 fi

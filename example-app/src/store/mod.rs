@@ -19,7 +19,9 @@
 mod backend;
 mod group_commit;
 mod handoff;
+#[cfg(feature = "nats")]
 pub mod nats;
+#[cfg(feature = "postgres")]
 pub mod postgres;
 #[cfg(test)]
 pub(crate) mod scripted;
@@ -178,9 +180,40 @@ impl Default for StoreOptions {
 pub async fn open(url: &StoreUrl, opts: StoreOptions) -> Result<Arc<dyn EventStore>, StoreError> {
     match url {
         StoreUrl::Sqlite(path) => Ok(Arc::new(sqlite::SqliteStore::open(path, opts).await?)),
+        #[cfg(feature = "postgres")]
         StoreUrl::Postgres(_) => Ok(Arc::new(postgres::PostgresStore::open(url, opts).await?)),
+        #[cfg(feature = "nats")]
         StoreUrl::Nats(nats) => Ok(Arc::new(nats::NatsStore::open(nats, opts).await?)),
+        // A build without some backend (scripts/demo.sh builds SQLite only).
+        #[allow(unreachable_patterns)]
+        other => Err(StoreError::Config(not_built(other))),
     }
+}
+
+/// Why a store URL this build cannot open is refused, and how to get a build
+/// that can.
+#[cfg_attr(all(feature = "postgres", feature = "nats"), allow(dead_code))]
+fn not_built(url: &StoreUrl) -> String {
+    let feature = url.scheme();
+    format!(
+        "--store {url}: this example-app was built without the {feature:?} feature, \
+         so it can open only {}; build it with its default features \
+         (cargo build --release --bin example-app)",
+        built_stores()
+    )
+}
+
+/// The stores this build can open, for messages.
+#[cfg_attr(all(feature = "postgres", feature = "nats"), allow(dead_code))]
+fn built_stores() -> String {
+    let mut built = vec!["sqlite:"];
+    if cfg!(feature = "postgres") {
+        built.push("postgres://");
+    }
+    if cfg!(feature = "nats") {
+        built.push("nats://");
+    }
+    built.join(", ")
 }
 
 /// A cursor over the log that waits for new events: what the projection
@@ -352,5 +385,44 @@ mod tests {
             err.to_string().contains("position 1 delivered after 1"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_store_left_out_of_the_build_is_refused_by_name() {
+        let url = StoreUrl::parse("postgres://app:s3cret@127.0.0.1:5432/db").expect("url");
+        let msg = not_built(&url);
+        assert!(
+            msg.contains("--store postgres://app:***@127.0.0.1"),
+            "{msg}"
+        );
+        assert!(msg.contains("\"postgres\" feature"), "{msg}");
+        assert!(msg.contains("sqlite:"), "{msg}");
+        assert!(!msg.contains("s3cret"), "{msg}");
+    }
+
+    /// What the demo build (no PostgreSQL, no NATS) answers: a configuration
+    /// error (exit 2), before any connection is tried.
+    #[cfg(not(all(feature = "postgres", feature = "nats")))]
+    #[tokio::test]
+    async fn the_demo_build_refuses_stores_it_lacks() {
+        for raw in [
+            "postgres://app:s3cret@127.0.0.1:1/db",
+            "nats://127.0.0.1:1/ORDERS",
+        ] {
+            let url = StoreUrl::parse(raw).expect("url");
+            if cfg!(feature = "postgres") && url.scheme() == "postgres"
+                || cfg!(feature = "nats") && url.scheme() == "nats"
+            {
+                continue;
+            }
+            match open(&url, StoreOptions::default()).await {
+                Err(StoreError::Config(msg)) => {
+                    assert!(msg.contains("feature"), "{msg}");
+                    assert!(!msg.contains("s3cret"), "{msg}");
+                }
+                Err(e) => panic!("{raw}: not a configuration error: {e}"),
+                Ok(_) => panic!("{raw}: opened"),
+            }
+        }
     }
 }

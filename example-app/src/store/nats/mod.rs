@@ -20,10 +20,10 @@
 //!   of other instances' commits comes from a headers-only ordered consumer
 //!   ([`watcher`]).
 //!
-//! - [`url`]: the `nats://` URL. `writer`: the group-committing publisher.
+//! - `writer`: the group-committing publisher. The `nats://` URL itself is
+//!   parsed in [`super::url::nats`], with the other stores' URLs.
 
 mod cursor;
-pub mod url;
 mod watcher;
 mod writer;
 
@@ -37,8 +37,8 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use self::cursor::Cursor;
-use self::url::{NatsAuth, NatsUrl};
 use super::backend::{Backend, Shared, Store};
+use super::url::nats::{NatsAuth, NatsUrl};
 use super::{StoreError, StoreOptions, StoredEvent};
 
 /// Header naming an event's kind (the subject holds it encoded).

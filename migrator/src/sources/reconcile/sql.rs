@@ -15,13 +15,13 @@
 //! - [`postgres`], [`sqlite`]: the rows of each database, streamed.
 //! - [`row`]: a row's id and content digest, from either database.
 
+#[cfg(feature = "postgres")]
 mod postgres;
 mod query;
 mod row;
 mod sqlite;
 
 use std::path::PathBuf;
-use std::str::FromStr;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
@@ -37,6 +37,7 @@ use row::Row;
 /// Where the query runs.
 #[derive(Clone)]
 enum Database {
+    #[cfg(feature = "postgres")]
     Postgres(Box<tokio_postgres::Config>),
     Sqlite(PathBuf),
 }
@@ -88,20 +89,23 @@ impl SqlOrders {
             }
             (None, None) => return Err(key_err("reconcile.url", "missing".into())),
         };
+        // The password, raw and percent-decoded: what no message may show.
         let mut secrets = Vec::new();
+        if let Some(p) = url::Url::parse(&url)
+            .ok()
+            .and_then(|u| u.password().map(str::to_string))
+        {
+            let decoded = url::form_urlencoded::parse(format!("p={p}").as_bytes())
+                .next()
+                .map(|(_, v)| v.into_owned());
+            secrets.push(p);
+            secrets.extend(decoded.filter(|d| !d.is_empty()));
+        }
         let db = match url.strip_prefix("sqlite:") {
             Some(path) => Database::Sqlite(PathBuf::from(path.strip_prefix("//").unwrap_or(path))),
+            #[cfg(feature = "postgres")]
             None => {
-                if let Ok(u) = url::Url::parse(&url) {
-                    if let Some(p) = u.password() {
-                        let decoded = url::form_urlencoded::parse(format!("p={p}").as_bytes())
-                            .next()
-                            .map(|(_, v)| v.into_owned());
-                        secrets.push(p.to_string());
-                        secrets.extend(decoded.filter(|d| !d.is_empty()));
-                    }
-                }
-                let mut config = tokio_postgres::Config::from_str(&url).map_err(|e| {
+                let mut config = url.parse::<tokio_postgres::Config>().map_err(|e| {
                     key_err(
                         key,
                         format!(
@@ -113,6 +117,19 @@ impl SqlOrders {
                 })?;
                 config.connect_timeout(opts.request_timeout);
                 Database::Postgres(Box::new(config))
+            }
+            // A build without PostgreSQL (scripts/demo.sh builds SQLite only).
+            #[cfg(not(feature = "postgres"))]
+            None => {
+                return Err(key_err(
+                    key,
+                    format!(
+                        "{}: this migrator was built without the \"postgres\" feature, so \
+                         kind = \"sql\" reads only sqlite:PATH; build it with its default \
+                         features (cargo build --release --bin migrator)",
+                        crate::redact::passwords(&url)
+                    ),
+                ))
             }
         };
         let uses_run = placeholders(&listing.query).is_ok_and(|at| !at.is_empty());
@@ -156,6 +173,7 @@ impl SqlOrders {
             Ok(true)
         };
         match &self.db {
+            #[cfg(feature = "postgres")]
             Database::Postgres(config) => {
                 let n = self
                     .postgres_rows(config, run, |row| observe(&mut ledger, row))
@@ -190,6 +208,7 @@ impl SqlOrders {
             Ok(false)
         };
         match &self.db {
+            #[cfg(feature = "postgres")]
             Database::Postgres(config) => {
                 self.postgres_rows(config, run, &mut take)
                     .await
@@ -269,6 +288,7 @@ pub(super) mod tests {
         }
     }
 
+    #[cfg(feature = "postgres")]
     #[test]
     fn the_password_is_never_shown() {
         let l = listing(
@@ -298,6 +318,24 @@ pub(super) mod tests {
         );
     }
 
+    /// The demo build: the plan is refused at load (exit 2), by key.
+    #[cfg(not(feature = "postgres"))]
+    #[test]
+    fn a_build_without_postgres_refuses_its_url_by_key() {
+        let l = listing(
+            Some("postgres://app:hunter%402@127.0.0.1:9/db"),
+            None,
+            "SELECT id FROM t",
+        );
+        let err = SqlOrders::new(&l, &ReconcileOptions::default())
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("reconcile.url: "), "{err}");
+        assert!(err.contains("\"postgres\" feature"), "{err}");
+        assert!(!err.contains("hunter"), "{err}");
+    }
+
+    #[cfg(feature = "postgres")]
     #[tokio::test]
     async fn an_unreachable_server_is_an_error_without_the_password() {
         let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

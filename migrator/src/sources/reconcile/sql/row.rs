@@ -7,6 +7,7 @@
 use std::borrow::Cow;
 
 use handover_contract::order::{content_digest, text_digest};
+#[cfg(feature = "postgres")]
 use tokio_postgres::types::{FromSql, Type};
 
 use crate::sources::SourceError;
@@ -59,6 +60,8 @@ impl Row<'_> {
 
 /// One value as read from either database, borrowed from the row.
 #[derive(Debug)]
+// Only PostgreSQL has uuid and JSON columns.
+#[cfg_attr(not(feature = "postgres"), allow(dead_code))]
 pub(super) enum Cell<'a> {
     Null,
     Text(&'a str),
@@ -104,8 +107,10 @@ impl Cell<'_> {
     }
 }
 
+#[cfg(feature = "postgres")]
 type BoxError = Box<dyn std::error::Error + Sync + Send>;
 
+#[cfg(feature = "postgres")]
 impl<'a> FromSql<'a> for Cell<'a> {
     fn from_sql(ty: &Type, raw: &'a [u8]) -> Result<Self, BoxError> {
         let int = |n: usize| -> Result<i64, BoxError> {
@@ -162,7 +167,8 @@ impl<'a> FromSql<'a> for Cell<'a> {
     }
 }
 
-#[cfg(test)]
+// The values come through the PostgreSQL decoder.
+#[cfg(all(test, feature = "postgres"))]
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;

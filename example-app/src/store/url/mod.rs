@@ -1,10 +1,16 @@
 //! The `--store` URL: which backend, and where. Its password never leaves
-//! this type in clear text through `Display` or `Debug`.
+//! this type in clear text through `Display` or `Debug`. Every scheme
+//! parses whichever backends this build has, so a store left out of the
+//! build is refused by name when it is opened, not as an unknown URL.
+//!
+//! - [`nats`]: the `nats://` URL (servers, stream, credentials).
+
+pub mod nats;
 
 use std::fmt;
 use std::path::PathBuf;
 
-use super::nats::url::NatsUrl;
+use self::nats::NatsUrl;
 use super::StoreError;
 
 /// A parsed `--store` value.
@@ -49,6 +55,15 @@ impl StoreUrl {
              or nats://host:4222[,host2…]/STREAM",
             redact(raw)
         )))
+    }
+
+    /// The backend's name, which is also the cargo feature that builds it.
+    pub fn scheme(&self) -> &'static str {
+        match self {
+            StoreUrl::Sqlite(_) => "sqlite",
+            StoreUrl::Postgres(_) => "postgres",
+            StoreUrl::Nats(_) => "nats",
+        }
     }
 
     /// The full URL, password included: for the driver only, never for output.
