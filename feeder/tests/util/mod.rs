@@ -91,8 +91,6 @@ pub struct Seen {
     /// count of established connections to the server's port, since the
     /// accept loop can lag behind a client that dialled them all.
     pub connections_at_first_request: AtomicU64,
-    /// The server's port, for that count.
-    pub port: std::sync::atomic::AtomicU16,
     pub hosts: Mutex<Vec<String>>,
     pub orders: Mutex<HashMap<String, Received>>,
     pub paths: Mutex<Vec<String>>,
@@ -137,7 +135,7 @@ where
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     let seen = Arc::new(Seen::default());
-    seen.port.store(addr.port(), Ordering::SeqCst);
+    let port = addr.port();
     let behave = Arc::new(behave);
     let t0 = Instant::now();
     let seen2 = seen.clone();
@@ -153,7 +151,9 @@ where
                 let svc = service_fn(move |req: Request<Incoming>| {
                     let (behave, seen) = (behave.clone(), seen.clone());
                     async move {
-                        Ok::<_, std::convert::Infallible>(handle(req, &*behave, &seen, t0).await)
+                        Ok::<_, std::convert::Infallible>(
+                            handle(req, &*behave, &seen, port, t0).await,
+                        )
                     }
                 });
                 let mut builder = http1::Builder::new();
@@ -193,6 +193,7 @@ async fn handle<F>(
     req: Request<Incoming>,
     behave: &F,
     seen: &Seen,
+    port: u16,
     t0: Instant,
 ) -> Response<Full<Bytes>>
 where
@@ -201,7 +202,7 @@ where
     let n = seen.count.fetch_add(1, Ordering::SeqCst);
     if n == 0 {
         let accepted = seen.connections.load(Ordering::SeqCst);
-        let open = established_to(seen.port.load(Ordering::SeqCst)).max(accepted);
+        let open = established_to(port).max(accepted);
         seen.connections_at_first_request
             .store(open, Ordering::SeqCst);
     }
