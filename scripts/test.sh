@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # The test command of the README: installs what the tests need (PostgreSQL,
-# iproute2, HAProxy and socat for the any-service test, openssh-server,
-# shellcheck, systemd-analyze and python3-venv for the walkthrough, chromium
-# for the HTML report's browser test, tmux for the live view's, nats-server
-# for the JetStream store: scripts/nats.sh starts it), builds every binary
-# the integration tests start, runs the suite.
+# iproute2, HAProxy and socat for the any-service test; for the walkthrough
+# openssh-server, the shell linter (shellcheck), systemd-analyze and
+# python3-venv; chromium for the HTML report's browser test, tmux for the
+# live view's, nats-server for the JetStream store: scripts/nats.sh starts
+# it), builds every binary the integration tests start, runs the suite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
