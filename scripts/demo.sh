@@ -6,8 +6,8 @@
 #
 # It builds the `demo` profile (Cargo.toml): on a fresh machine the first run
 # is mostly this compile, and the demo profile optimises only the request
-# path, so it builds in about two thirds of the time of the old all-`opt-level 1`
-# profile (docs/benchmarks.md). For rates past ~5,000/s or numbers to
+# path, so a fresh build takes about half of what the old all-`opt-level 1`
+# profile took (docs/benchmarks.md). For rates past ~5,000/s or numbers to
 # compare with docs/benchmarks.md, build release: HANDOVER_PROFILE=release.
 set -euo pipefail
 cd "$(dirname "$0")/.."

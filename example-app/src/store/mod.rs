@@ -194,18 +194,6 @@ pub async fn open(url: &StoreUrl, opts: StoreOptions) -> Result<Arc<dyn EventSto
 /// that can.
 #[cfg_attr(all(feature = "postgres", feature = "nats"), allow(dead_code))]
 fn not_built(url: &StoreUrl) -> String {
-    let feature = url.scheme();
-    format!(
-        "--store {url}: this example-app was built without the {feature:?} feature, \
-         so it can open only {}; build it with its default features \
-         (cargo build --release --bin example-app)",
-        built_stores()
-    )
-}
-
-/// The stores this build can open, for messages.
-#[cfg_attr(all(feature = "postgres", feature = "nats"), allow(dead_code))]
-fn built_stores() -> String {
     let mut built = vec!["sqlite:"];
     if cfg!(feature = "postgres") {
         built.push("postgres://");
@@ -213,7 +201,13 @@ fn built_stores() -> String {
     if cfg!(feature = "nats") {
         built.push("nats://");
     }
-    built.join(", ")
+    format!(
+        "--store {url}: this example-app was built without the {:?} feature, \
+         so it can open only {}; build it with its default features \
+         (cargo build --release --bin example-app)",
+        url.scheme(),
+        built.join(", ")
+    )
 }
 
 /// A cursor over the log that waits for new events: what the projection
