@@ -45,6 +45,11 @@ use super::{StoreError, StoreOptions, StoredEvent};
 const KIND: &str = "Handover-Kind";
 /// Header naming an event's key.
 const KEY: &str = "Handover-Key";
+/// Header naming the store handle (the process) that published an event, so
+/// its watcher leaves the handle's own commits to the writer: the writer
+/// keeps them for a local subscriber before it raises the head, while a
+/// watcher that raised it first would send the subscriber to read them back.
+const ORIGIN: &str = "Handover-Origin";
 
 /// How long asking the stream for its head may take.
 const HEAD_WAIT: Duration = Duration::from_secs(1);
@@ -94,9 +99,16 @@ impl Store<Nats> {
 
         let shared = Arc::new(Shared::new(head));
         let cancel = CancellationToken::new();
+        let origin = format!("{:016x}", rand::random::<u64>());
         let (tx, rx) = mpsc::channel(opts.max_batch.max(1) * 4);
         tokio::spawn(writer::run(
-            writer::Writer::new(js, stream.clone(), url.stream.clone(), opts.append_timeout),
+            writer::Writer::new(
+                js,
+                stream.clone(),
+                url.stream.clone(),
+                origin.clone(),
+                opts.append_timeout,
+            ),
             rx,
             shared.clone(),
             opts.max_batch.max(1),
@@ -104,6 +116,7 @@ impl Store<Nats> {
         tokio::spawn(watcher::run(
             stream.clone(),
             head,
+            origin,
             shared.clone(),
             cancel.clone(),
             opts.append_timeout,

@@ -1,8 +1,11 @@
 //! Learns other instances' commits as they happen: a headers-only ordered
-//! consumer from the head on, whose every delivery raises the published
-//! head and wakes this process's subscribers (reported as
-//! [`Task::Listener`]). Events themselves are read by the cursor; subscribers
-//! also poll, so a watcher that is down costs latency, never an event.
+//! consumer from the head on, whose every delivery of another handle's event
+//! raises the published head and wakes this process's subscribers (reported
+//! as [`Task::Listener`]). This handle's own events (their [`ORIGIN`] header)
+//! are the writer's to publish, after it has kept them for a subscriber; one
+//! whose ack the writer never got is found by the subscribers' poll or the
+//! next commit. Events themselves are read by the cursor; subscribers also
+//! poll, so a watcher that is down costs latency, never an event.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,6 +15,7 @@ use async_nats::jetstream::stream;
 use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 
+use super::ORIGIN;
 use crate::store::backend::Shared;
 use crate::store::Task;
 
@@ -20,6 +24,7 @@ use crate::store::Task;
 pub(super) async fn run(
     stream: stream::Stream,
     head: u64,
+    origin: String,
     shared: Arc<Shared>,
     cancel: CancellationToken,
     timeout: Duration,
@@ -29,7 +34,7 @@ pub(super) async fn run(
     let mut last = head;
     loop {
         let before = last;
-        let session = follow(&stream, &mut last, &shared, timeout);
+        let session = follow(&stream, &mut last, &origin, &shared, timeout);
         let result = tokio::select! {
             _ = cancel.cancelled() => return,
             r = session => r,
@@ -49,10 +54,12 @@ pub(super) async fn run(
     }
 }
 
-/// One consumer's life: publishes the stream's head, then each delivery.
+/// One consumer's life: publishes the stream's head, then each delivery
+/// of another handle's event.
 async fn follow(
     stream: &stream::Stream,
     last: &mut u64,
+    origin: &str,
     shared: &Shared,
     timeout: Duration,
 ) -> Result<(), String> {
@@ -85,7 +92,14 @@ async fn follow(
                     .map_err(|e| format!("message without metadata: {e}"))?
                     .stream_sequence;
                 *last = (*last).max(seq);
-                shared.seen(Task::Listener, seq);
+                let own = msg
+                    .headers
+                    .as_ref()
+                    .and_then(|h| h.get(ORIGIN))
+                    .is_some_and(|v| v.as_str() == origin);
+                if !own {
+                    shared.seen(Task::Listener, seq);
+                }
             }
             Some(Err(e)) => return Err(format!("consumer: {e}")),
             None => return Err("consumer ended".into()),

@@ -14,7 +14,7 @@ use async_nats::HeaderMap;
 use futures::future::join_all;
 use tokio::sync::mpsc;
 
-use super::{event_of, KEY, KIND};
+use super::{event_of, KEY, KIND, ORIGIN};
 use crate::store::backend::Shared;
 use crate::store::group_commit::{gather, AppendRequest};
 use crate::store::Task;
@@ -34,6 +34,8 @@ pub(super) struct Writer {
     js: jetstream::Context,
     stream: stream::Stream,
     prefix: String,
+    /// This store handle's [`ORIGIN`] header value.
+    origin: String,
     timeout: Duration,
     ack_wait: Duration,
 }
@@ -47,12 +49,14 @@ impl Writer {
         js: jetstream::Context,
         stream: stream::Stream,
         name: String,
+        origin: String,
         timeout: Duration,
     ) -> Self {
         Writer {
             js,
             stream,
             prefix: format!("{name}.ev"),
+            origin,
             timeout,
             ack_wait: ACK_WAIT.min(timeout),
         }
@@ -89,6 +93,7 @@ impl Writer {
             let mut headers = HeaderMap::new();
             headers.insert(KIND, event.kind.as_str());
             headers.insert(KEY, event.key.as_str());
+            headers.insert(ORIGIN, self.origin.as_str());
             let msg = PublishMessage::build()
                 .headers(headers)
                 .payload(event.payload.clone().into_bytes().into())
