@@ -224,7 +224,20 @@ impl Backend for Nats {
                 // the stream is back, and where its head is, sooner.
                 head = tokio::select! {
                     asked = self.read_head() => asked?,
-                    Ok(()) = known.changed() => *known.borrow(),
+                    Ok(()) = known.changed() => {
+                        // A subscriber that has just caught up asks this
+                        // question, and the commit that ends it is often
+                        // its own: take that from memory, as the subscriber
+                        // would have had it been waiting already.
+                        let own = self
+                            .shared
+                            .handoff
+                            .take_next(after, usize::try_from(limit).unwrap_or(usize::MAX));
+                        if !own.is_empty() {
+                            return Ok(own);
+                        }
+                        *known.borrow()
+                    }
                 };
             }
             let upto = head.min(after.saturating_add(limit));
