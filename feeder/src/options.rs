@@ -20,8 +20,8 @@ pub struct Options {
     pub duration: Option<Duration>,
     /// Per request, from the moment it is sent.
     pub timeout: Duration,
-    /// `None`: rate × timeout (at least 1), enough to ride out a stall as long
-    /// as the timeout without missing a slot.
+    /// `None`: rate × (timeout + 1 s) (at least 1), enough to ride out a stall
+    /// as long as the timeout without missing a slot, on a busy machine too.
     pub max_in_flight: Option<usize>,
     /// JSON lines of [`handover_contract::AckRecord`], one per request sent.
     pub ack_log: Option<PathBuf>,
@@ -275,10 +275,19 @@ const FD_RESERVE: u64 = 64;
 /// `queued_max_ms`.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 256;
 
+/// What the default in-flight cap allows beyond rate × timeout. In a stall
+/// longer than the timeout every request holds its place for the whole
+/// timeout, and the feeder ends each a little late (a timer, a busy CPU):
+/// with no margin the cap was full all the while and due slots were missed,
+/// 3 of 400 at 200/s on an idle machine
+/// (`a_stall_longer_than_the_timeout_misses_no_slot`) and 2 in a `kill -9`
+/// of a NATS stream leader on one busy core.
+pub const LATE_GRACE: Duration = Duration::from_secs(1);
+
 /// The default in-flight cap: every request that may be waiting for its
-/// reply, rate × timeout (at least 1, at most 1,000,000).
+/// reply, rate × (timeout + [`LATE_GRACE`]) (at least 1, at most 1,000,000).
 pub fn default_in_flight_cap(rate: f64, timeout: Duration) -> usize {
-    let n = (rate * timeout.as_secs_f64()).ceil();
+    let n = (rate * (timeout + LATE_GRACE).as_secs_f64()).ceil();
     if n.is_finite() && n >= 1.0 {
         n.min(1_000_000.0) as usize
     } else {
@@ -339,8 +348,8 @@ mod tests {
 
     #[test]
     fn connections_default_to_the_in_flight_cap_up_to_256() {
-        // 100/s × 2 s: one connection per request in flight.
-        assert_eq!(default_connections(opts(100.0).in_flight_cap()), 200);
+        // 50/s × (2 s + 1 s): one connection per request in flight.
+        assert_eq!(default_connections(opts(50.0).in_flight_cap()), 150);
         assert_eq!(default_connections(opts(1000.0).in_flight_cap()), 256);
         // 20,000/s × 2 s = 40,000 in flight, but no connection storm.
         assert_eq!(
@@ -353,9 +362,9 @@ mod tests {
     }
 
     #[test]
-    fn in_flight_cap_defaults_to_rate_times_timeout() {
+    fn in_flight_cap_defaults_to_rate_times_timeout_and_a_grace() {
         let o = opts(1000.0);
-        assert_eq!(o.in_flight_cap(), 2000);
+        assert_eq!(o.in_flight_cap(), 3000);
         assert_eq!(opts(0.1).in_flight_cap(), 1);
     }
 

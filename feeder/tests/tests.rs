@@ -104,7 +104,7 @@ async fn outcomes_ack_log_and_order_content() {
     let acks = dir.path().join("acks.jsonl");
     let mut o = opts(&server.url(), 40.0, 1_000);
     o.timeout = Duration::from_millis(400);
-    // The default cap (rate × timeout = 16) could be hit on a loaded machine;
+    // The default cap (rate × (timeout + 1 s) = 56) could be hit on a loaded machine;
     // this test is about outcomes, not the cap.
     o.max_in_flight = Some(1_000);
     o.ack_log = Some(acks.clone());
@@ -408,6 +408,23 @@ async fn in_flight_cap_counts_missed_slots() {
     assert_eq!(r.sent, 5, "{r:#?}");
     assert_eq!(r.missed, 45, "{r:#?}");
     assert_eq!(r.ok, 5);
+}
+
+/// A stall longer than the timeout: every request waits its whole timeout,
+/// so the default cap is full all the while, and a timeout the feeder ends
+/// even a millisecond late would push a due slot over it. None is missed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stall_longer_than_the_timeout_misses_no_slot() {
+    let server = serve(|_| Reply::ok("a").delay(Duration::from_secs(10))).await;
+    let mut o = opts(&server.url(), 200.0, 2_000);
+    o.timeout = Duration::from_millis(500);
+    // Few connections, a light test: the slots waiting for one are in
+    // flight all the same, their timeout running from their release.
+    o.connections = Some(8);
+    let r = feeder::start(o).await.unwrap().finish().await.unwrap();
+    assert_eq!(r.missed, 0, "{r:#?}");
+    assert_eq!(r.sent, 400, "{r:#?}");
+    assert_eq!(r.indeterminate, 400, "{r:#?}");
 }
 
 #[cfg(unix)]

@@ -72,7 +72,7 @@ pub struct RunArgs {
     #[arg(long, default_value = "2s", value_parser = parse_positive_duration)]
     pub timeout: Duration,
     /// Cap on requests in flight; slots beyond it are counted as missed
-    /// [default: rate × timeout].
+    /// [default: rate × (timeout + 1 s)].
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     pub max_in_flight: Option<u64>,
     /// Workers, each with one keep-alive connection [default: the in-flight
